@@ -1,0 +1,102 @@
+"""The Sanic application: WebSocket routes, health endpoints, start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sanic import Request, Sanic, response
+from sanic.server.websockets.impl import WebsocketImplProtocol
+
+from gateway.event_sink import EventSink
+from gateway.sockets import Gateway
+from gateway.subscriber import Subscriber
+from shared import keys
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Sanic:
+    """A gateway app; `app.ctx.gateway` is set once the server has started."""
+    app = Sanic("switchboard", configure_logging=False)
+    app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes  # beyond: close 1009
+    app.config.WEBSOCKET_PING_INTERVAL = settings.ping_interval_s
+    app.config.WEBSOCKET_PING_TIMEOUT = settings.idle_timeout_s
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
+    app.ctx.settings = settings
+
+    @app.before_server_start
+    async def start(app: Sanic) -> None:
+        redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+        sink = EventSink(redis, settings.stream_maxlen)
+        gateway: Gateway | None = None
+
+        def lost(channels: list[bytes]) -> None:
+            if gateway is not None:
+                gateway.subscriptions_lost(channels)
+
+        subscriber = Subscriber(settings.redis_url, lost)
+        gateway = Gateway(settings, sink, subscriber)
+        app.ctx.redis = redis
+        app.ctx.gateway = gateway
+        app.ctx.tasks = [asyncio.create_task(sink.run()), asyncio.create_task(subscriber.run())]
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: asyncio.create_task(stop(app)))
+        log.info("gateway %s listening on %s:%d", gateway.id, settings.host, settings.port)
+
+    async def stop(app: Sanic) -> None:
+        gateway: Gateway = app.ctx.gateway
+        if gateway.draining:
+            return
+        await gateway.drain()
+        app.stop()
+
+    @app.after_server_stop
+    async def cleanup(app: Sanic) -> None:
+        for task in app.ctx.tasks:
+            task.cancel()
+        await app.ctx.gateway.subscriber.close()
+        await app.ctx.redis.aclose()
+
+    async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
+        await request.app.ctx.gateway.serve(ws)
+
+    # palava clients connect to the root path; /ws is an alias (protocol.md).
+    app.add_websocket_route(websocket, "/", name="ws_root")
+    app.add_websocket_route(websocket, "/ws", name="ws_alias")
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> response.HTTPResponse:
+        return response.json({"ok": True})
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> response.HTTPResponse:
+        problems = await readiness_problems(request.app)
+        return response.json({"ready": not problems, "problems": problems},
+                             status=503 if problems else 200)
+
+    return app
+
+
+async def readiness_problems(app: Sanic) -> list[str]:
+    """Why this gateway cannot serve rooms now; empty when it can."""
+    gateway: Gateway = app.ctx.gateway
+    settings: Settings = app.ctx.settings
+    if gateway.draining:
+        return ["shutting down"]
+    problems = []
+    if not gateway.subscriber.connected:
+        problems.append("pub/sub not connected")
+    try:
+        holders = await app.ctx.redis.mget([keys.shard_lease(s) for s in range(settings.shards)])
+    except RedisError as exc:
+        return [*problems, f"redis unreachable: {exc}"]
+    unowned = sum(holder is None for holder in holders)
+    if unowned:
+        problems.append(f"{unowned} of {settings.shards} shards have no relay")
+    return problems

@@ -1,0 +1,172 @@
+"""Client frames, decoded and validated once at the edge (protocol.md, "Client → server").
+
+Pure: text in, a typed command or an error text out. Everything that needs no room state
+is checked here, so that a bad frame never travels to a relay.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgspec
+
+from shared.events import Status
+from shared.frames import ErrorText
+
+MAX_ROOM_ID = 50
+MAX_NAME = 50
+USER_AGENTS = frozenset({"chrome", "firefox", "safari", "edge", "opera", "unknown"})
+PEER_EVENTS = frozenset({"offer", "answer", "ice_candidate", "message"})
+
+
+class _Frame(msgspec.Struct):
+    """Every field any client event may carry; the others are skipped while decoding."""
+
+    event: Any = None
+    room_id: Any = None
+    status: Any = msgspec.UNSET
+    peer_id: Any = None
+    # Kept as the client's bytes so that SDP and candidates pass through untouched.
+    data: msgspec.Raw = msgspec.Raw()
+
+
+class _DataHead(msgspec.Struct):
+    event: Any = None
+    sender_id: Any = msgspec.UNSET
+
+
+_frame_decoder = msgspec.json.Decoder(_Frame)
+_data_decoder = msgspec.json.Decoder(_DataHead)
+
+
+class Ping(NamedTuple):
+    pass
+
+
+class InfoRequest(NamedTuple):
+    pass
+
+
+class JoinRoom(NamedTuple):
+    room_id: str
+    status: Status
+
+
+class LeaveRoom(NamedTuple):
+    pass
+
+
+class UpdateStatus(NamedTuple):
+    status: Status
+
+
+class SendToPeer(NamedTuple):
+    peer_id: str
+    data: bytes  # a JSON object holding a valid `event`, with no `sender_id`
+
+
+Command = Ping | InfoRequest | JoinRoom | LeaveRoom | UpdateStatus | SendToPeer
+
+
+class Refusal(NamedTuple):
+    """A frame the server answers with an error; the socket stays open."""
+
+    text: ErrorText
+    received: str | None = None  # the event name, when known
+
+
+def parse_frame(text: str | bytes, in_room: bool) -> Command | Refusal:
+    """Decode one client text frame into a command, or say why it is refused.
+
+    `in_room` is whether the socket is in a room; with it the checks run in the order
+    palava-machine made them, so that a frame with two faults gets the same answer.
+    """
+    try:
+        frame = _frame_decoder.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return Refusal(ErrorText.INVALID_MESSAGE)
+    event = frame.event
+    if not isinstance(event, str):
+        return Refusal(ErrorText.NO_EVENT)
+    parse = _PARSERS.get(event)
+    if parse is None:
+        return Refusal(ErrorText.UNKNOWN_EVENT, event)
+    result = parse(frame, in_room)
+    if isinstance(result, ErrorText):
+        return Refusal(result, event)
+    return result
+
+
+def parse_status(value: object) -> Status | ErrorText:
+    """Validate a status object and keep only `name` and `user_agent`."""
+    if not isinstance(value, dict):
+        return ErrorText.INVALID_STATUS
+    name = value.get("name")
+    user_agent = value.get("user_agent")
+    if ("name" in value and not isinstance(name, str)) or (
+        "user_agent" in value and not isinstance(user_agent, str)
+    ):
+        return ErrorText.INVALID_STATUS
+    if name is not None:
+        if not name.strip():
+            return ErrorText.BLANK_NAME
+        if len(name) > MAX_NAME:
+            return ErrorText.NAME_TOO_LONG
+        if not name.isascii():
+            name = "*" * len(name)
+    if user_agent is not None and user_agent not in USER_AGENTS:
+        return ErrorText.UNKNOWN_USER_AGENT
+    return Status(name=name, user_agent=user_agent)
+
+
+def _join_room(frame: _Frame, in_room: bool) -> JoinRoom | ErrorText:
+    room_id = frame.room_id
+    if not isinstance(room_id, str) or not room_id:
+        return ErrorText.NO_ROOM_ID
+    if len(room_id) > MAX_ROOM_ID:
+        return ErrorText.ROOM_ID_TOO_LONG
+    if in_room:
+        return ErrorText.ALREADY_JOINED
+    status = parse_status({} if frame.status is msgspec.UNSET else frame.status)
+    if isinstance(status, ErrorText):
+        return status
+    return JoinRoom(room_id, status)
+
+
+def _update_status(frame: _Frame, in_room: bool) -> UpdateStatus | ErrorText:
+    if not in_room:
+        return ErrorText.NOT_IN_ROOM
+    status = parse_status(None if frame.status is msgspec.UNSET else frame.status)
+    if isinstance(status, ErrorText):
+        return status
+    return UpdateStatus(status)
+
+
+def _send_to_peer(frame: _Frame, in_room: bool) -> SendToPeer | ErrorText:
+    data = bytes(frame.data)
+    try:
+        head = _data_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ErrorText.RAW_DATA  # missing, or not an object
+    if not in_room:
+        return ErrorText.NOT_IN_ROOM
+    if not isinstance(frame.peer_id, str):
+        return ErrorText.UNKNOWN_PEER
+    if not isinstance(head.event, str) or head.event not in PEER_EVENTS:
+        return ErrorText.EVENT_NOT_ALLOWED
+    if head.sender_id is not msgspec.UNSET:
+        # Rare: the client named a sender. Drop it; the relay appends the real one.
+        fields = msgspec.json.decode(data)
+        del fields["sender_id"]
+        data = msgspec.json.encode(fields)
+    return SendToPeer(frame.peer_id, data)
+
+
+_PARSERS: dict[str, Any] = {
+    "ping": lambda frame, in_room: Ping(),
+    "info": lambda frame, in_room: InfoRequest(),
+    "join_room": _join_room,
+    "leave_room": lambda frame, in_room: LeaveRoom(),
+    "update_status": _update_status,
+    "send_to_peer": _send_to_peer,
+}

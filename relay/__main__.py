@@ -1,0 +1,35 @@
+"""`python -m relay`: run one relay until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import uvloop
+from redis.asyncio import Redis
+
+from relay.worker import Relay
+from shared.logs import configure_logging
+from shared.settings import Settings
+
+
+async def serve(settings: Settings) -> None:
+    redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+    relay = Relay(settings, redis)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, relay.stopping.set)
+    try:
+        await relay.run()
+    finally:
+        await redis.aclose()
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    uvloop.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Shard leases: one relay per shard at a time (architecture.md, rule 1)."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+from redis.asyncio import Redis
+
+from relay.scripts import LuaScript
+from shared import keys
+
+RENEW = LuaScript("""
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+""")
+
+RELEASE = LuaScript("""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""")
+
+
+class Leases:
+    """Acquire, renew and release this relay's shard leases; count live relays."""
+
+    def __init__(self, redis: Redis, relay_id: str, shards: int, ttl_ms: int) -> None:
+        self.redis = redis
+        self.relay_id = relay_id
+        self.shards = shards
+        self.ttl_ms = ttl_ms
+
+    async def fair_share(self) -> int:
+        """Announce this relay and return how many shards each live relay should hold."""
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(keys.RELAYS, {self.relay_id: now_ms + self.ttl_ms})
+        pipe.zremrangebyscore(keys.RELAYS, "-inf", now_ms)
+        pipe.zcard(keys.RELAYS)
+        *_, relays = await pipe.execute()
+        return math.ceil(self.shards / max(1, int(relays)))
+
+    async def renew(self, owned: list[int]) -> list[int]:
+        """Extend the leases in `owned`; return those that were lost."""
+        if not owned:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in owned:
+            RENEW.queue(pipe, [keys.shard_lease(shard)], [self.relay_id, self.ttl_ms])
+        results = await pipe.execute()
+        return [shard for shard, kept in zip(owned, results) if not kept]
+
+    async def acquire(self, wanted: int) -> list[int]:
+        """Take up to `wanted` unheld shards, in random order so that relays spread out."""
+        if wanted <= 0:
+            return []
+        holders = await self.redis.mget([keys.shard_lease(s) for s in range(self.shards)])
+        free = [shard for shard, holder in enumerate(holders) if holder is None]
+        random.shuffle(free)
+        won: list[int] = []
+        for shard in free:
+            if len(won) == wanted:
+                break
+            if await self.redis.set(keys.shard_lease(shard), self.relay_id, nx=True,
+                                    px=self.ttl_ms):
+                won.append(shard)
+        return won
+
+    async def release(self, shards: list[int]) -> None:
+        """Give shards up at once so another relay need not wait for the TTL."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in shards:
+            RELEASE.queue(pipe, [keys.shard_lease(shard)], [self.relay_id])
+        await pipe.execute()
+
+    async def leave(self, shards: list[int]) -> None:
+        """Release everything and stop counting as a live relay."""
+        if shards:
+            await self.release(shards)
+        await self.redis.zrem(keys.RELAYS, self.relay_id)

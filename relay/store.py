@@ -1,0 +1,147 @@
+"""The relay's Redis edge for room state: read a shard back, commit a batch atomically."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from relay.scripts import LuaScript
+
+from relay.rooms import (
+    CloseRoom,
+    DropMember,
+    Effect,
+    OpenRoom,
+    Publish,
+    PutMember,
+    RoomBook,
+    stream_order,
+)
+from shared import keys
+from shared.events import member_decoder
+
+log = logging.getLogger(__name__)
+
+_member_encoder = msgspec.msgpack.Encoder()
+
+# One shard's batch, all or nothing (architecture.md, rule 2). The lease and checkpoint
+# checks fence off a relay that lost the shard mid-batch: its commit changes nothing.
+# KEYS: lease, checkpoint, stream, room index, then the room hashes the ops name by index.
+# ARGV: relay id, expected checkpoint ("" for none), new checkpoint, group, n, n stream
+# ids to XACK, then ops: P channel payload | H key# field value | D key# field
+# | A digest | R digest.
+COMMIT = LuaScript("""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return -1 end
+local n = tonumber(ARGV[5])
+local i = 6 + n
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'P' then
+    redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2]); i = i + 3
+  elseif op == 'H' then
+    redis.call('HSET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]); i = i + 4
+  elseif op == 'D' then
+    redis.call('HDEL', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]); i = i + 3
+  elseif op == 'A' then
+    redis.call('SADD', KEYS[4], ARGV[i + 1]); i = i + 2
+  else
+    redis.call('SREM', KEYS[4], ARGV[i + 1]); i = i + 2
+  end
+end
+redis.call('SET', KEYS[2], ARGV[3])
+if n > 0 then
+  redis.call('XACK', KEYS[3], ARGV[4], unpack(ARGV, 6, 5 + n))
+  -- Applied entries are no longer needed: keep the stream short and free of user data.
+  redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[3])
+end
+return 1
+""")
+
+COMMITTED, LEASE_LOST, CHECKPOINT_MOVED = 1, 0, -1
+
+
+@dataclass(slots=True)
+class Shard:
+    """What a relay holds for one leased shard."""
+
+    number: int
+    book: RoomBook
+    checkpoint: str  # "" before the first commit
+    # After a takeover, first re-read what earlier holders were given but never acked.
+    reading_pending: bool = True
+    stream: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stream = keys.shard_stream(self.number)
+
+    def is_applied(self, entry_id: str) -> bool:
+        return bool(self.checkpoint) and stream_order(entry_id) <= stream_order(self.checkpoint)
+
+
+async def load_shard(redis: Redis, number: int, capacity: int) -> Shard:
+    """Rebuild a shard's rooms and checkpoint from Redis (on takeover)."""
+    checkpoint, digests = await (
+        redis.pipeline(transaction=True)
+        .get(keys.shard_checkpoint(number))
+        .smembers(keys.shard_rooms(number))
+        .execute()
+    )
+    rooms = sorted(d.decode() for d in digests)
+    pipe = redis.pipeline(transaction=False)
+    for digest in rooms:
+        pipe.hgetall(keys.room_members(number, digest))
+    book = RoomBook(capacity)
+    for digest, raw in zip(rooms, await pipe.execute()):
+        if raw:
+            book.load(digest, {k.decode(): member_decoder.decode(v) for k, v in raw.items()})
+    return Shard(number, book, checkpoint.decode() if checkpoint else "")
+
+
+class Committer:
+    """Turns a batch's effects into one atomic script call per shard."""
+
+    def __init__(self, relay_id: str) -> None:
+        self.relay_id = relay_id
+
+    def queue(
+        self, pipe: Pipeline, shard: Shard, new_checkpoint: str, ids: list[str],
+        effects: list[Effect],
+    ) -> None:
+        """Add the shard's commit to `pipe`; its result is COMMITTED or why not."""
+        room_keys: dict[str, int] = {}
+        key_list = [
+            keys.shard_lease(shard.number),
+            keys.shard_checkpoint(shard.number),
+            shard.stream,
+            keys.shard_rooms(shard.number),
+        ]
+
+        def key_index(room: str) -> int:
+            index = room_keys.get(room)
+            if index is None:
+                key_list.append(keys.room_members(shard.number, room))
+                index = room_keys[room] = len(key_list)
+            return index
+
+        args: list[str | bytes | int] = [
+            self.relay_id, shard.checkpoint, new_checkpoint, keys.GROUP, len(ids), *ids,
+        ]
+        prefix = keys.CHANNEL_PREFIX
+        for effect in effects:
+            if type(effect) is Publish:
+                args += ("P", prefix + effect.conn, effect.payload)
+            elif type(effect) is PutMember:
+                args += ("H", key_index(effect.room), effect.conn,
+                         _member_encoder.encode(effect.member))
+            elif type(effect) is DropMember:
+                args += ("D", key_index(effect.room), effect.conn)
+            elif type(effect) is OpenRoom:
+                args += ("A", effect.room)
+            elif type(effect) is CloseRoom:
+                args += ("R", effect.room)
+        COMMIT.queue(pipe, key_list, args)

@@ -1,0 +1,170 @@
+"""The relay's loop: tend leases, read shard streams in batches, apply, commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from relay.leases import RELEASE, RENEW, Leases
+from relay.rooms import Effect
+from relay.store import COMMIT, COMMITTED, Committer, Shard, load_shard
+from shared import keys
+from shared.events import event_decoder
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# An XREADGROUP waits at most this long, so leases are tended and SIGTERM seen in time.
+_BLOCK_MS = 200
+
+
+class Relay:
+    """One relay process: holds its fair share of shards and applies their events."""
+
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.id = f"relay-{uuid.uuid4()}"
+        self.leases = Leases(redis, self.id, settings.shards, settings.lease_ttl_ms)
+        self.committer = Committer(self.id)
+        self.owned: dict[int, Shard] = {}
+        self.by_stream: dict[bytes, int] = {
+            keys.shard_stream(s).encode(): s for s in range(settings.shards)
+        }
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Work until `stopping` is set, then finish the batch and give the shards back."""
+        tend_every = self.settings.lease_ttl_ms / 3000
+        next_tend = 0.0
+        scripts_loaded = False
+        while not self.stopping.is_set():
+            try:
+                if not scripts_loaded:
+                    for script in (COMMIT, RENEW, RELEASE):
+                        await script.load(self.redis)
+                    scripts_loaded = True
+                if time.monotonic() >= next_tend:
+                    await self.tend_leases()
+                    next_tend = time.monotonic() + tend_every
+                if not self.owned:
+                    await self._pause(max(0.0, next_tend - time.monotonic()))
+                    continue
+                await self.process_batch()
+            except RedisError as exc:
+                # Nothing half done survives a failure (rule 2): start over from Redis.
+                log.warning("redis error, retrying: %s", exc)
+                await self._reload_owned()
+                scripts_loaded = False
+                next_tend = 0.0
+                await self._pause(0.5)
+        await self.leases.leave(list(self.owned))
+        log.info("relay %s stopped, shards released", self.id)
+
+    async def _reload_owned(self) -> None:
+        """After a failure mid-batch, trust only Redis: read every owned shard back."""
+        try:
+            for number in list(self.owned):
+                self.owned[number] = await self.take_over(number)
+        except RedisError as exc:
+            log.warning("cannot reload shards yet: %s", exc)
+            # Our leases lapse; whoever takes the shards next reads them back from Redis.
+            self.owned.clear()
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def tend_leases(self) -> None:
+        """Renew what we hold, take free shards up to our fair share, give back surplus."""
+        for shard in await self.leases.renew(list(self.owned)):
+            log.warning("lost the lease of shard %d", shard)
+            self.owned.pop(shard, None)
+        share = await self.leases.fair_share()
+        surplus = sorted(self.owned)[share:]
+        if surplus:
+            for shard in surplus:
+                del self.owned[shard]
+            await self.leases.release(surplus)
+            log.info("released shards %s (fair share %d)", surplus, share)
+        for shard in await self.leases.acquire(share - len(self.owned)):
+            self.owned[shard] = await self.take_over(shard)
+            log.debug("took shard %d", shard)
+
+    async def take_over(self, number: int) -> Shard:
+        """Read the shard back and claim what its previous holder left unacknowledged."""
+        stream = keys.shard_stream(number)
+        try:
+            await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        start = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(
+                stream, keys.GROUP, self.id, min_idle_time=0, start_id=start, count=1000,
+            )
+            start = reply[0]
+            if start in (b"0-0", "0-0"):
+                break
+        return await load_shard(self.redis, number, self.settings.room_capacity)
+
+    async def process_batch(self) -> None:
+        """One XREADGROUP over every owned shard, applied and committed per shard."""
+        streams = {s.stream: ("0" if s.reading_pending else ">") for s in self.owned.values()}
+        response = await self.redis.xreadgroup(
+            keys.GROUP, self.id, streams, count=self.settings.batch_size, block=_BLOCK_MS,
+        )
+        if not response:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        queued: list[tuple[Shard, str]] = []
+        for stream, entries in response:
+            shard = self.owned.get(self.by_stream[stream])
+            if shard is None:
+                continue
+            if not entries:
+                shard.reading_pending = False
+                continue
+            new_checkpoint = self._apply(shard, entries, pipe)
+            queued.append((shard, new_checkpoint))
+        if not queued:
+            return
+        results = await pipe.execute()
+        for (shard, new_checkpoint), result in zip(queued, results):
+            if result == COMMITTED:
+                shard.checkpoint = new_checkpoint
+            else:
+                # Another relay moved on with this shard: our in-memory rooms are stale.
+                log.warning("shard %d fenced off (%s), dropping it", shard.number, result)
+                self.owned.pop(shard.number, None)
+
+    def _apply(
+        self, shard: Shard, entries: list[tuple[bytes, dict[bytes, bytes] | None]],
+        pipe: object,
+    ) -> str:
+        effects: list[Effect] = []
+        ids: list[str] = []
+        book = shard.book
+        for raw_id, fields in entries:
+            entry_id = raw_id.decode()
+            ids.append(entry_id)
+            if fields is None or shard.is_applied(entry_id):
+                continue  # trimmed away, or applied before a crash: ack only
+            try:
+                event = event_decoder.decode(fields[b"e"])
+            except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
+                log.error("skipping undecodable event %s on %s: %s", entry_id, shard.stream, exc)
+                continue
+            book.apply(event, entry_id, effects)
+        new_checkpoint = ids[-1] if not shard.is_applied(ids[-1]) else shard.checkpoint
+        self.committer.queue(pipe, shard, new_checkpoint, ids, effects)  # type: ignore[arg-type]
+        return new_checkpoint

@@ -1,0 +1,15 @@
+"""The WebSocket close codes the server uses (protocol.md, "Close codes")."""
+
+from enum import IntEnum
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001  # idle socket
+    POLICY_VIOLATION = 1008  # abuse, bad origin
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012  # subscription lost: the client should rejoin
+    TRY_AGAIN_LATER = 1013  # slow consumer
+    SHUTDOWN = 4200  # palava: the server is stopping
+    REFUSED = 4242  # palava: protocol-level refusal at open

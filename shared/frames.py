@@ -1,0 +1,112 @@
+"""Frames the server sends to clients (protocol.md), encoded to JSON once.
+
+The relay builds the room frames, the gateway the replies that need no room state; both
+use these encoders so that a frame has one shape wherever it is made.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from shared import SERVER_NAME, __version__
+from shared.events import Status
+
+PROTOCOL_VERSION = "1.0.0"
+
+
+class ErrorText(StrEnum):
+    """Every error text of protocol.md, verbatim."""
+
+    INVALID_MESSAGE = "invalid message"
+    NO_EVENT = "no event given"
+    UNKNOWN_EVENT = "unknown event"
+    NO_ROOM_ID = "no room id given"
+    ROOM_ID_TOO_LONG = "room id too long"
+    ALREADY_JOINED = "already joined another room"
+    ROOM_FULL = "room is full"
+    BLANK_NAME = "blank name not allowed"
+    NAME_TOO_LONG = "name too long"
+    UNKNOWN_USER_AGENT = "unknown user agent"
+    INVALID_STATUS = "invalid status"
+    NOT_IN_ROOM = "currently not in any room"
+    RAW_DATA = "cannot send raw data"
+    UNKNOWN_PEER = "unknown peer"
+    EVENT_NOT_ALLOWED = "event not allowed"
+    SERVICE_UNAVAILABLE = "service unavailable"
+    RATE_LIMITED = "rate limit exceeded"
+
+
+class Frame(msgspec.Struct, tag_field="event", omit_defaults=True):
+    pass
+
+
+class Error(Frame, tag="error"):
+    message: str
+    description: str
+    received_msg: str | None = None
+
+
+class Pong(Frame, tag="pong"):
+    pass
+
+
+class Info(Frame, tag="info"):
+    protocol_version: str
+    server: str
+
+
+class Shutdown(Frame, tag="shutdown"):
+    seconds: int
+
+
+class PeerEntry(msgspec.Struct):
+    peer_id: str
+    status: Status
+
+
+class JoinedRoom(Frame, tag="joined_room"):
+    own_id: str
+    peers: list[PeerEntry]
+
+
+class NewPeer(Frame, tag="new_peer"):
+    peer_id: str
+    status: Status
+
+
+class PeerLeft(Frame, tag="peer_left"):
+    sender_id: str
+
+
+class PeerUpdatedStatus(Frame, tag="peer_updated_status"):
+    status: Status
+    sender_id: str
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The frame's JSON text, as sent on the socket."""
+    return _encoder.encode(frame)
+
+
+def error_frame(text: ErrorText, received: str | None = None) -> bytes:
+    """An `error` frame; `message` and `description` both carry the text, as palava
+    clients read one or the other."""
+    return _encoder.encode(Error(message=text, description=text, received_msg=received))
+
+
+def peer_message_frame(data: bytes, sender_id: str) -> bytes:
+    """`data` (a JSON object with no `sender_id`) with `"sender_id"` appended.
+
+    Splicing keeps the sender's SDP and candidates byte for byte and costs no decode.
+    The gateway guarantees `data` holds at least the `event` key, so it is never `{}`.
+    """
+    return b"".join((data[: data.rindex(b"}")], b',"sender_id":"', sender_id.encode(), b'"}'))
+
+
+PONG = encode_frame(Pong())
+INFO = encode_frame(Info(protocol_version=PROTOCOL_VERSION, server=f"{SERVER_NAME}/{__version__}"))

@@ -1,0 +1,57 @@
+"""Every Redis key and channel name, in one place.
+
+Keys of one shard carry the hash tag ``{sN}`` so that they share a Redis Cluster slot and
+one Lua script may touch them all (architecture.md, rule 3).
+"""
+
+import hashlib
+
+GROUP = "relays"  # the one consumer group on every shard stream
+RELAYS = "sig:relays"  # sorted set: relay id -> expiry (ms), how relays count each other
+
+
+def room_digest(room_id: str) -> str:
+    """The name a room is stored under: its SHA-512, so that names never sit in clear."""
+    return hashlib.sha512(room_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def shard_of(digest: str, shards: int) -> int:
+    """The shard a room belongs to; stable for a given shard count."""
+    return int(digest[:15], 16) % shards
+
+
+def _tag(shard: int) -> str:
+    return "{s%d}" % shard
+
+
+def shard_stream(shard: int) -> str:
+    """Stream of events for the shard's rooms, XADDed by gateways."""
+    return f"sig:in:{_tag(shard)}"
+
+
+def shard_lease(shard: int) -> str:
+    """Which relay holds the shard (value: relay id; TTL: the lease)."""
+    return f"sig:lease:{_tag(shard)}"
+
+
+def shard_checkpoint(shard: int) -> str:
+    """Stream id of the last event whose effects were committed."""
+    return f"sig:ckpt:{_tag(shard)}"
+
+
+def shard_rooms(shard: int) -> str:
+    """Set of the digests of the shard's non-empty rooms."""
+    return f"sig:rooms:{_tag(shard)}"
+
+
+def room_members(shard: int, digest: str) -> str:
+    """Hash: peer id -> msgpack Member. Gone when the room empties."""
+    return f"sig:room:{_tag(shard)}:{digest}"
+
+
+def connection_channel(conn_id: str) -> str:
+    """Pub/sub channel a gateway reads for one socket."""
+    return f"sig:out:{conn_id}"
+
+
+CHANNEL_PREFIX = connection_channel("")

@@ -1,0 +1,82 @@
+"""Settings, read once from environment variables (documented in README.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a gateway or relay can be told. Field names map to env names below."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "info"
+    # Rooms are hashed onto this many shard streams; every process must agree on it.
+    shards: int = 64
+    room_capacity: int = 100
+    shutdown_seconds: int = 3
+    # A relay's hold on a shard expires this long after its last renewal.
+    lease_ttl_ms: int = 5000
+    # Events a relay reads from its shard streams in one XREADGROUP.
+    batch_size: int = 256
+    # XADD MAXLEN ~: how many unapplied events a shard stream keeps at most.
+    stream_maxlen: int = 100_000
+    max_frame_bytes: int = 64 * 1024
+    send_buffer_bytes: int = 1024 * 1024
+    ping_interval_s: float = 20.0
+    idle_timeout_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(ENV_NAMES[field.name])
+            if raw is None or raw == "":
+                continue
+            kind = type(getattr(cls(), field.name))
+            try:
+                values[field.name] = kind(raw)
+            except ValueError:
+                raise SettingsError(
+                    f"{ENV_NAMES[field.name]}={raw!r} is not a valid {kind.__name__}"
+                ) from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse values that would make the service misbehave rather than fail."""
+        for name in ("shards", "room_capacity", "lease_ttl_ms", "batch_size", "stream_maxlen",
+                     "max_frame_bytes", "send_buffer_bytes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{ENV_NAMES[name]} must be at least 1")
+        if self.shutdown_seconds < 0:
+            raise SettingsError(f"{ENV_NAMES['shutdown_seconds']} must not be negative")
+
+
+ENV_NAMES: dict[str, str] = {
+    "host": "HOST",
+    "port": "PORT",
+    "redis_url": "REDIS_URL",
+    "log_level": "LOG_LEVEL",
+    "shards": "SWITCHBOARD_SHARDS",
+    "room_capacity": "SWITCHBOARD_ROOM_CAPACITY",
+    "shutdown_seconds": "SWITCHBOARD_SHUTDOWN_SECONDS",
+    "lease_ttl_ms": "SWITCHBOARD_LEASE_TTL_MS",
+    "batch_size": "SWITCHBOARD_BATCH_SIZE",
+    "stream_maxlen": "SWITCHBOARD_STREAM_MAXLEN",
+    "max_frame_bytes": "SWITCHBOARD_MAX_FRAME_BYTES",
+    "send_buffer_bytes": "SWITCHBOARD_SEND_BUFFER_BYTES",
+    "ping_interval_s": "SWITCHBOARD_PING_INTERVAL",
+    "idle_timeout_s": "SWITCHBOARD_IDLE_TIMEOUT",
+}
