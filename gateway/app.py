@@ -44,10 +44,15 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.redis = redis
         app.ctx.gateway = gateway
         app.ctx.tasks = [asyncio.create_task(sink.run()), asyncio.create_task(subscriber.run())]
+
+    @app.after_server_start
+    async def handle_signals(app: Sanic) -> None:
+        # After start-up, where Sanic sets SIGTERM to be ignored in single-process mode.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, lambda: asyncio.create_task(stop(app)))
-        log.info("gateway %s listening on %s:%d", gateway.id, settings.host, settings.port)
+        log.info("gateway %s listening on %s:%d", app.ctx.gateway.id, settings.host,
+                 settings.port)
 
     async def stop(app: Sanic) -> None:
         gateway: Gateway = app.ctx.gateway

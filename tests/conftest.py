@@ -1,0 +1,47 @@
+"""Shared fixtures: a private redis-server, and 2 gateways + 2 relays on it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers import Peer
+from tests.processes import Cluster, RedisServer, start_cluster, start_redis
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-redis-"))
+    server = start_redis(workdir)
+    yield server
+    server.process.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
+    """Two gateways and two relays, shared by the protocol tests (each uses its own rooms)."""
+    cluster = start_cluster(redis_server, gateways=2, relays=2,
+                            SWITCHBOARD_ROOM_CAPACITY="3", SWITCHBOARD_SHUTDOWN_SECONDS="1")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def peers(cluster: Cluster) -> AsyncIterator[list[Peer]]:
+    """Four connected peers, alternating between the two gateways."""
+    connected = [await Peer.connect(cluster.url(i % 2)) for i in range(4)]
+    yield connected
+    for peer in connected:
+        await peer.close()
+
+
+@pytest.fixture
+def room(request: pytest.FixtureRequest) -> str:
+    """A room name of the test's own (room ids are at most 50 characters)."""
+    return f"r{os.getpid()}-{abs(hash(request.node.nodeid)) % 10**12}"

@@ -1,0 +1,180 @@
+"""Real processes for tests: a private redis-server, gateways and relays, on free ports.
+
+Every process is started here, remembered by pid, and stopped by that pid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: object, timeout: float, what: str) -> None:
+    """Poll `check()` until it is true; the one place tests wait for a process."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            os.kill(self.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if not self.alive():
+            return self.popen.returncode
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.popen.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: Process
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
+                             check=True, timeout=10)
+        return out.stdout.decode()
+
+
+def _spawn(name: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> Process:
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("wb")
+    popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(env),
+                             cwd=ROOT, start_new_session=True)
+    return Process(name, popen, log_path)
+
+
+def start_redis(workdir: Path) -> RedisServer:
+    server = shutil.which("redis-server")
+    if server is None:
+        raise RuntimeError("redis-server is not installed (the test command installs it)")
+    port = free_port()
+    process = _spawn(f"redis-{port}", [server, "--port", str(port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no",
+                                       "--dir", str(workdir)], os.environ, workdir)
+    redis = RedisServer(port, process)
+
+    def pong() -> bool:
+        try:
+            return redis.cli("ping").strip() == "PONG"
+        except subprocess.CalledProcessError:
+            return False
+
+    wait_until(pong, 10, "redis-server")
+    return redis
+
+
+@dataclass
+class Cluster:
+    """A private Redis with any number of gateways and relays."""
+
+    redis: RedisServer
+    workdir: Path
+    env: dict[str, str]
+    gateways: list[tuple[Process, int]] = field(default_factory=list)
+    relays: list[Process] = field(default_factory=list)
+
+    def start_gateway(self, **env: str) -> tuple[Process, int]:
+        port = free_port()
+        process = _spawn(f"gateway-{port}", [sys.executable, "-m", "gateway"],
+                         {**self.env, "PORT": str(port), "HOST": "127.0.0.1", **env},
+                         self.workdir)
+        wait_until(lambda: _http_ok(port, "/healthz") or not process.alive(), 20,
+                   f"gateway on port {port}")
+        if not process.alive():
+            raise RuntimeError(f"gateway died:\n{process.log()}")
+        self.gateways.append((process, port))
+        return process, port
+
+    def start_relay(self, **env: str) -> Process:
+        process = _spawn(f"relay-{len(self.relays)}", [sys.executable, "-m", "relay"],
+                         {**self.env, **env}, self.workdir)
+        self.relays.append(process)
+        return process
+
+    def wait_ready(self, port: int, timeout: float = 20) -> None:
+        wait_until(lambda: _http_ok(port, "/readyz"), timeout, f"gateway {port} ready")
+
+    def url(self, index: int = 0) -> str:
+        return f"ws://127.0.0.1:{self.gateways[index][1]}/"
+
+    def stop(self) -> None:
+        """SIGTERM every process at once, then wait for each (SIGKILL past 10 s)."""
+        everyone = [process for process, _ in self.gateways] + self.relays
+        for process in everyone:
+            process.signal(signal.SIGTERM)
+        for process in everyone:
+            process.stop()
+
+
+def start_cluster(redis: RedisServer, gateways: int, relays: int, **env: str) -> Cluster:
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-"))
+    base = {**os.environ, "REDIS_URL": redis.url, "LOG_LEVEL": "info",
+            "PYTHONPATH": str(ROOT), **env}
+    cluster = Cluster(redis, workdir, base)
+    for _ in range(relays):
+        cluster.start_relay()
+    for _ in range(gateways):
+        cluster.start_gateway()
+    for _, port in cluster.gateways:
+        cluster.wait_ready(port)
+    return cluster
+
+
+def _http_ok(port: int, path: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
