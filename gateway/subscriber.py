@@ -42,8 +42,13 @@ class Subscriber:
         return self._connected.is_set()
 
     async def subscribe(self, channel: bytes, sink: Sink) -> None:
-        """Route `channel` to `sink`; returns once Redis confirms, so nothing is missed."""
-        if self._conn is None or not self._connected.is_set():
+        """Route `channel` to `sink`; returns once Redis confirms, so nothing is missed.
+
+        Raises SubscriptionLost or TimeoutError when Redis cannot be reached in time.
+        """
+        if not self._connected.is_set():
+            await asyncio.wait_for(self._connected.wait(), _SUBSCRIBE_TIMEOUT_S)
+        if self._conn is None:
             raise SubscriptionLost("not connected to redis")
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = confirmed

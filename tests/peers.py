@@ -73,5 +73,4 @@ class Peer:
                 await asyncio.wait_for(self.ws.recv(), timeout)
         except websockets.ConnectionClosed:
             pass
-        rcvd = self.ws.close_rcvd
-        return None if rcvd is None else rcvd.code
+        return self.ws.close_code

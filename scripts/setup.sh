@@ -1,0 +1,45 @@
+# Sourced by scripts/serve and scripts/test: install what is missing, idempotently.
+# Works on a fresh Debian machine as root (apt-get), or anywhere the tools already exist.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+
+apt_install() {
+    # apt_install PACKAGE...: install Debian packages, as root or through sudo.
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { echo "need root (or sudo) to install: $*" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    echo "installing Debian packages: $*" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "Switchboard needs Python 3.11 or newer ($PYTHON is older)" >&2; exit 1; }
+
+command -v redis-server >/dev/null || apt_install redis-server
+
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+        rm -rf "$VENV"
+        apt_install python3-venv
+        "$PYTHON" -m venv "$VENV"
+    fi
+fi
+
+# Reinstall only when the project's dependencies changed.
+STAMP="$VENV/.switchboard-installed"
+if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+    echo "installing Python dependencies into $VENV" >&2
+    if ! { "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip &&
+           "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"; \
+         } >"$VENV/install.log" 2>&1; then
+        cat "$VENV/install.log" >&2
+        exit 1
+    fi
+    touch "$STAMP"
+fi

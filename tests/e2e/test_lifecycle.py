@@ -1,0 +1,120 @@
+"""Processes coming and going: SIGTERM on a gateway and on a relay, the Procfile."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.keys import shard_lease
+from tests.peers import Peer
+from tests.processes import ROOT, Cluster, free_port, wait_until
+
+
+async def test_gateway_sigterm_warns_closes_4200_and_rooms_see_peer_left(
+    cluster: Cluster, room: str
+) -> None:
+    process, port = cluster.start_gateway(SWITCHBOARD_SHUTDOWN_SECONDS="2")
+    leaving = await Peer.connect(f"ws://127.0.0.1:{port}/")
+    staying = await Peer.connect(cluster.url(0))
+    await leaving.join(room)
+    await staying.join(room)
+    await leaving.expect("new_peer")
+
+    process.signal(signal.SIGTERM)
+
+    assert await leaving.expect("shutdown") == {"event": "shutdown", "seconds": 2}
+    # Until the N seconds are up, the socket still works.
+    await leaving.send(event="ping")
+    await leaving.expect("pong")
+    assert await leaving.closed_with(timeout=10) == 4200
+    assert await staying.expect("peer_left") == {"event": "peer_left", "sender_id": leaving.id}
+    assert await asyncio.to_thread(process.wait, 10) == 0
+    await staying.close()
+
+
+async def test_relay_sigterm_finishes_and_others_carry_on_without_loss(
+    cluster: Cluster, room: str
+) -> None:
+    relay = cluster.start_relay()
+    wait_until(lambda: len(_lease_holders(cluster)) == 3, 15, "the third relay to hold shards")
+    a, b = await Peer.connect(cluster.url(0)), await Peer.connect(cluster.url(1))
+    await a.join(room)
+    await b.join(room)
+    await a.expect("new_peer")
+
+    async def send_all() -> None:
+        for seq in range(300):
+            await a.send(event="send_to_peer", peer_id=b.id,
+                         data={"event": "ice_candidate", "seq": seq})
+            if seq == 50:
+                relay.signal(signal.SIGTERM)
+
+    sender = asyncio.create_task(send_all())
+    received = [(await b.expect("ice_candidate", timeout=15))["seq"] for _ in range(300)]
+    await sender
+    assert received == list(range(300))
+    assert await asyncio.to_thread(relay.wait, 10) == 0
+    await b.expect_silence()
+    await a.close()
+    await b.close()
+
+
+def _lease_holders(cluster: Cluster) -> set[str]:
+    leases = [shard_lease(shard) for shard in range(64)]
+    return {line for line in cluster.redis.cli("mget", *leases).splitlines() if line}
+
+
+def _procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if line.strip())  # type: ignore[misc]
+
+
+async def test_procfile_commands_run_from_an_installed_package(
+    cluster: Cluster, room: str, tmp_path: Path
+) -> None:
+    """`pip install .` then the Procfile's web and worker lines, with only PORT and REDIS_URL."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--disable-pip-version-check", "--target", str(target), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    port = free_port()
+    env = {"PATH": f"{target / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin",
+           "PYTHONPATH": str(target), "PORT": str(port), "REDIS_URL": cluster.redis.url}
+    procfile = _procfile()
+    started = [
+        subprocess.Popen(shlex.split(procfile[kind]), cwd=tmp_path, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+        for kind in ("worker", "web")
+    ]
+    try:
+        a = await _connect_when_up(f"ws://127.0.0.1:{port}/")
+        b = await Peer.connect(cluster.url(0))
+        await a.join(room)
+        await b.join(room)
+        await a.expect("new_peer")
+        await b.send(event="send_to_peer", peer_id=a.id, data={"event": "message", "x": 1})
+        assert await a.expect("message") == {"event": "message", "x": 1, "sender_id": b.id}
+        await a.close()
+        await b.close()
+    finally:
+        for process in started:
+            os.kill(process.pid, signal.SIGTERM)
+        for process in started:
+            assert process.wait(15) == 0
+
+
+async def _connect_when_up(url: str) -> Peer:
+    for _ in range(200):
+        try:
+            return await Peer.connect(url)
+        except OSError:
+            await asyncio.sleep(0.1)
+    pytest.fail(f"nothing listening on {url}")
