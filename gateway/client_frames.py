@@ -37,6 +37,7 @@ class _DataHead(msgspec.Struct):
 
 _frame_decoder = msgspec.json.Decoder(_Frame)
 _data_decoder = msgspec.json.Decoder(_DataHead)
+_data_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 class Ping(NamedTuple):
@@ -155,8 +156,9 @@ def _send_to_peer(frame: _Frame, in_room: bool) -> SendToPeer | ErrorText:
     if not isinstance(head.event, str) or head.event not in PEER_EVENTS:
         return ErrorText.EVENT_NOT_ALLOWED
     if head.sender_id is not msgspec.UNSET:
-        # Rare: the client named a sender. Drop it; the relay appends the real one.
-        fields = msgspec.json.decode(data)
+        # Rare: the client named a sender. Drop it (the relay appends the real one),
+        # keeping every other value as the client's bytes: nothing is parsed again.
+        fields = _data_fields_decoder.decode(data)
         del fields["sender_id"]
         data = msgspec.json.encode(fields)
     return SendToPeer(frame.peer_id, data)

@@ -83,6 +83,10 @@ class Gateway:
             await self._receive(socket)
         except (ConnectionClosed, WebsocketClosed, asyncio.CancelledError):
             pass
+        except Exception:
+            # A bug of ours, not the client's doing: say nothing of it on the wire.
+            log.exception("socket %s failed", session.conn_id)
+            socket.close_soon(CloseCode.INTERNAL_ERROR)
         finally:
             await self._close(socket)
 
