@@ -23,7 +23,8 @@ import websockets
 
 from tests.processes import start_cluster, start_redis
 
-CANDIDATE = "candidate:842163049 1 udp 1677729535 192.0.2.17 49203 typ srflx raddr 10.0.0.5 rport 49203 generation 0 ufrag Xy7b network-cost 999 " * 2
+CANDIDATE = ("candidate:842163049 1 udp 1677729535 192.0.2.17 49203 typ srflx raddr 10.0.0.5 "
+             "rport 49203 generation 0 ufrag Xy7b network-cost 999 ") * 2
 
 
 async def _join(url: str, room: str) -> tuple[websockets.ClientConnection, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -19,10 +20,12 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+App = Sanic[Any, Any]
 
-def create_app(settings: Settings) -> Sanic:
+
+def create_app(settings: Settings) -> App:
     """A gateway app; `app.ctx.gateway` is set once the server has started."""
-    app = Sanic("switchboard", configure_logging=False)
+    app: App = Sanic("switchboard", configure_logging=False)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes  # beyond: close 1009
     app.config.WEBSOCKET_PING_INTERVAL = settings.ping_interval_s
     app.config.WEBSOCKET_PING_TIMEOUT = settings.idle_timeout_s
@@ -30,7 +33,7 @@ def create_app(settings: Settings) -> Sanic:
     app.ctx.settings = settings
 
     @app.before_server_start
-    async def start(app: Sanic) -> None:
+    async def start(app: App) -> None:
         redis = Redis.from_url(settings.redis_url, health_check_interval=10)
         sink = EventSink(redis, settings.stream_maxlen)
         gateway: Gateway | None = None
@@ -46,7 +49,7 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.tasks = [asyncio.create_task(sink.run()), asyncio.create_task(subscriber.run())]
 
     @app.after_server_start
-    async def handle_signals(app: Sanic) -> None:
+    async def handle_signals(app: App) -> None:
         # After start-up, where Sanic sets SIGTERM to be ignored in single-process mode.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -54,7 +57,7 @@ def create_app(settings: Settings) -> Sanic:
         log.info("gateway %s listening on %s:%d", app.ctx.gateway.id, settings.host,
                  settings.port)
 
-    async def stop(app: Sanic) -> None:
+    async def stop(app: App) -> None:
         gateway: Gateway = app.ctx.gateway
         if gateway.draining:
             return
@@ -62,7 +65,7 @@ def create_app(settings: Settings) -> Sanic:
         app.stop()
 
     @app.after_server_stop
-    async def cleanup(app: Sanic) -> None:
+    async def cleanup(app: App) -> None:
         for task in app.ctx.tasks:
             task.cancel()
         await app.ctx.gateway.subscriber.close()
@@ -88,7 +91,7 @@ def create_app(settings: Settings) -> Sanic:
     return app
 
 
-async def readiness_problems(app: Sanic) -> list[str]:
+async def readiness_problems(app: App) -> list[str]:
     """Why this gateway cannot serve rooms now; empty when it can."""
     gateway: Gateway = app.ctx.gateway
     settings: Settings = app.ctx.settings

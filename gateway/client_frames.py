@@ -92,7 +92,7 @@ def parse_frame(text: str | bytes, in_room: bool) -> Command | Refusal:
     parse = _PARSERS.get(event)
     if parse is None:
         return Refusal(ErrorText.UNKNOWN_EVENT, event)
-    result = parse(frame, in_room)
+    result: Command | ErrorText = parse(frame, in_room)
     if isinstance(result, ErrorText):
         return Refusal(result, event)
     return result

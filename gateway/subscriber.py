@@ -75,7 +75,7 @@ class Subscriber:
         backoff = 0.1
         while True:
             try:
-                self._conn = self._pool.make_connection()
+                self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
                 await self._conn.connect()
                 # hiredis reports pub/sub replies as push messages; have them returned
                 # to us by read_response instead of logged and dropped.

@@ -51,7 +51,7 @@ class Leases:
         for shard in owned:
             RENEW.queue(pipe, [keys.shard_lease(shard)], [self.relay_id, self.ttl_ms])
         results = await pipe.execute()
-        return [shard for shard, kept in zip(owned, results) if not kept]
+        return [shard for shard, kept in zip(owned, results, strict=True) if not kept]
 
     async def acquire(self, wanted: int) -> list[int]:
         """Take up to `wanted` unheld shards, in random order so that relays spread out."""

@@ -20,7 +20,7 @@ class LuaScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     def queue(self, pipe: Pipeline, keys: list[str], args: list[str | bytes | int]) -> None:
-        pipe.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
 
     async def load(self, redis: Redis) -> None:
         await redis.script_load(self.source)

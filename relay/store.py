@@ -9,8 +9,6 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from relay.scripts import LuaScript
-
 from relay.rooms import (
     CloseRoom,
     DropMember,
@@ -21,6 +19,7 @@ from relay.rooms import (
     RoomBook,
     stream_order,
 )
+from relay.scripts import LuaScript
 from shared import keys
 from shared.events import member_decoder
 
@@ -96,7 +95,7 @@ async def load_shard(redis: Redis, number: int, capacity: int) -> Shard:
     for digest in rooms:
         pipe.hgetall(keys.room_members(number, digest))
     book = RoomBook(capacity)
-    for digest, raw in zip(rooms, await pipe.execute()):
+    for digest, raw in zip(rooms, await pipe.execute(), strict=True):
         if raw:
             book.load(digest, {k.decode(): member_decoder.decode(v) for k, v in raw.items()})
     return Shard(number, book, checkpoint.decode() if checkpoint else "")

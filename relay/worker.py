@@ -139,7 +139,7 @@ class Relay:
         if not queued:
             return
         results = await pipe.execute()
-        for (shard, new_checkpoint), result in zip(queued, results):
+        for (shard, new_checkpoint), result in zip(queued, results, strict=True):
             if result == COMMITTED:
                 shard.checkpoint = new_checkpoint
             else:
@@ -166,5 +166,5 @@ class Relay:
                 continue
             book.apply(event, entry_id, effects)
         new_checkpoint = ids[-1] if not shard.is_applied(ids[-1]) else shard.checkpoint
-        self.committer.queue(pipe, shard, new_checkpoint, ids, effects)  # type: ignore[arg-type]
+        self.committer.queue(pipe, shard, new_checkpoint, ids, effects)
         return new_checkpoint

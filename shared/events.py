@@ -33,21 +33,21 @@ class Event(msgspec.Struct, frozen=True, tag_field="t"):
     room: str  # digest of the room name, never the name
 
 
-class Join(Event, tag="join"):
+class Join(Event, tag="join", frozen=True):
     gateway: str
     seq: int  # the socket's join counter, echoed in JoinRefused
     status: Status = EMPTY_STATUS
 
 
-class Leave(Event, tag="leave"):
+class Leave(Event, tag="leave", frozen=True):
     pass
 
 
-class UpdateStatus(Event, tag="status"):
+class UpdateStatus(Event, tag="status", frozen=True):
     status: Status
 
 
-class SendToPeer(Event, tag="send"):
+class SendToPeer(Event, tag="send", frozen=True):
     peer: str
     # The client's `data` object as JSON, without any `sender_id` key; the relay appends
     # the real one, so that the frame is finished without decoding it again.
@@ -80,7 +80,7 @@ class Control(msgspec.Struct, frozen=True, tag_field="t"):
     """
 
 
-class JoinRefused(Control, tag="join_refused"):
+class JoinRefused(Control, tag="join_refused", frozen=True):
     seq: int
 
 

@@ -21,7 +21,7 @@ def shard_of(digest: str, shards: int) -> int:
 
 
 def _tag(shard: int) -> str:
-    return "{s%d}" % shard
+    return f"{{s{shard}}}"
 
 
 def shard_stream(shard: int) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from relay.rooms import CloseRoom, DropMember, Effect, OpenRoom, Publish, PutMember, RoomBook
 from shared.events import (
+    EMPTY_STATUS,
     AnyEvent,
     Join,
     JoinRefused,
@@ -43,7 +44,7 @@ def decode(payload: bytes) -> Any:
     return control_decoder.decode(payload)
 
 
-def join(conn: str, status: Status = Status(), seq: int = 1, room: str = ROOM) -> Join:
+def join(conn: str, status: Status = EMPTY_STATUS, seq: int = 1, room: str = ROOM) -> Join:
     return Join(conn=conn, room=room, gateway=GW, seq=seq, status=status)
 
 
@@ -295,7 +296,7 @@ def test_send_to_peer_appends_sender_id_and_keeps_every_other_byte(
 
 # -- load ----------------------------------------------------------------------------------
 
-def member(joined: str, status: Status = Status()) -> Member:
+def member(joined: str, status: Status = EMPTY_STATUS) -> Member:
     return Member(status=status, gateway=GW, joined=joined)
 
 
