@@ -30,14 +30,23 @@ _member_encoder = msgspec.msgpack.Encoder()
 # One shard's batch, all or nothing (architecture.md, rule 2). The lease and checkpoint
 # checks fence off a relay that lost the shard mid-batch: its commit changes nothing.
 # KEYS: lease, checkpoint, stream, room index, then the room hashes the ops name by index.
-# ARGV: relay id, expected checkpoint ("" for none), new checkpoint, group, n, n stream
-# ids to XACK, then ops: P channel payload | H key# field value | D key# field
-# | A digest | R digest.
+# ARGV: relay id, expected checkpoint ("" for none), new checkpoint, group, id of the
+# batch's first entry not yet applied ("" for none), n, n stream ids to XACK, then ops:
+# P channel payload | H key# field value | D key# field | A digest | R digest.
+#
+# The gap check keeps the checkpoint a true high-water mark: if a relay that lost the
+# shard read entries with '>' after we took it over, they sit in its PEL, unseen by us;
+# an entry between the checkpoint and our batch means exactly that, and the batch is
+# refused so that we claim those entries and apply everything in stream order.
 COMMIT = LuaScript("""
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return -1 end
-local n = tonumber(ARGV[5])
-local i = 6 + n
+if ARGV[5] ~= '' then
+  local from = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+  if #redis.call('XRANGE', KEYS[3], from, '(' .. ARGV[5], 'COUNT', 1) > 0 then return -2 end
+end
+local n = tonumber(ARGV[6])
+local i = 7 + n
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'P' then
@@ -54,14 +63,14 @@ while i <= #ARGV do
 end
 redis.call('SET', KEYS[2], ARGV[3])
 if n > 0 then
-  redis.call('XACK', KEYS[3], ARGV[4], unpack(ARGV, 6, 5 + n))
+  redis.call('XACK', KEYS[3], ARGV[4], unpack(ARGV, 7, 6 + n))
   -- Applied entries are no longer needed: keep the stream short and free of user data.
   redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[3])
 end
 return 1
 """)
 
-COMMITTED, LEASE_LOST, CHECKPOINT_MOVED = 1, 0, -1
+COMMITTED, LEASE_LOST, CHECKPOINT_MOVED, ENTRIES_MISSED = 1, 0, -1, -2
 
 
 @dataclass(slots=True)
@@ -108,8 +117,8 @@ class Committer:
         self.relay_id = relay_id
 
     def queue(
-        self, pipe: Pipeline, shard: Shard, new_checkpoint: str, ids: list[str],
-        effects: list[Effect],
+        self, pipe: Pipeline, shard: Shard, first_new: str, new_checkpoint: str,
+        ids: list[str], effects: list[Effect],
     ) -> None:
         """Add the shard's commit to `pipe`; its result is COMMITTED or why not."""
         room_keys: dict[str, int] = {}
@@ -128,7 +137,8 @@ class Committer:
             return index
 
         args: list[str | bytes | int] = [
-            self.relay_id, shard.checkpoint, new_checkpoint, keys.GROUP, len(ids), *ids,
+            self.relay_id, shard.checkpoint, new_checkpoint, keys.GROUP, first_new,
+            len(ids), *ids,
         ]
         prefix = keys.CHANNEL_PREFIX
         for effect in effects:

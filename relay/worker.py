@@ -9,11 +9,12 @@ import uuid
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from relay.leases import RELEASE, RENEW, Leases
 from relay.rooms import Effect
-from relay.store import COMMIT, COMMITTED, Committer, Shard, load_shard
+from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
 from shared import keys
 from shared.events import event_decoder
 from shared.settings import Settings
@@ -142,6 +143,10 @@ class Relay:
         for (shard, new_checkpoint), result in zip(queued, results, strict=True):
             if result == COMMITTED:
                 shard.checkpoint = new_checkpoint
+            elif result == ENTRIES_MISSED:
+                log.warning("shard %d: entries read by a former holder, reclaiming",
+                            shard.number)
+                self.owned[shard.number] = await self.take_over(shard.number)
             else:
                 # Another relay moved on with this shard: our in-memory rooms are stale.
                 log.warning("shard %d fenced off (%s), dropping it", shard.number, result)
@@ -149,16 +154,20 @@ class Relay:
 
     def _apply(
         self, shard: Shard, entries: list[tuple[bytes, dict[bytes, bytes] | None]],
-        pipe: object,
+        pipe: Pipeline,
     ) -> str:
+        """Apply the shard's entries to its rooms; queue their commit; return the new
+        checkpoint."""
         effects: list[Effect] = []
         ids: list[str] = []
+        first_new = ""
         book = shard.book
         for raw_id, fields in entries:
             entry_id = raw_id.decode()
             ids.append(entry_id)
             if fields is None or shard.is_applied(entry_id):
                 continue  # trimmed away, or applied before a crash: ack only
+            first_new = first_new or entry_id
             try:
                 event = event_decoder.decode(fields[b"e"])
             except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
@@ -166,5 +175,5 @@ class Relay:
                 continue
             book.apply(event, entry_id, effects)
         new_checkpoint = ids[-1] if not shard.is_applied(ids[-1]) else shard.checkpoint
-        self.committer.queue(pipe, shard, new_checkpoint, ids, effects)
+        self.committer.queue(pipe, shard, first_new, new_checkpoint, ids, effects)
         return new_checkpoint
