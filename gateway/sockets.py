@@ -61,6 +61,7 @@ class Gateway:
         self.subscriber = subscriber
         self.sockets: dict[bytes, Socket] = {}
         self.draining = False
+        self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
 
     async def serve(self, ws: WebsocketImplProtocol) -> None:
         """Serve one WebSocket from open to close."""
@@ -121,10 +122,14 @@ class Gateway:
 
     async def _close(self, socket: Socket) -> None:
         self.sockets.pop(socket.channel, None)
-        await self.subscriber.unsubscribe(socket.channel)
-        leave = socket.session.leave()
-        if leave is not None:
-            await self._forward(socket, leave)
+        try:
+            await self.subscriber.unsubscribe(socket.channel)
+            leave = socket.session.leave()
+            if leave is not None:
+                await self._forward(socket, leave)
+        finally:
+            if self.draining and not self.sockets:
+                self._all_closed.set()
 
     def subscriptions_lost(self, channels: list[bytes]) -> None:
         """Pub/sub broke: these sockets may have missed frames, so they must rejoin."""
@@ -149,6 +154,8 @@ class Gateway:
             return_exceptions=True,
         )
         # Each handler's close path sends its Leave; wait for them within a bound.
-        deadline = asyncio.get_running_loop().time() + 5.0
-        while self.sockets and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        if self.sockets:
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), 5.0)
+            except TimeoutError:
+                log.warning("%d sockets still closing at exit", len(self.sockets))
