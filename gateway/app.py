@@ -53,7 +53,8 @@ def create_app(settings: Settings) -> App:
         # After start-up, where Sanic sets SIGTERM to be ignored in single-process mode.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lambda: asyncio.create_task(stop(app)))
+            loop.add_signal_handler(signum, lambda: app.ctx.tasks.append(
+                asyncio.create_task(stop(app))))
         log.info("gateway %s listening on %s:%d", app.ctx.gateway.id, settings.host,
                  settings.port)
 

@@ -23,6 +23,8 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+_closing: set[asyncio.Task[None]] = set()
+
 _EVENT_NAMES = {"join": "join_room", "leave": "leave_room", "status": "update_status",
                 "send": "send_to_peer"}
 
@@ -48,7 +50,11 @@ class Socket:
             self.session.join_refused(control)
 
     def close_soon(self, code: CloseCode, reason: str = "") -> None:
-        asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+        """Close from synchronous code (a pub/sub callback); the handler then cleans up."""
+        task = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+        # The loop holds tasks weakly: keep this one alive until it has run.
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
 
 class Gateway:
