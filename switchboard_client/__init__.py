@@ -1,0 +1,23 @@
+"""A small asyncio client for Switchboard (or any palava signaling server).
+
+    async with await SignalingClient.connect("ws://127.0.0.1:8080/") as client:
+        joined = await client.join("my-room", name="Ann")
+        await client.offer(peer_id, {"type": "offer", "sdp": "..."})
+        async for event in client:
+            ...
+
+Server frames arrive as typed events (`shared.frames` structs, plus `PeerMessage` for
+what other peers send); requests are typed methods.
+"""
+
+from switchboard_client.client import SignalingClient, SignalingError
+from switchboard_client.events import PEER_EVENTS, PeerMessage, ServerEvent, decode_event
+
+__all__ = [
+    "PEER_EVENTS",
+    "PeerMessage",
+    "ServerEvent",
+    "SignalingClient",
+    "SignalingError",
+    "decode_event",
+]
