@@ -19,6 +19,7 @@ from shared import keys
 from shared.close_codes import CloseCode
 from shared.events import Join, JoinRefused, control_decoder, event_encoder
 from shared.frames import ErrorText, Shutdown, encode_frame, error_frame
+from shared.process_id import process_id
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Gateway:
 
     def __init__(self, settings: Settings, sink: EventSink, subscriber: Subscriber) -> None:
         self.settings = settings
-        self.id = f"gw-{uuid.uuid4()}"
+        self.id = process_id("gateway")
         self.sink = sink
         self.subscriber = subscriber
         self.sockets: dict[bytes, Socket] = {}

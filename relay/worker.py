@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 import msgspec
 from redis.asyncio import Redis
@@ -17,6 +16,7 @@ from relay.rooms import Effect
 from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
 from shared import keys
 from shared.events import event_decoder
+from shared.process_id import process_id
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class Relay:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.redis = redis
-        self.id = f"relay-{uuid.uuid4()}"
+        self.id = process_id("relay")
         self.leases = Leases(redis, self.id, settings.shards, settings.lease_ttl_ms)
         self.committer = Committer(self.id)
         self.owned: dict[int, Shard] = {}
@@ -45,6 +45,7 @@ class Relay:
         tend_every = self.settings.lease_ttl_ms / 3000
         next_tend = 0.0
         scripts_loaded = False
+        log.info("relay %s started", self.id)
         while not self.stopping.is_set():
             try:
                 if not scripts_loaded:

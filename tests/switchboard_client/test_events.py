@@ -1,0 +1,50 @@
+"""Server frames decode into the client library's typed events."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from shared.events import Status
+from shared.frames import (
+    Error,
+    Info,
+    JoinedRoom,
+    NewPeer,
+    PeerEntry,
+    PeerLeft,
+    PeerUpdatedStatus,
+    Pong,
+    Shutdown,
+)
+from switchboard_client import PeerMessage, decode_event
+
+
+@pytest.mark.parametrize(("frame", "event"), [
+    ('{"event":"joined_room","own_id":"a","peers":[{"peer_id":"b","status":{"name":"B"}}]}',
+     JoinedRoom(own_id="a", peers=[PeerEntry(peer_id="b", status=Status(name="B"))])),
+    ('{"event":"new_peer","peer_id":"b","status":{}}', NewPeer(peer_id="b", status=Status())),
+    ('{"event":"peer_left","sender_id":"b"}', PeerLeft(sender_id="b")),
+    ('{"event":"peer_updated_status","status":{"user_agent":"chrome"},"sender_id":"b"}',
+     PeerUpdatedStatus(status=Status(user_agent="chrome"), sender_id="b")),
+    ('{"event":"error","message":"unknown peer","description":"unknown peer",'
+     '"received_msg":"send_to_peer"}',
+     Error(message="unknown peer", description="unknown peer", received_msg="send_to_peer")),
+    ('{"event":"shutdown","seconds":3}', Shutdown(seconds=3)),
+    ('{"event":"pong"}', Pong()),
+    ('{"event":"info","protocol_version":"1.0.0","server":"x/1"}',
+     Info(protocol_version="1.0.0", server="x/1")),
+    ('{"event":"offer","sdp":{"type":"offer","sdp":"v=0"},"sender_id":"b"}',
+     PeerMessage(event="offer", sender_id="b",
+                 data={"event": "offer", "sdp": {"type": "offer", "sdp": "v=0"}, "sender_id": "b"})),
+    ('{"event":"message","data":{"text":"✈"},"sender_id":"b"}',
+     PeerMessage(event="message", sender_id="b",
+                 data={"event": "message", "data": {"text": "✈"}, "sender_id": "b"})),
+])
+def test_frames_decode_to_typed_events(frame: str, event: object) -> None:
+    assert decode_event(frame) == event
+
+
+def test_a_frame_of_no_known_kind_is_refused() -> None:
+    with pytest.raises(msgspec.ValidationError):
+        decode_event('{"event":"surprise"}')
