@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -12,6 +13,7 @@ from redis.exceptions import RedisError
 from sanic import Request, Sanic, response
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
+from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
@@ -78,6 +80,7 @@ def create_app(settings: Settings) -> App:
     # palava clients connect to the root path; /ws is an alias (protocol.md).
     app.add_websocket_route(websocket, "/", name="ws_root")
     app.add_websocket_route(websocket, "/ws", name="ws_alias")
+    app.blueprint(demo_routes(Path(settings.palava_bundle)))
 
     @app.get("/healthz")
     async def healthz(request: Request) -> response.HTTPResponse:

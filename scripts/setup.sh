@@ -23,6 +23,22 @@ apt_install() {
 
 command -v redis-server >/dev/null || apt_install redis-server
 
+# The browser test drives Debian's chromium (never a downloaded browser); the demo page
+# (/demo) runs palava-client from npm. npm may come from elsewhere than Debian: keep it.
+debian_missing=()
+[ -x /usr/bin/chromium ] || debian_missing+=(chromium)
+command -v npm >/dev/null || debian_missing+=(nodejs npm)
+[ "${#debian_missing[@]}" = 0 ] || apt_install "${debian_missing[@]}"
+
+# palava-client as package.json asks, into node_modules/ (neither it nor a lock is committed).
+NPM_STAMP="$ROOT/node_modules/.switchboard-installed"
+if [ ! -f "$ROOT/node_modules/palava-client/palava.bundle.js" ] || [ ! -f "$NPM_STAMP" ] ||
+   [ "$ROOT/package.json" -nt "$NPM_STAMP" ]; then
+    echo "installing palava-client from npm into $ROOT/node_modules" >&2
+    (cd "$ROOT" && npm install --no-audit --no-fund --no-package-lock --loglevel=error) >&2
+    touch "$NPM_STAMP"
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
         rm -rf "$VENV"

@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
+
+# Where `npm install` (scripts/setup.sh) puts palava-client in a checkout of the project.
+DEFAULT_PALAVA_BUNDLE = str(
+    Path(__file__).resolve().parent.parent / "node_modules" / "palava-client" / "palava.bundle.js"
+)
 
 
 class SettingsError(ValueError):
@@ -33,6 +39,8 @@ class Settings:
     send_buffer_bytes: int = 1024 * 1024
     ping_interval_s: float = 20.0
     idle_timeout_s: float = 60.0
+    # The palava-client browser bundle that the demo page (/demo) loads.
+    palava_bundle: str = DEFAULT_PALAVA_BUNDLE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +87,5 @@ ENV_NAMES: dict[str, str] = {
     "send_buffer_bytes": "SWITCHBOARD_SEND_BUFFER_BYTES",
     "ping_interval_s": "SWITCHBOARD_PING_INTERVAL",
     "idle_timeout_s": "SWITCHBOARD_IDLE_TIMEOUT",
+    "palava_bundle": "SWITCHBOARD_PALAVA_BUNDLE",
 }

@@ -22,6 +22,7 @@ VARIABLES = [
     ("SWITCHBOARD_SEND_BUFFER_BYTES", "65536", "send_buffer_bytes", 65536),
     ("SWITCHBOARD_PING_INTERVAL", "2.5", "ping_interval_s", 2.5),
     ("SWITCHBOARD_IDLE_TIMEOUT", "90", "idle_timeout_s", 90.0),
+    ("SWITCHBOARD_PALAVA_BUNDLE", "/srv/palava.bundle.js", "palava_bundle", "/srv/palava.bundle.js"),
 ]
 
 NUMERIC = [(env, field) for env, _, field, value in VARIABLES if not isinstance(value, str)]
