@@ -1,0 +1,307 @@
+"""The demo page (/demo) in headless Chromium: real palava-client calls through the service.
+
+Two pages join one room through the two different gateways of the `cluster` fixture and
+must get a WebRTC connection (palava-client's `peer_connection_established`) carrying
+each other's camera; a third page joins and leaves, a fourth finds the room full, a chat
+line typed on one page shows on the other. A second test loses the connection, then the
+gateway (shutdown notice), and the page must rejoin by itself each time.
+
+The browser is Debian's chromium (installed by scripts/setup.sh), driven by the Python
+playwright package through `executable_path`: no browser is downloaded. It runs in a
+network namespace that has only loopback (tests/netns.py), so its calls go over
+127.0.0.1 and nowhere else; the gateways' ports are bridged into it. Pages show their
+state on `window.demo` (gateway/demo_page/demo.js), which the waits below read (bounded);
+nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from tests.netns import LoopbackNamespace
+from tests.processes import ROOT, Cluster
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    # Chromium leaves loopback out of ICE unless told; in the namespace it is all there is.
+    "--allow-loopback-in-peer-connection",
+]
+# Chromium calls itself offline where no interface but loopback exists, and palava-client
+# will not connect while `navigator.onLine` is false. The pages are served over loopback.
+ONLINE = "Object.defineProperty(Navigator.prototype, 'onLine', {get: () => true});"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+JOIN_S = 15
+CALL_S = 25
+SEE_S = 15
+
+
+# --- fixtures: a loopback-only namespace with the gateways in it, and a browser there ---
+
+
+@pytest.fixture(scope="module")
+async def netns(cluster: Cluster) -> AsyncIterator[LoopbackNamespace]:
+    namespace = LoopbackNamespace.create()
+    for _, port in cluster.gateways[:2]:
+        await namespace.bridge(port)
+    yield namespace
+    await namespace.close()
+
+
+@pytest.fixture(scope="module")
+async def browser(netns: LoopbackNamespace, tmp_path_factory: pytest.TempPathFactory
+                  ) -> AsyncIterator[Browser]:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/test installs Debian's chromium"
+    wrapper = netns.wrapper(tmp_path_factory.mktemp("chromium"), str(CHROMIUM))
+    async with async_playwright() as playwright:
+        # A fresh profile (user data dir) per launch; every page gets a context of its own.
+        launched = await playwright.chromium.launch(executable_path=wrapper, headless=True,
+                                                    args=FLAGS)
+        yield launched
+        await launched.close()
+
+
+# --- one browser tab on the demo page ---
+
+
+class DemoPage:
+    """A page of its own browser context, with what it logged for failure messages."""
+
+    def __init__(self, context: BrowserContext, page: Page, name: str) -> None:
+        self.context = context
+        self.page = page
+        self.name = name
+        self.log: list[str] = []
+        page.on("console", lambda message: self.log.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: self.log.append(f"page error: {error}"))
+
+    @classmethod
+    async def open(cls, browser: Browser, port: int, room: str, name: str) -> DemoPage:
+        """Open /demo?room=..&name=.. on that gateway: the page joins by itself."""
+        context = await browser.new_context(viewport={"width": 1100, "height": 480})
+        await context.add_init_script(ONLINE)
+        demo = cls(context, await context.new_page(), name)
+        query = urlencode({"room": room, "name": name})
+        await demo.page.goto(f"http://127.0.0.1:{port}/demo?{query}")
+        return demo
+
+    async def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = await self.page.evaluate("window.demo")
+        return state
+
+    async def wait(self, condition: str, arg: Any = None, timeout_s: float = SEE_S,
+                   what: str = "") -> None:
+        """Until the JS function `condition(arg)` is true on the page (or fail saying why)."""
+        try:
+            await self.page.wait_for_function(condition, arg=arg, polling=100,
+                                             timeout=timeout_s * 1000)
+        except PlaywrightTimeout:
+            state = json.dumps(await self.state(), indent=1)
+            log = "\n".join(self.log[-30:])
+            pytest.fail(f"{self.name}: timed out after {timeout_s} s waiting for "
+                        f"{what or condition}\nwindow.demo = {state}\nconsole:\n{log}")
+
+    async def joined(self) -> str:
+        """Wait until in the room; the peer id the server gave."""
+        await self.wait("() => window.demo && window.demo.state === 'joined'",
+                        timeout_s=JOIN_S, what="joined_room")
+        own_id: str = await self.page.evaluate("demo.ownId")
+        return own_id
+
+    async def in_call_with(self, peer_id: str) -> None:
+        """palava-client reports the peer connection established, and that peer's camera
+        track plays here (decoded frames give the video element its size)."""
+        await self.wait("""id => {
+            const peer = demo.peers[id], video = document.getElementById('video-' + id);
+            return !!peer && peer.connected && peer.hasTrack && !!video && video.videoWidth > 0;
+        }""", peer_id, timeout_s=CALL_S, what=f"a call with {peer_id}")
+
+    async def sees(self, peer_id: str, name: str) -> None:
+        await self.wait("""([id, name]) => {
+            const entry = document.getElementById('peer-' + id);
+            return !!entry && entry.querySelector('.name').textContent === name
+                && demo.peers[id] && demo.peers[id].name === name;
+        }""", [peer_id, name], what=f"{name} ({peer_id}) in the peer list")
+
+    async def no_longer_sees(self, peer_id: str) -> None:
+        await self.wait("id => !document.getElementById('peer-' + id) && !(id in demo.peers)",
+                        peer_id, what=f"{peer_id} gone from the peer list")
+
+    async def say(self, text: str) -> None:
+        await self.page.fill("#chat-input", text)
+        await self.page.press("#chat-input", "Enter")
+
+    async def heard(self, name: str, text: str) -> None:
+        await self.wait("""([name, text]) =>
+            demo.chat.some(line => !line.own && line.name === name && line.text === text)
+            && [...document.querySelectorAll('#chat-log li')].some(
+                item => item.textContent === name + ':' + text)
+        """, [name, text], what=f"chat line {name}: {text!r}")
+
+    async def close(self) -> None:
+        await self.context.close()
+
+
+def gateway_port(cluster: Cluster, index: int) -> int:
+    return cluster.gateways[index][1]
+
+
+# --- the call ---
+
+
+async def test_two_browsers_call_through_different_gateways(
+    browser: Browser, cluster: Cluster, room: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ann = await DemoPage.open(browser, gateway_port(cluster, 0), room, "Ann")
+    ann_id = await ann.joined()
+    bob = await DemoPage.open(browser, gateway_port(cluster, 1), room, "Bob")
+    bob_id = await bob.joined()
+
+    await ann.in_call_with(bob_id)
+    await bob.in_call_with(ann_id)
+    await ann.sees(bob_id, "Bob")
+    await bob.sees(ann_id, "Ann")
+    timings = call_timings(await ann.state(), await bob.state())
+
+    # A third joins and leaves; while the room (capacity 3) is full, a fourth is refused.
+    cid = await DemoPage.open(browser, gateway_port(cluster, 0), room, "Cid")
+    cid_id = await cid.joined()
+    await ann.sees(cid_id, "Cid")
+    await bob.sees(cid_id, "Cid")
+    dee = await DemoPage.open(browser, gateway_port(cluster, 1), room, "Dee")
+    await dee.wait("""() => demo.state === 'idle' && demo.notices.some(
+                          n => n.kind === 'error' && n.text.includes('room is full'))""",
+                   what="the server's 'room is full'")
+    assert "room is full" in await dee.page.inner_text("#notices")
+    await cid.page.click("#leave")
+    await ann.no_longer_sees(cid_id)
+    await bob.no_longer_sees(cid_id)
+    assert set((await ann.state())["peers"]) == {bob_id}
+
+    await ann.say("Hello from Ann")
+    await bob.heard("Ann", "Hello from Ann")
+    await bob.page.fill("#chat-input", "Hi Ann, Bob here")
+    await bob.page.click("#chat-send")
+    await ann.heard("Bob", "Hi Ann, Bob here")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await ann.page.screenshot(path=ARTIFACTS / "demo.png")
+    (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    with capsys.disabled():
+        print("\nA call in Chromium, from the second page's join_room: "
+              + ", ".join(f"{key} {value:.0f} ms" for key, value in timings.items()))
+    for page in (ann, bob, cid, dee):
+        await page.close()
+
+
+def call_timings(first: dict[str, Any], second: dict[str, Any]) -> dict[str, float]:
+    """Milliseconds from the second page's join_room (when the call can start) to its
+    joined_room, and on each page to palava-client's `peer_connection_established` and to
+    the other's first video frame. Both pages read the same clock."""
+    start = second["timings"]["joinSentAt"]
+    timings = {"second page: join_room -> joined_room": second["timings"]["joinedAt"] - start}
+    for label, page, other in (("second", second, first), ("first", first, second)):
+        for event, key in (("connected", "connectedAt"), ("first video frame", "videoAt")):
+            timings[f"{label} page: {event}"] = page["timings"][key][other["ownId"]] - start
+    return timings
+
+
+# --- losing the server ---
+
+
+async def test_the_page_rejoins_after_a_lost_connection_and_a_shutdown(
+    browser: Browser, cluster: Cluster, netns: LoopbackNamespace, room: str
+) -> None:
+    leaving, port = cluster.start_gateway(SWITCHBOARD_SHUTDOWN_SECONDS="1")
+    # The bridge stands for a load balancer in front of the gateways.
+    balancer = await netns.bridge(port)
+    eve = await DemoPage.open(browser, port, room, "Eve")
+    eve_id = await eve.joined()
+    fay = await DemoPage.open(browser, gateway_port(cluster, 0), room, "Fay")
+    fay_id = await fay.joined()
+    await fay.sees(eve_id, "Eve")
+
+    balancer.cut()
+    await eve.wait("() => demo.reconnects === 1 && demo.state === 'joined'",
+                   what="a rejoin after the connection dropped")
+    eve_id = await eve.joined()
+    await fay.sees(eve_id, "Eve")
+    await eve.in_call_with(fay_id)
+    kinds = [notice["kind"] for notice in (await eve.state())["notices"]]
+    assert kinds == ["connection", "reconnected"], kinds
+
+    leaving.signal(signal.SIGTERM)
+    await eve.wait("""() => {
+        const kinds = demo.notices.map(n => n.kind);
+        const shutdown = kinds.indexOf('shutdown');
+        return shutdown >= 0 && kinds.indexOf('connection', shutdown) > shutdown
+            && demo.notices[shutdown].text.includes('1 s');
+    }""", what="the shutdown notice, then the lost connection")
+    assert await asyncio.to_thread(leaving.wait, 10) == 0
+    # The balancer now sends the page's retries to another replica.
+    balancer.target = gateway_port(cluster, 1)
+    await eve.wait("() => demo.reconnects === 2 && demo.state === 'joined'",
+                   what="a rejoin through another gateway")
+    eve_id = await eve.joined()
+    await fay.sees(eve_id, "Eve")
+    await eve.in_call_with(fay_id)
+    await fay.in_call_with(eve_id)
+    await eve.close()
+    await fay.close()
+
+
+# --- the page without palava-client, and what else /demo serves ---
+
+
+def _get(port: int, path: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.headers["Content-Type"], reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read().decode()
+
+
+def test_every_gateway_serves_the_demo_and_palava_client(cluster: Cluster) -> None:
+    for index in (0, 1):
+        port = gateway_port(cluster, index)
+        status, kind, page = _get(port, "/demo")
+        assert (status, kind) == (200, "text/html; charset=utf-8")
+        assert '<script src="/demo/palava.bundle.js"></script>' in page
+        status, kind, bundle = _get(port, "/demo/palava.bundle.js")
+        assert (status, kind) == (200, "text/javascript; charset=utf-8")
+        assert "palava v2." in bundle
+        assert _get(port, "/demo/demo.js")[:2] == (200, "text/javascript; charset=utf-8")
+        assert _get(port, "/demo/demo.css")[:2] == (200, "text/css; charset=utf-8")
+        assert _get(port, "/demo/index.html")[0] == 404  # only the names above
+        assert _get(port, "/demo/..%2fdemo.py")[0] == 404
+
+
+def test_without_palava_client_the_demo_says_how_to_install_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    process, port = cluster.start_gateway(SWITCHBOARD_PALAVA_BUNDLE=str(tmp_path / "none.js"))
+    try:
+        status, kind, page = _get(port, "/demo")
+        assert (status, kind) == (200, "text/html; charset=utf-8")
+        assert "npm install --no-audit --no-fund --no-package-lock" in page
+        assert "SWITCHBOARD_PALAVA_BUNDLE" in page
+        assert _get(port, "/demo/palava.bundle.js")[0] == 404
+        assert _get(port, "/demo/demo.css")[0] == 200
+    finally:
+        assert process.stop() == 0
+
