@@ -15,9 +15,11 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
+from gateway.heartbeat import heartbeat, stop_heartbeat
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
 from shared import keys
+from shared.close_codes import CloseCode
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,10 @@ def create_app(settings: Settings) -> App:
     """A gateway app; `app.ctx.gateway` is set once the server has started."""
     app: App = Sanic("switchboard", configure_logging=False)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes  # beyond: close 1009
-    app.config.WEBSOCKET_PING_INTERVAL = settings.ping_interval_s
-    app.config.WEBSOCKET_PING_TIMEOUT = settings.idle_timeout_s
+    # Keepalive is the gateway's own (Gateway.keep_alive): one task for all sockets, and
+    # idle sockets closed with 1001 as protocol.md says, not websockets' 1011.
+    app.config.WEBSOCKET_PING_INTERVAL = None
+    app.config.WEBSOCKET_PING_TIMEOUT = None
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
     app.ctx.settings = settings
 
@@ -48,7 +52,14 @@ def create_app(settings: Settings) -> App:
         gateway = Gateway(settings, sink, subscriber)
         app.ctx.redis = redis
         app.ctx.gateway = gateway
-        app.ctx.tasks = [asyncio.create_task(sink.run()), asyncio.create_task(subscriber.run())]
+        app.ctx.tasks = [
+            asyncio.create_task(sink.run()),
+            asyncio.create_task(subscriber.run()),
+            asyncio.create_task(gateway.keep_alive()),
+            asyncio.create_task(heartbeat(
+                redis, gateway.id, settings.gateway_ttl_ms,
+                lambda: gateway.close_all(CloseCode.SERVICE_RESTART, "heartbeat lapsed"))),
+        ]
 
     @app.after_server_start
     async def handle_signals(app: App) -> None:
@@ -65,6 +76,7 @@ def create_app(settings: Settings) -> App:
         if gateway.draining:
             return
         await gateway.drain()
+        await stop_heartbeat(app.ctx.redis, gateway.id)
         app.stop()
 
     @app.after_server_stop
@@ -105,7 +117,7 @@ async def readiness_problems(app: App) -> list[str]:
     if not gateway.subscriber.connected:
         problems.append("pub/sub not connected")
     try:
-        holders = await app.ctx.redis.mget([keys.shard_lease(s) for s in range(settings.shards)])
+        holders = await app.ctx.redis.mget(keys.all_leases(settings.shards))
     except RedisError as exc:
         return [*problems, f"redis unreachable: {exc}"]
     unowned = sum(holder is None for holder in holders)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 
 from redis.exceptions import RedisError
 from sanic.exceptions import WebsocketClosed
@@ -13,33 +16,49 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.event_sink import EventSink
 from gateway.outbox import Outbox
+from gateway.rate_limit import FrameRate, Verdict
 from gateway.session import Forward, Session
 from gateway.subscriber import Subscriber
 from shared import keys
 from shared.close_codes import CloseCode
-from shared.events import Join, JoinRefused, control_decoder, event_encoder
+from shared.events import Join, JoinRefused, Leave, control_decoder, event_encoder
 from shared.frames import ErrorText, Shutdown, encode_frame, error_frame
 from shared.process_id import process_id
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_closing: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` without awaiting it. The loop holds tasks weakly: keep each one alive
+    until it has run."""
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 _EVENT_NAMES = {"join": "join_room", "leave": "leave_room", "status": "update_status",
                 "send": "send_to_peer"}
 
 
 class Socket:
-    """One client connection: its session, its outbox, its WebSocket."""
+    """One client connection: its session, its outbox, its WebSocket, its limits."""
 
-    __slots__ = ("ws", "session", "outbox", "channel")
+    __slots__ = ("ws", "session", "outbox", "channel", "rate", "last_seen")
 
-    def __init__(self, ws: WebsocketImplProtocol, session: Session, outbox: Outbox) -> None:
+    def __init__(self, ws: WebsocketImplProtocol, session: Session, outbox: Outbox,
+                 rate: FrameRate) -> None:
         self.ws = ws
         self.session = session
         self.outbox = outbox
         self.channel = keys.connection_channel(session.conn_id).encode()
+        self.rate = rate
+        self.last_seen = time.monotonic()  # the last frame or pong from the client
+
+    def pong_received(self, pong: asyncio.Future[float]) -> None:
+        if not pong.cancelled():
+            self.last_seen = time.monotonic()
 
     def deliver(self, payload: bytes) -> None:
         """What the relay published for this socket: a frame, or a word for the gateway."""
@@ -52,10 +71,7 @@ class Socket:
 
     def close_soon(self, code: CloseCode, reason: str = "") -> None:
         """Close from synchronous code (a pub/sub callback); the handler then cleans up."""
-        task = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
-        # The loop holds tasks weakly: keep this one alive until it has run.
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        _spawn(self.ws.close(code, reason))
 
 
 class Gateway:
@@ -77,17 +93,16 @@ class Gateway:
             await ws.send(encode_frame(Shutdown(seconds=0)).decode())
             await ws.close(CloseCode.SHUTDOWN, "shutdown")
             return
-        socket = Socket(ws, session, None)  # type: ignore[arg-type]
+        settings = self.settings
+        rate = FrameRate(settings.frame_rate, settings.frame_burst, time.monotonic())
+        socket = Socket(ws, session, None, rate)  # type: ignore[arg-type]
         socket.outbox = Outbox(ws, self.settings.send_buffer_bytes,
                                lambda: socket.close_soon(CloseCode.TRY_AGAIN_LATER, "slow"))
-        try:
-            await self.subscriber.subscribe(socket.channel, socket.deliver)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("cannot subscribe a new socket: %s", exc)
-            await ws.close(CloseCode.TRY_AGAIN_LATER, "service unavailable")
-            return
         self.sockets[socket.channel] = socket
         try:
+            # While Redis is away the socket is still served (ping, info, errors); its
+            # room events are answered `service unavailable` until it is subscribed.
+            await self.subscriber.subscribe(socket.channel, socket.deliver)
             await self._receive(socket)
         except (ConnectionClosed, WebsocketClosed, asyncio.CancelledError):
             pass
@@ -99,10 +114,18 @@ class Gateway:
             await self._close(socket)
 
     async def _receive(self, socket: Socket) -> None:
-        ws, session, outbox = socket.ws, socket.session, socket.outbox
+        ws, session, outbox, rate = socket.ws, socket.session, socket.outbox, socket.rate
         while True:
             text = await ws.recv()
             if text is None:
+                continue
+            now = socket.last_seen = time.monotonic()
+            verdict = rate.check(now)
+            if verdict is not Verdict.ALLOWED:
+                if verdict is Verdict.ABUSIVE:
+                    await ws.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                    return
+                outbox.push(error_frame(ErrorText.RATE_LIMITED))
                 continue
             if isinstance(text, bytes):
                 outbox.push(error_frame(ErrorText.INVALID_MESSAGE))
@@ -115,17 +138,21 @@ class Gateway:
                 continue
             await self._forward(socket, result)
 
-    async def _forward(self, socket: Socket, forward: Forward) -> bool:
-        try:
-            await self.sink.send(forward.stream, event_encoder.encode(forward.event))
-            return True
-        except RedisError:
-            event = forward.event
-            if isinstance(event, Join):  # the join never reached a relay
-                socket.session.join_refused(JoinRefused(seq=event.seq))
-            name = _EVENT_NAMES[type(event).__struct_config__.tag]  # type: ignore[index]
-            socket.outbox.push(error_frame(ErrorText.SERVICE_UNAVAILABLE, name))
-            return False
+    async def _forward(self, socket: Socket, forward: Forward) -> None:
+        """XADD the event, or tell the client the service cannot take it now (rule 5)."""
+        event = forward.event
+        # A reply could not reach an unsubscribed socket: refuse rather than lose it.
+        # A leave still goes out, so that the peer is removed from its room.
+        if type(event) is Leave or self.subscriber.is_live(socket.channel):
+            try:
+                await self.sink.send(forward.stream, event_encoder.encode(event))
+                return
+            except RedisError:
+                pass
+        if isinstance(event, Join):  # the join never reached a relay
+            socket.session.join_refused(JoinRefused(seq=event.seq))
+        name = _EVENT_NAMES[type(event).__struct_config__.tag]  # type: ignore[index]
+        socket.outbox.push(error_frame(ErrorText.SERVICE_UNAVAILABLE, name))
 
     async def _close(self, socket: Socket) -> None:
         self.sockets.pop(socket.channel, None)
@@ -137,6 +164,30 @@ class Gateway:
         finally:
             if self.draining and not self.sockets:
                 self._all_closed.set()
+
+    async def keep_alive(self) -> None:
+        """Ping every socket each interval; close those silent past the idle timeout."""
+        interval, idle = self.settings.ping_interval_s, self.settings.idle_timeout_s
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for socket in list(self.sockets.values()):
+                if now - socket.last_seen > idle:
+                    socket.close_soon(CloseCode.GOING_AWAY, "idle")
+                else:
+                    _spawn(self._ping(socket))
+
+    @staticmethod
+    async def _ping(socket: Socket) -> None:
+        try:
+            pong = await socket.ws.ping()
+        except (ConnectionClosed, WebsocketClosed):
+            return
+        pong.add_done_callback(socket.pong_received)
+
+    def close_all(self, code: CloseCode, reason: str) -> None:
+        for socket in list(self.sockets.values()):
+            socket.close_soon(code, reason)
 
     def subscriptions_lost(self, channels: list[bytes]) -> None:
         """Pub/sub broke: these sockets may have missed frames, so they must rejoin."""

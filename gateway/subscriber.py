@@ -20,59 +20,69 @@ log = logging.getLogger(__name__)
 Sink = Callable[[bytes], None]
 
 _SUBSCRIBE_TIMEOUT_S = 5.0
-
-
-class SubscriptionLost(RedisError):
-    """The pub/sub connection broke; whatever was published meanwhile is gone."""
+# Reconnecting: first retry after the minimum, doubling up to the maximum, so that a
+# Redis that comes back is used again within seconds (issue: "within 5 s").
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
 
 
 class Subscriber:
+    """Each socket's channel, routed to its sink.
+
+    A channel is *live* once Redis confirmed the SUBSCRIBE on the current connection:
+    only then can nothing published to it be missed. Channels registered while Redis is
+    away wait and are subscribed on reconnection (they had nothing to miss). When the
+    connection breaks, the live channels are reported to `on_lost` and forgotten.
+    """
+
     def __init__(self, redis_url: str, on_lost: Callable[[list[bytes]], None]) -> None:
         # No read timeout: a quiet channel is not a broken one (health checks catch those).
         self._pool = ConnectionPool.from_url(redis_url, socket_timeout=None,
                                              health_check_interval=0)
         self._conn: AbstractConnection | None = None
         self._sinks: dict[bytes, Sink] = {}
+        self._live: set[bytes] = set()
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
-        self._connected = asyncio.Event()
+        self._connected = False
         self._on_lost = on_lost
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._connected
 
-    async def subscribe(self, channel: bytes, sink: Sink) -> None:
-        """Route `channel` to `sink`; returns once Redis confirms, so nothing is missed.
+    def is_live(self, channel: bytes) -> bool:
+        return channel in self._live
 
-        Raises SubscriptionLost or TimeoutError when Redis cannot be reached in time.
-        """
-        if not self._connected.is_set():
-            await asyncio.wait_for(self._connected.wait(), _SUBSCRIBE_TIMEOUT_S)
-        if self._conn is None:
-            raise SubscriptionLost("not connected to redis")
+    async def subscribe(self, channel: bytes, sink: Sink) -> bool:
+        """Route `channel` to `sink`. True once Redis confirmed the subscription; False
+        when Redis is away (the channel is subscribed as soon as it is back)."""
+        self._sinks[channel] = sink
+        if not self._connected or self._conn is None:
+            return False
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = confirmed
-        self._sinks[channel] = sink
         try:
             await self._conn.send_command("SUBSCRIBE", channel)
             await asyncio.wait_for(confirmed, _SUBSCRIBE_TIMEOUT_S)
-        except BaseException:
-            self._sinks.pop(channel, None)
-            raise
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.debug("subscribe %r not confirmed: %s", channel, exc)
         finally:
             self._confirmations.pop(channel, None)
+        return channel in self._live
 
     async def unsubscribe(self, channel: bytes) -> None:
-        if self._sinks.pop(channel, None) is None or self._conn is None:
+        self._sinks.pop(channel, None)
+        if channel not in self._live:
             return
+        self._live.discard(channel)
         try:
-            await self._conn.send_command("UNSUBSCRIBE", channel)
+            if self._conn is not None and self._connected:
+                await self._conn.send_command("UNSUBSCRIBE", channel)
         except (RedisError, OSError) as exc:
             log.debug("unsubscribe %r failed: %s", channel, exc)
 
     async def run(self) -> None:
         """Read and dispatch forever; reconnect with backoff when the connection breaks."""
-        backoff = 0.1
+        backoff = _BACKOFF_MIN_S
         while True:
             try:
                 self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
@@ -80,24 +90,26 @@ class Subscriber:
                 # hiredis reports pub/sub replies as push messages; have them returned
                 # to us by read_response instead of logged and dropped.
                 self._conn._parser.set_pubsub_push_handler(_as_is)  # type: ignore[union-attr]
-                self._connected.set()
-                backoff = 0.1
+                self._connected = True
+                backoff = _BACKOFF_MIN_S
+                waiting = list(self._sinks)
+                for start in range(0, len(waiting), 1000):
+                    await self._conn.send_command("SUBSCRIBE", *waiting[start:start + 1000])
                 await self._read(self._conn)
             except (RedisError, OSError) as exc:
                 log.warning("pub/sub connection lost: %s", exc)
             finally:
-                self._connected.clear()
+                self._connected = False
                 if self._conn is not None:
                     await self._conn.disconnect()
-                lost = list(self._sinks)
-                self._sinks.clear()
-                for confirmed in self._confirmations.values():
-                    if not confirmed.done():
-                        confirmed.set_exception(SubscriptionLost("pub/sub connection lost"))
+                lost = list(self._live)
+                self._live.clear()
+                for channel in lost:
+                    self._sinks.pop(channel, None)
                 if lost:
                     self._on_lost(lost)
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, _BACKOFF_MAX_S)
 
     async def _read(self, conn: AbstractConnection) -> None:
         sinks = self._sinks
@@ -111,7 +123,10 @@ class Subscriber:
                 if sink is not None:
                     sink(reply[2])
             elif kind == b"subscribe":
-                confirmed = self._confirmations.get(reply[1])
+                channel = reply[1]
+                if channel in sinks:
+                    self._live.add(channel)
+                confirmed = self._confirmations.get(channel)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)
 

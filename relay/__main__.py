@@ -8,6 +8,7 @@ import signal
 import uvloop
 from redis.asyncio import Redis
 
+from relay.health import serve_health
 from relay.worker import Relay
 from shared.logs import configure_logging
 from shared.settings import Settings
@@ -19,9 +20,15 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, relay.stopping.set)
+    health = None
+    if settings.relay_health_port:
+        health = await serve_health(settings.host, settings.relay_health_port,
+                                    relay.readiness_problems)
     try:
         await relay.run()
     finally:
+        if health is not None:
+            health.close()
         await redis.aclose()
 
 

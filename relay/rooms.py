@@ -80,6 +80,15 @@ class RoomBook:
         ordered = sorted(members.items(), key=lambda item: stream_order(item[1].joined))
         self.rooms[room] = dict(ordered)
 
+    def gateways(self) -> set[str]:
+        """The gateways that hold this shard's members' sockets."""
+        return {m.gateway for members in self.rooms.values() for m in members.values()}
+
+    def members_on(self, gateways: set[str]) -> list[Leave]:
+        """Leave events for every member whose socket was on one of `gateways`."""
+        return [Leave(conn=conn, room=room) for room, members in self.rooms.items()
+                for conn, member in members.items() if member.gateway in gateways]
+
     def apply(self, event: AnyEvent, entry_id: str, out: list[Effect]) -> None:
         """Apply one event; append its effects to `out` in the order they must happen."""
         if isinstance(event, SendToPeer):

@@ -15,7 +15,7 @@ from relay.leases import RELEASE, RENEW, Leases
 from relay.rooms import Effect
 from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
 from shared import keys
-from shared.events import event_decoder
+from shared.events import event_decoder, event_encoder
 from shared.process_id import process_id
 from shared.settings import Settings
 
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # An XREADGROUP waits at most this long, so leases are tended and SIGTERM seen in time.
 _BLOCK_MS = 200
+# Reconnecting to Redis: first retry after the minimum, doubling up to the maximum.
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
 
 
 class Relay:
@@ -45,6 +47,7 @@ class Relay:
         tend_every = self.settings.lease_ttl_ms / 3000
         next_tend = 0.0
         scripts_loaded = False
+        backoff = _BACKOFF_MIN_S
         log.info("relay %s started", self.id)
         while not self.stopping.is_set():
             try:
@@ -54,20 +57,26 @@ class Relay:
                     scripts_loaded = True
                 if time.monotonic() >= next_tend:
                     await self.tend_leases()
+                    await self.remove_dead_gateways()
                     next_tend = time.monotonic() + tend_every
                 if not self.owned:
                     await self._pause(max(0.0, next_tend - time.monotonic()))
                     continue
                 await self.process_batch()
+                backoff = _BACKOFF_MIN_S
             except RedisError as exc:
                 # Nothing half done survives a failure (rule 2): start over from Redis.
-                log.warning("redis error, retrying: %s", exc)
+                log.warning("redis error, retrying in %.1f s: %s", backoff, exc)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 await self._reload_owned()
                 scripts_loaded = False
                 next_tend = 0.0
-                await self._pause(0.5)
-        await self.leases.leave(list(self.owned))
-        log.info("relay %s stopped, shards released", self.id)
+        try:
+            await self.leases.leave(list(self.owned))
+        except RedisError as exc:
+            log.warning("could not release shards (they lapse with their TTL): %s", exc)
+        log.info("relay %s stopped", self.id)
 
     async def _reload_owned(self) -> None:
         """After a failure mid-batch, trust only Redis: read every owned shard back."""
@@ -100,6 +109,36 @@ class Relay:
         for shard in await self.leases.acquire(share - len(self.owned)):
             self.owned[shard] = await self.take_over(shard)
             log.debug("took shard %d", shard)
+
+    async def remove_dead_gateways(self) -> None:
+        """Rule 4: peers of a gateway that stopped heartbeating leave their rooms.
+
+        The leaves go through the shard streams like any other event, so they are applied
+        in order and exactly once; sending one twice does no harm (leaving is idempotent).
+        """
+        gateways = sorted(set().union(*(s.book.gateways() for s in self.owned.values())))
+        if not gateways:
+            return
+        alive = await self.redis.mget([keys.gateway_alive(g) for g in gateways])
+        dead = {g for g, flag in zip(gateways, alive, strict=True) if flag is None}
+        if not dead:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.owned.values():
+            for leave in shard.book.members_on(dead):
+                pipe.xadd(shard.stream, {b"e": event_encoder.encode(leave)},
+                          maxlen=self.settings.stream_maxlen, approximate=True)
+        log.info("gateways gone: %s; removing %d peers", sorted(dead), len(pipe))
+        await pipe.execute()
+
+    async def readiness_problems(self) -> list[str]:
+        """Why the service cannot serve rooms now (for /readyz); empty when it can."""
+        try:
+            holders = await self.redis.mget(keys.all_leases(self.settings.shards))
+        except RedisError as exc:
+            return [f"redis unreachable: {exc}"]
+        unowned = sum(holder is None for holder in holders)
+        return [f"{unowned} of {self.settings.shards} shards have no relay"] if unowned else []
 
     async def take_over(self, number: int) -> Shard:
         """Read the shard back and claim what its previous holder left unacknowledged."""

@@ -34,6 +34,11 @@ def shard_lease(shard: int) -> str:
     return f"sig:lease:{_tag(shard)}"
 
 
+def all_leases(shards: int) -> list[str]:
+    """Every shard's lease key: MGET them to see which shards have a relay."""
+    return [shard_lease(shard) for shard in range(shards)]
+
+
 def shard_checkpoint(shard: int) -> str:
     """Stream id of the last event whose effects were committed."""
     return f"sig:ckpt:{_tag(shard)}"
@@ -47,6 +52,11 @@ def shard_rooms(shard: int) -> str:
 def room_members(shard: int, digest: str) -> str:
     """Hash: peer id -> msgpack Member. Gone when the room empties."""
     return f"sig:room:{_tag(shard)}:{digest}"
+
+
+def gateway_alive(gateway_id: str) -> str:
+    """Present while the gateway heartbeats (value: its start time; TTL: gateway_ttl_ms)."""
+    return f"sig:gw:{gateway_id}"
 
 
 def connection_channel(conn_id: str) -> str:

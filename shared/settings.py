@@ -36,9 +36,17 @@ class Settings:
     # XADD MAXLEN ~: how many unapplied events a shard stream keeps at most.
     stream_maxlen: int = 100_000
     max_frame_bytes: int = 64 * 1024
+    # Client frames per connection: sustained rate and burst (protocol.md, "Limits").
+    frame_rate: float = 50.0
+    frame_burst: int = 200
     send_buffer_bytes: int = 1024 * 1024
     ping_interval_s: float = 20.0
     idle_timeout_s: float = 60.0
+    # A gateway that has not renewed its heartbeat for this long is dead: relays remove
+    # its peers from their rooms.
+    gateway_ttl_ms: int = 8000
+    # The relay's /healthz and /readyz; 0 turns them off.
+    relay_health_port: int = 8081
     # The palava-client browser bundle that the demo page (/demo) loads.
     palava_bundle: str = DEFAULT_PALAVA_BUNDLE
 
@@ -65,7 +73,7 @@ class Settings:
     def check(self) -> None:
         """Refuse values that would make the service misbehave rather than fail."""
         for name in ("shards", "room_capacity", "lease_ttl_ms", "batch_size", "stream_maxlen",
-                     "max_frame_bytes", "send_buffer_bytes"):
+                     "max_frame_bytes", "send_buffer_bytes", "gateway_ttl_ms", "frame_burst"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_NAMES[name]} must be at least 1")
         if self.shutdown_seconds < 0:
@@ -84,8 +92,12 @@ ENV_NAMES: dict[str, str] = {
     "batch_size": "SWITCHBOARD_BATCH_SIZE",
     "stream_maxlen": "SWITCHBOARD_STREAM_MAXLEN",
     "max_frame_bytes": "SWITCHBOARD_MAX_FRAME_BYTES",
+    "frame_rate": "SWITCHBOARD_FRAME_RATE",
+    "frame_burst": "SWITCHBOARD_FRAME_BURST",
     "send_buffer_bytes": "SWITCHBOARD_SEND_BUFFER_BYTES",
     "ping_interval_s": "SWITCHBOARD_PING_INTERVAL",
     "idle_timeout_s": "SWITCHBOARD_IDLE_TIMEOUT",
+    "gateway_ttl_ms": "SWITCHBOARD_GATEWAY_TTL_MS",
+    "relay_health_port": "SWITCHBOARD_RELAY_HEALTH_PORT",
     "palava_bundle": "SWITCHBOARD_PALAVA_BUNDLE",
 }

@@ -26,8 +26,11 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
     """Two gateways and two relays, shared by the protocol tests (each uses its own rooms)."""
+    # Limits sized for tests that send hundreds of frames at once; the limits themselves
+    # are tested with their defaults on gateways of their own (tests/faults).
     cluster = start_cluster(redis_server, gateways=2, relays=2,
-                            SWITCHBOARD_ROOM_CAPACITY="3", SWITCHBOARD_SHUTDOWN_SECONDS="1")
+                            SWITCHBOARD_ROOM_CAPACITY="3", SWITCHBOARD_SHUTDOWN_SECONDS="1",
+                            SWITCHBOARD_FRAME_BURST="2000", SWITCHBOARD_FRAME_RATE="2000")
     yield cluster
     cluster.stop()
 

@@ -95,11 +95,12 @@ def _spawn(name: str, argv: list[str], env: Mapping[str, str], workdir: Path) ->
     return Process(name, popen, log_path)
 
 
-def start_redis(workdir: Path) -> RedisServer:
+def start_redis(workdir: Path, port: int | None = None) -> RedisServer:
+    """A private, empty redis-server; on `port` when given (to restart one in place)."""
     server = shutil.which("redis-server")
     if server is None:
         raise RuntimeError("redis-server is not installed (the test command installs it)")
-    port = free_port()
+    port = free_port() if port is None else port
     process = _spawn(f"redis-{port}", [server, "--port", str(port), "--bind", "127.0.0.1",
                                        "--save", "", "--appendonly", "no",
                                        "--dir", str(workdir)], os.environ, workdir)
@@ -124,6 +125,7 @@ class Cluster:
     env: dict[str, str]
     gateways: list[tuple[Process, int]] = field(default_factory=list)
     relays: list[Process] = field(default_factory=list)
+    relay_health_ports: dict[int, int] = field(default_factory=dict)  # by pid
 
     def start_gateway(self, **env: str) -> tuple[Process, int]:
         port = free_port()
@@ -138,9 +140,12 @@ class Cluster:
         return process, port
 
     def start_relay(self, **env: str) -> Process:
+        port = free_port()
         process = _spawn(f"relay-{len(self.relays)}", [sys.executable, "-m", "relay"],
-                         {**self.env, **env}, self.workdir)
+                         {**self.env, "SWITCHBOARD_RELAY_HEALTH_PORT": str(port), **env},
+                         self.workdir)
         self.relays.append(process)
+        self.relay_health_ports[process.pid] = port
         return process
 
     def wait_ready(self, port: int, timeout: float = 20) -> None:

@@ -1,0 +1,48 @@
+"""The relay's small HTTP port: /healthz (alive) and /readyz (Redis and shards)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+Readiness = Callable[[], Awaitable[list[str]]]
+
+_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
+
+
+async def serve_health(host: str, port: int, readiness: Readiness) -> asyncio.Server | None:
+    """Answer GET /healthz and /readyz on `port`; None when the port cannot be had."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
+            body: dict[str, object]
+            if path == b"/healthz":
+                status, body = 200, {"ok": True}
+            elif path == b"/readyz":
+                problems = await readiness()
+                status, body = (503 if problems else 200), {"ready": not problems,
+                                                            "problems": problems}
+            else:
+                status, body = 404, {"error": "not found"}
+            payload = orjson.dumps(body)
+            writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                         % (status, _REASONS[status].encode(), len(payload), payload))
+            await writer.drain()
+        except (OSError, TimeoutError) as exc:
+            log.debug("health request failed: %s", exc)
+        finally:
+            writer.close()
+
+    try:
+        return await asyncio.start_server(answer, host, port)
+    except OSError as exc:
+        log.warning("relay health port %s:%d unavailable: %s", host, port, exc)
+        return None
