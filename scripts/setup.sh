@@ -26,7 +26,10 @@ command -v redis-server >/dev/null || apt_install redis-server
 # The browser test drives Debian's chromium (never a downloaded browser); the demo page
 # (/demo) runs palava-client from npm. npm may come from elsewhere than Debian: keep it.
 debian_missing=()
-[ -x /usr/bin/chromium ] || debian_missing+=(chromium)
+# Only the tests need the browser (scripts/test sets SWITCHBOARD_SETUP_FOR_TESTS).
+if [ "${SWITCHBOARD_SETUP_FOR_TESTS:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+    debian_missing+=(chromium)
+fi
 command -v npm >/dev/null || debian_missing+=(nodejs npm)
 [ "${#debian_missing[@]}" = 0 ] || apt_install "${debian_missing[@]}"
 
