@@ -15,11 +15,12 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
-from gateway.heartbeat import heartbeat, stop_heartbeat
+from gateway.heartbeat import Heartbeat
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
 from shared import keys
 from shared.close_codes import CloseCode
+from shared.process_id import process_id
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,16 +49,19 @@ def create_app(settings: Settings) -> App:
             if gateway is not None:
                 gateway.subscriptions_lost(channels)
 
-        subscriber = Subscriber(settings.redis_url, lost)
-        gateway = Gateway(settings, sink, subscriber)
+        gateway_id = process_id("gateway")
+        heartbeat = Heartbeat(redis, gateway_id, settings.gateway_ttl_ms)
+        subscriber = Subscriber(settings.redis_url, lost, heartbeat.register)
+        gateway = Gateway(gateway_id, settings, sink, subscriber)
         app.ctx.redis = redis
         app.ctx.gateway = gateway
+        app.ctx.heartbeat = heartbeat
         app.ctx.tasks = [
             asyncio.create_task(sink.run()),
             asyncio.create_task(subscriber.run()),
             asyncio.create_task(gateway.keep_alive()),
-            asyncio.create_task(heartbeat(
-                redis, gateway.id, settings.gateway_ttl_ms,
+            asyncio.create_task(heartbeat.run(
+                lambda: subscriber.generation,
                 lambda: gateway.close_all(CloseCode.SERVICE_RESTART, "heartbeat lapsed"))),
         ]
 
@@ -76,7 +80,7 @@ def create_app(settings: Settings) -> App:
         if gateway.draining:
             return
         await gateway.drain()
-        await stop_heartbeat(app.ctx.redis, gateway.id)
+        await app.ctx.heartbeat.stop()
         app.stop()
 
     @app.after_server_stop

@@ -15,34 +15,45 @@ from shared import keys
 log = logging.getLogger(__name__)
 
 
-async def heartbeat(redis: Redis, gateway_id: str, ttl_ms: int,
-                    lapsed: Callable[[], None]) -> None:
-    """Keep `sig:gw:<id>` alive; call `lapsed` if it ever expired under us.
+class Heartbeat:
+    """Keeps `sig:gw:<id>` alive while the gateway runs (architecture.md, rule 4)."""
 
-    An expired heartbeat means relays may already have removed this gateway's peers from
-    their rooms (architecture.md, rule 4): the sockets must then rejoin, so `lapsed`
-    closes them. Runs until cancelled.
-    """
-    key = keys.gateway_alive(gateway_id)
-    registered = False
-    while True:
+    def __init__(self, redis: Redis, gateway_id: str, ttl_ms: int) -> None:
+        self.redis = redis
+        self.key = keys.gateway_alive(gateway_id)
+        self.ttl_ms = ttl_ms
+
+    async def register(self) -> None:
+        """Say the gateway is alive (on every pub/sub connection, before sockets join)."""
+        await self.redis.set(self.key, int(time.time()), px=self.ttl_ms)
+
+    async def run(self, generation: Callable[[], int], lapsed: Callable[[], None]) -> None:
+        """Renew every ttl/3 until cancelled; call `lapsed` if the key expired under us.
+
+        An expired heartbeat means relays may already have removed this gateway's peers
+        from their rooms, so `lapsed` closes the sockets and they rejoin. A key missing
+        because Redis itself came back empty is not that: the pub/sub connection broke
+        too (its `generation` moved on), its sockets were closed then, and the ones
+        opened since are fine.
+        """
+        seen = generation()
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            try:
+                renewed = await self.redis.set(self.key, int(time.time()), px=self.ttl_ms,
+                                               xx=True)
+                if not renewed:
+                    if generation() == seen:
+                        log.warning("heartbeat %s had expired: sockets must rejoin", self.key)
+                        lapsed()
+                    await self.register()
+                seen = generation()
+            except RedisError as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def stop(self) -> None:
+        """Say at once that this gateway is gone (after its sockets have left)."""
         try:
-            if not registered:
-                await redis.set(key, int(time.time()), px=ttl_ms)
-                registered = True
-            elif not await redis.set(key, int(time.time()), px=ttl_ms, xx=True):
-                log.warning("heartbeat %s had expired: closing sockets so they rejoin", key)
-                lapsed()
-                registered = False
-                continue
+            await self.redis.delete(self.key)
         except RedisError as exc:
-            log.warning("heartbeat failed: %s", exc)
-        await asyncio.sleep(ttl_ms / 3000)
-
-
-async def stop_heartbeat(redis: Redis, gateway_id: str) -> None:
-    """Say at once that this gateway is gone (after its sockets have left)."""
-    try:
-        await redis.delete(keys.gateway_alive(gateway_id))
-    except RedisError as exc:
-        log.warning("could not remove heartbeat (it lapses by itself): %s", exc)
+            log.warning("could not remove heartbeat (it lapses by itself): %s", exc)

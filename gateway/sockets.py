@@ -23,7 +23,6 @@ from shared import keys
 from shared.close_codes import CloseCode
 from shared.events import Join, JoinRefused, Leave, control_decoder, event_encoder
 from shared.frames import ErrorText, Shutdown, encode_frame, error_frame
-from shared.process_id import process_id
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,9 +76,10 @@ class Socket:
 class Gateway:
     """Everything one gateway process shares among its sockets."""
 
-    def __init__(self, settings: Settings, sink: EventSink, subscriber: Subscriber) -> None:
+    def __init__(self, gateway_id: str, settings: Settings, sink: EventSink,
+                 subscriber: Subscriber) -> None:
         self.settings = settings
-        self.id = process_id("gateway")
+        self.id = gateway_id
         self.sink = sink
         self.subscriber = subscriber
         self.sockets: dict[bytes, Socket] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,7 +34,8 @@ class Subscriber:
     connection breaks, the live channels are reported to `on_lost` and forgotten.
     """
 
-    def __init__(self, redis_url: str, on_lost: Callable[[list[bytes]], None]) -> None:
+    def __init__(self, redis_url: str, on_lost: Callable[[list[bytes]], None],
+                 on_connected: Callable[[], Awaitable[None]]) -> None:
         # No read timeout: a quiet channel is not a broken one (health checks catch those).
         self._pool = ConnectionPool.from_url(redis_url, socket_timeout=None,
                                              health_check_interval=0)
@@ -44,6 +45,9 @@ class Subscriber:
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
         self._connected = False
         self._on_lost = on_lost
+        self._on_connected = on_connected
+        # Counts connections made: a change tells that everything live before was lost.
+        self.generation = 0
 
     @property
     def connected(self) -> bool:
@@ -90,6 +94,10 @@ class Subscriber:
                 # hiredis reports pub/sub replies as push messages; have them returned
                 # to us by read_response instead of logged and dropped.
                 self._conn._parser.set_pubsub_push_handler(_as_is)  # type: ignore[union-attr]
+                # Before any channel goes live, so that no socket joins a room before the
+                # gateway is known to be alive (relays would remove its peers).
+                await self._on_connected()
+                self.generation += 1
                 self._connected = True
                 backoff = _BACKOFF_MIN_S
                 waiting = list(self._sinks)

@@ -64,8 +64,10 @@ end
 redis.call('SET', KEYS[2], ARGV[3])
 if n > 0 then
   redis.call('XACK', KEYS[3], ARGV[4], unpack(ARGV, 7, 6 + n))
-  -- Applied entries are no longer needed: keep the stream short and free of user data.
-  redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[3])
+  -- Applied entries are no longer needed: keep the stream free of user data. Exact, not
+  -- '~', so that every entry up to the checkpoint goes (MINID keeps ids >= its argument).
+  local ms, seq = string.match(ARGV[3], '^(%d+)-(%d+)$')
+  redis.call('XTRIM', KEYS[3], 'MINID', ms .. '-' .. (tonumber(seq) + 1))
 end
 return 1
 """)

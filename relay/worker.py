@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 # An XREADGROUP waits at most this long, so leases are tended and SIGTERM seen in time.
 _BLOCK_MS = 200
+# Free shards (a dead relay's, once its lease lapsed) are looked for this often, so a
+# takeover follows the lease TTL closely; dead gateways are looked for every second.
+_CLAIM_EVERY_S = 0.25
+_SWEEP_EVERY_S = 1.0
 # Reconnecting to Redis: first retry after the minimum, doubling up to the maximum.
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
 
@@ -44,8 +48,8 @@ class Relay:
 
     async def run(self) -> None:
         """Work until `stopping` is set, then finish the batch and give the shards back."""
-        tend_every = self.settings.lease_ttl_ms / 3000
-        next_tend = 0.0
+        renew_every = self.settings.lease_ttl_ms / 3000
+        next_renew = next_claim = next_sweep = 0.0
         scripts_loaded = False
         backoff = _BACKOFF_MIN_S
         log.info("relay %s started", self.id)
@@ -55,12 +59,18 @@ class Relay:
                     for script in (COMMIT, RENEW, RELEASE):
                         await script.load(self.redis)
                     scripts_loaded = True
-                if time.monotonic() >= next_tend:
-                    await self.tend_leases()
+                now = time.monotonic()
+                if now >= next_renew:
+                    await self.renew_leases()
+                    next_renew = now + renew_every
+                if now >= next_claim:
+                    await self.claim_shards()
+                    next_claim = now + _CLAIM_EVERY_S
+                if now >= next_sweep:
                     await self.remove_dead_gateways()
-                    next_tend = time.monotonic() + tend_every
+                    next_sweep = now + _SWEEP_EVERY_S
                 if not self.owned:
-                    await self._pause(max(0.0, next_tend - time.monotonic()))
+                    await self._pause(max(0.0, next_claim - time.monotonic()))
                     continue
                 await self.process_batch()
                 backoff = _BACKOFF_MIN_S
@@ -71,7 +81,7 @@ class Relay:
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 await self._reload_owned()
                 scripts_loaded = False
-                next_tend = 0.0
+                next_renew = next_claim = 0.0
         try:
             await self.leases.leave(list(self.owned))
         except RedisError as exc:
@@ -94,11 +104,14 @@ class Relay:
         except TimeoutError:
             pass
 
-    async def tend_leases(self) -> None:
-        """Renew what we hold, take free shards up to our fair share, give back surplus."""
+    async def renew_leases(self) -> None:
+        """Extend what we hold; forget what we lost (its commits would be fenced off)."""
         for shard in await self.leases.renew(list(self.owned)):
             log.warning("lost the lease of shard %d", shard)
             self.owned.pop(shard, None)
+
+    async def claim_shards(self) -> None:
+        """Take free shards up to our fair share, give back any surplus."""
         share = await self.leases.fair_share()
         surplus = sorted(self.owned)[share:]
         if surplus:

@@ -101,3 +101,13 @@ async def test_entries_a_former_holder_read_are_not_skipped(redis: Redis) -> Non
     shard = Shard(SHARD, RoomBook(capacity=10), checkpoint="")
     assert await _commit(redis, shard, ids[1:]) == ENTRIES_MISSED
     assert await redis.get(keys.shard_checkpoint(SHARD)) is None
+
+
+async def test_applied_entries_leave_the_stream(redis: Redis) -> None:
+    """Nothing of an applied event (peer ids, SDP) stays in Redis once committed."""
+    ids = await _add_joins(redis, "a", "b", "c")
+    assert await _read(redis, ME, 10) == ids
+    shard = Shard(SHARD, RoomBook(capacity=10), checkpoint="")
+    assert await _commit(redis, shard, ids[:2]) == COMMITTED
+    remaining = await redis.xrange(keys.shard_stream(SHARD))
+    assert [raw.decode() for raw, _ in remaining] == ids[2:]
