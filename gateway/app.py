@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from sanic import Request, Sanic, response
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
+from gateway import ws_protocol
 from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
 from gateway.heartbeat import Heartbeat
@@ -30,6 +31,7 @@ App = Sanic[Any, Any]
 
 def create_app(settings: Settings) -> App:
     """A gateway app; `app.ctx.gateway` is set once the server has started."""
+    ws_protocol.install()
     app: App = Sanic("switchboard", configure_logging=False)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes  # beyond: close 1009
     # Keepalive is the gateway's own (Gateway.keep_alive): one task for all sockets, and

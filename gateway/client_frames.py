@@ -30,14 +30,11 @@ class _Frame(msgspec.Struct):
     data: msgspec.Raw = msgspec.Raw()
 
 
-class _DataHead(msgspec.Struct):
-    event: Any = None
-    sender_id: Any = msgspec.UNSET
-
-
 _frame_decoder = msgspec.json.Decoder(_Frame)
-_data_decoder = msgspec.json.Decoder(_DataHead)
+# `data`'s top level only: its values stay the client's bytes, parsed by nobody.
 _data_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_string_decoder = msgspec.json.Decoder(str)
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
 class Ping(NamedTuple):
@@ -84,7 +81,8 @@ def parse_frame(text: str | bytes, in_room: bool) -> Command | Refusal:
     """
     try:
         frame = _frame_decoder.decode(text)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _DECODE_ERRORS:
+        # RecursionError: msgspec's answer to nesting deeper than ~1000 levels.
         return Refusal(ErrorText.INVALID_MESSAGE)
     event = frame.event
     if not isinstance(event, str):
@@ -146,19 +144,22 @@ def _update_status(frame: _Frame, in_room: bool) -> UpdateStatus | ErrorText:
 def _send_to_peer(frame: _Frame, in_room: bool) -> SendToPeer | ErrorText:
     data = bytes(frame.data)
     try:
-        head = _data_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        fields = _data_fields_decoder.decode(data)
+    except _DECODE_ERRORS:
         return ErrorText.RAW_DATA  # missing, or not an object
     if not in_room:
         return ErrorText.NOT_IN_ROOM
     if not isinstance(frame.peer_id, str):
         return ErrorText.UNKNOWN_PEER
-    if not isinstance(head.event, str) or head.event not in PEER_EVENTS:
+    event = fields.get("event")
+    try:
+        allowed = event is not None and _string_decoder.decode(event) in PEER_EVENTS
+    except _DECODE_ERRORS:
+        allowed = False  # not a string
+    if not allowed:
         return ErrorText.EVENT_NOT_ALLOWED
-    if head.sender_id is not msgspec.UNSET:
-        # Rare: the client named a sender. Drop it (the relay appends the real one),
-        # keeping every other value as the client's bytes: nothing is parsed again.
-        fields = _data_fields_decoder.decode(data)
+    if "sender_id" in fields:
+        # Rare: the client named a sender. Drop it; the relay appends the real one.
         del fields["sender_id"]
         data = msgspec.json.encode(fields)
     return SendToPeer(frame.peer_id, data)

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 Sink = Callable[[bytes], None]
 
 _SUBSCRIBE_TIMEOUT_S = 5.0
+# How long a new socket waits for a pub/sub connection being made before it is served
+# without one (its room events then answered `service unavailable`).
+_CONNECT_WAIT_S = 1.0
 # Reconnecting: first retry after the minimum, doubling up to the maximum, so that a
 # Redis that comes back is used again within seconds (issue: "within 5 s").
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
@@ -44,6 +47,7 @@ class Subscriber:
         self._live: set[bytes] = set()
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
         self._connected = False
+        self._connected_event = asyncio.Event()
         self._on_lost = on_lost
         self._on_connected = on_connected
         # Counts connections made: a change tells that everything live before was lost.
@@ -60,7 +64,13 @@ class Subscriber:
         """Route `channel` to `sink`. True once Redis confirmed the subscription; False
         when Redis is away (the channel is subscribed as soon as it is back)."""
         self._sinks[channel] = sink
-        if not self._connected or self._conn is None:
+        if not self._connected:
+            # A gateway just started, or Redis blinked: worth a moment's wait.
+            try:
+                await asyncio.wait_for(self._connected_event.wait(), _CONNECT_WAIT_S)
+            except TimeoutError:
+                return False
+        if self._conn is None:
             return False
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = confirmed
@@ -99,6 +109,7 @@ class Subscriber:
                 await self._on_connected()
                 self.generation += 1
                 self._connected = True
+                self._connected_event.set()
                 backoff = _BACKOFF_MIN_S
                 waiting = list(self._sinks)
                 for start in range(0, len(waiting), 1000):
@@ -108,6 +119,7 @@ class Subscriber:
                 log.warning("pub/sub connection lost: %s", exc)
             finally:
                 self._connected = False
+                self._connected_event.clear()
                 if self._conn is not None:
                     await self._conn.disconnect()
                 lost = list(self._live)
