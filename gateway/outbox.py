@@ -21,7 +21,7 @@ class Outbox:
     __slots__ = ("ws", "limit", "on_overflow", "queue", "queued", "task", "closed")
 
     def __init__(self, ws: WebsocketImplProtocol, limit: int,
-                 on_overflow: Callable[[], None]) -> None:
+                 on_overflow: Callable[[], object]) -> None:
         self.ws = ws
         self.limit = limit
         self.on_overflow = on_overflow
@@ -39,6 +39,8 @@ class Outbox:
         if self.queued > self.limit:
             self.closed = True
             self.queue.clear()
+            if self.task is not None:
+                self.task.cancel()  # it may be stuck writing to this very client
             self.on_overflow()
             return
         if self.task is None:

@@ -96,8 +96,10 @@ class Gateway:
         settings = self.settings
         rate = FrameRate(settings.frame_rate, settings.frame_burst, time.monotonic())
         socket = Socket(ws, session, None, rate)  # type: ignore[arg-type]
+        # A client that stopped reading holds Sanic's send lock: a close handshake would
+        # wait on it for ever, so the connection is failed (close frame, then TCP close).
         socket.outbox = Outbox(ws, self.settings.send_buffer_bytes,
-                               lambda: socket.close_soon(CloseCode.TRY_AGAIN_LATER, "slow"))
+                               lambda: ws.fail_connection(CloseCode.TRY_AGAIN_LATER, "slow"))
         self.sockets[socket.channel] = socket
         try:
             # While Redis is away the socket is still served (ping, info, errors); its

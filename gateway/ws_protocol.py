@@ -49,14 +49,22 @@ class GatewayWebsocket(WebsocketImplProtocol):
                 self._set_reading(True)
 
     def _set_reading(self, reading: bool) -> None:
+        self._paused = not reading
         transport = getattr(self.io_proto, "transport", None)
         if transport is None or transport.is_closing():
             return
-        if reading:
-            transport.resume_reading()
-        else:
+        if not reading:
             transport.pause_reading()
-        self._paused = not reading
+        elif not self.pause_frame_fut:  # Sanic's own pause (a message not yet taken) holds
+            transport.resume_reading()
+
+    def resume_frames(self) -> bool:
+        """Sanic resumes reading whenever its handler takes a message; not while we wait."""
+        resumed: bool = super().resume_frames()  # type: ignore[no-untyped-call]
+        transport = getattr(self.io_proto, "transport", None)
+        if self._paused and transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        return resumed
 
 
 def install() -> None:
