@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+import msgspec
 from redis.exceptions import RedisError
 from sanic.exceptions import WebsocketClosed
 from sanic.server.websockets.impl import WebsocketImplProtocol
@@ -28,6 +29,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 _background: set[asyncio.Task[None]] = set()
+_LEAVE_RETRY_S = 300
 
 
 def _spawn(work: Coroutine[Any, Any, None]) -> None:
@@ -64,7 +66,12 @@ class Socket:
         if payload[:1] == b"{":
             self.outbox.push(payload)
             return
-        control = control_decoder.decode(payload)
+        try:
+            control = control_decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # A newer relay's word this gateway does not know (rolling deploy): ignore it.
+            log.warning("unknown control message for %s: %s", self.session.conn_id, exc)
+            return
         if isinstance(control, JoinRefused):
             self.session.join_refused(control)
 
@@ -150,11 +157,26 @@ class Gateway:
                 await self.sink.send(forward.stream, event_encoder.encode(event))
                 return
             except RedisError:
-                pass
+                if type(event) is Leave:
+                    # If Redis kept its data, the peer would stay a member for good.
+                    _spawn(self._leave_when_back(forward))
         if isinstance(event, Join):  # the join never reached a relay
             socket.session.join_refused(JoinRefused(seq=event.seq))
         name = _EVENT_NAMES[type(event).__struct_config__.tag]  # type: ignore[index]
         socket.outbox.push(error_frame(ErrorText.SERVICE_UNAVAILABLE, name))
+
+    async def _leave_when_back(self, forward: Forward) -> None:
+        """Retry a leave that Redis did not take, for as long as an outage may last."""
+        delay = 0.5
+        deadline = time.monotonic() + _LEAVE_RETRY_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            try:
+                await self.sink.send(forward.stream, event_encoder.encode(forward.event))
+                return
+            except RedisError:
+                delay = min(delay * 2, 5.0)
+        log.warning("gave up a leave after %d s: %s", _LEAVE_RETRY_S, forward.event)
 
     async def _close(self, socket: Socket) -> None:
         self.sockets.pop(socket.channel, None)
