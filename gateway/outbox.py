@@ -10,8 +10,13 @@ from collections.abc import Callable
 from sanic.exceptions import WebsocketClosed
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 log = logging.getLogger(__name__)
+
+# Bytes the kernel has not taken yet, beyond which frames wait in the queue (bounded by
+# the send buffer limit) and a writer task sends them as the client reads.
+_WRITE_NOW_BELOW = 64 * 1024
 
 
 class Outbox:
@@ -31,8 +36,11 @@ class Outbox:
         self.closed = False
 
     def push(self, frame: bytes) -> None:
-        """Queue a JSON frame (sent as a text frame, unchanged)."""
+        """Send a JSON frame as a text frame, unchanged: at once when the socket can take
+        it, else after what is queued."""
         if self.closed:
+            return
+        if self.task is None and self._write_now(frame):
             return
         self.queue.append(frame)
         self.queued += len(frame)
@@ -46,6 +54,19 @@ class Outbox:
         if self.task is None:
             # A writer exists only while there is a backlog: idle sockets cost no task.
             self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    def _write_now(self, frame: bytes) -> bool:
+        """Write without a task when nothing else is writing and the client keeps up."""
+        ws = self.ws
+        transport = getattr(ws.io_proto, "transport", None)
+        if (transport is None or transport.is_closing() or ws.conn_mutex.locked()
+                or ws.ws_proto.state is not State.OPEN
+                or transport.get_write_buffer_size() > _WRITE_NOW_BELOW):
+            return False
+        ws.ws_proto.send_text(frame)
+        for data in ws.ws_proto.data_to_send():
+            transport.write(data)
+        return True
 
     async def _drain(self) -> None:
         try:

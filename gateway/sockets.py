@@ -112,7 +112,13 @@ class Gateway:
             # While Redis is away the socket is still served (ping, info, errors); its
             # room events are answered `service unavailable` until it is subscribed.
             await self.subscriber.subscribe(socket.channel, socket.deliver)
-            await self._receive(socket)
+            # From here messages are handled as they are read (GatewayWebsocket); `recv`
+            # only returns what arrived before, and raises when the socket closes.
+            ws.on_message = lambda message: self.receive(socket, message)  # type: ignore[attr-defined]
+            while True:
+                message = await ws.recv()
+                if message is not None:
+                    self.receive(socket, message)
         except (ConnectionClosed, WebsocketClosed, asyncio.CancelledError):
             pass
         except Exception:
@@ -122,45 +128,44 @@ class Gateway:
         finally:
             await self._close(socket)
 
-    async def _receive(self, socket: Socket) -> None:
-        ws, session, outbox, rate = socket.ws, socket.session, socket.outbox, socket.rate
-        while True:
-            text = await ws.recv()
-            if text is None:
-                continue
-            now = socket.last_seen = time.monotonic()
-            verdict = rate.check(now)
-            if verdict is not Verdict.ALLOWED:
-                if verdict is Verdict.ABUSIVE:
-                    await ws.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
-                    return
-                outbox.push(error_frame(ErrorText.RATE_LIMITED))
-                continue
-            if isinstance(text, bytes):
-                outbox.push(error_frame(ErrorText.INVALID_MESSAGE))
-                continue
-            result = session.handle(text)
-            if result is None:
-                continue
-            if isinstance(result, bytes):
-                outbox.push(result)
-                continue
-            await self._forward(socket, result)
+    def receive(self, socket: Socket, message: str | bytes) -> None:
+        """One message from the client: limits, then a reply or an event for a relay."""
+        now = socket.last_seen = time.monotonic()
+        verdict = socket.rate.check(now)
+        if verdict is not Verdict.ALLOWED:
+            if verdict is Verdict.ABUSIVE:
+                socket.ws.fail_connection(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+            else:
+                socket.outbox.push(error_frame(ErrorText.RATE_LIMITED))
+            return
+        if isinstance(message, bytes):
+            socket.outbox.push(error_frame(ErrorText.INVALID_MESSAGE))
+            return
+        result = socket.session.handle(message)
+        if result is None:
+            return
+        if isinstance(result, bytes):
+            socket.outbox.push(result)
+            return
+        self._forward(socket, result)
 
-    async def _forward(self, socket: Socket, forward: Forward) -> None:
+    def _forward(self, socket: Socket, forward: Forward) -> None:
         """XADD the event, or tell the client the service cannot take it now (rule 5)."""
         event = forward.event
         # A reply could not reach an unsubscribed socket: refuse rather than lose it.
         # A leave still goes out, so that the peer is removed from its room.
         if type(event) is Leave or self.subscriber.is_live(socket.channel):
-            try:
-                await self.sink.send(forward.stream, event_encoder.encode(event))
-                return
-            except RedisError:
-                if type(event) is Leave:
-                    # If Redis kept its data, the peer would stay a member for good.
-                    _spawn(self._leave_when_back(forward))
-        if isinstance(event, Join):  # the join never reached a relay
+            self.sink.submit(forward.stream, event_encoder.encode(event),
+                             lambda _: self._not_taken(socket, forward))
+        else:
+            self._not_taken(socket, forward)
+
+    def _not_taken(self, socket: Socket, forward: Forward) -> None:
+        event = forward.event
+        if isinstance(event, Leave):
+            # If Redis kept its data, the peer would otherwise stay a member for good.
+            _spawn(self._leave_when_back(forward))
+        elif isinstance(event, Join):  # the join never reached a relay
             socket.session.join_refused(JoinRefused(seq=event.seq))
         name = _EVENT_NAMES[type(event).__struct_config__.tag]  # type: ignore[index]
         socket.outbox.push(error_frame(ErrorText.SERVICE_UNAVAILABLE, name))
@@ -184,7 +189,7 @@ class Gateway:
             await self.subscriber.unsubscribe(socket.channel)
             leave = socket.session.leave()
             if leave is not None:
-                await self._forward(socket, leave)
+                self._forward(socket, leave)
         finally:
             if self.draining and not self.sockets:
                 self._all_closed.set()
