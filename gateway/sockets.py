@@ -118,6 +118,7 @@ class Gateway:
             while True:
                 message = await ws.recv()
                 if message is not None:
+                    ws.message_taken()  # type: ignore[attr-defined]
                     self.receive(socket, message)
         except (ConnectionClosed, WebsocketClosed, asyncio.CancelledError):
             pass

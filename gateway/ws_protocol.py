@@ -24,6 +24,7 @@ from websockets.protocol import State
 
 from shared.close_codes import CloseCode
 
+_DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 # Chunks read but not yet handled, beyond which the socket is not read any further.
 _PAUSE_AT, _RESUME_AT = 4, 1
 
@@ -32,6 +33,9 @@ class GatewayWebsocket(WebsocketImplProtocol):
     # Set by the gateway once it serves the socket; until then messages take Sanic's path
     # (and reach the gateway through `recv`).
     on_message: Callable[[str | bytes], None] | None = None
+    # Messages that took Sanic's path and that `recv` has not handed over yet: while there
+    # are any, later ones take that path too, so that all arrive in order.
+    _behind = 0
     _waiting = 0
     _paused = False
     _fragments: list[bytes] | None = None
@@ -41,9 +45,12 @@ class GatewayWebsocket(WebsocketImplProtocol):
         self.ws_proto.receive_data(data)
         data_to_send = self.ws_proto.data_to_send()
         events = self.ws_proto.events_received()
-        if self.on_message is not None and events:
+        if self.on_message is not None and self._behind == 0:
             events = [event for event in events
                       if not (isinstance(event, Frame) and self._take_message(event))]
+        else:
+            self._behind += sum(1 for event in events if isinstance(event, Frame)
+                                and event.fin and event.opcode in _DATA_OPCODES)
         if not data_to_send and not events:
             return
         self._waiting += 1
@@ -60,6 +67,10 @@ class GatewayWebsocket(WebsocketImplProtocol):
             self._waiting -= 1
             if self._paused and self._waiting <= _RESUME_AT:
                 self._set_reading(True)
+
+    def message_taken(self) -> None:
+        """`recv` returned a message that took Sanic's path."""
+        self._behind = max(0, self._behind - 1)
 
     def _take_message(self, frame: Frame) -> bool:
         """Hand a data frame's message to `on_message`; False for other frames.
