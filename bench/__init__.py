@@ -1,0 +1,1 @@
+"""Switchboard vs PeerJS server: load generator, scenarios and report (`python -m bench`)."""

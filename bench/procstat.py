@@ -1,0 +1,50 @@
+"""What the kernel says a server process used: CPU seconds and resident memory, from /proc."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """utime + stime of every thread of these processes, in seconds (10 ms resolution)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            # The command name (field 2) may hold spaces: count fields after its ")".
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total / _TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process of the machine has used (all cores), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of one process, in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def settle(pids: list[int], timeout: float = 15.0, busy: float = 0.05) -> float:
+    """Wait until these processes use less than `busy` of a core over 0.25 s; return the wait."""
+    started = time.monotonic()
+    before = cpu_seconds(pids)
+    while time.monotonic() - started < timeout:
+        time.sleep(0.25)
+        now = cpu_seconds(pids)
+        if now - before < busy * 0.25:
+            break
+        before = now
+    return time.monotonic() - started

@@ -1,0 +1,148 @@
+"""The results: one table with both servers and the ratio, a JSON file and a PNG plot."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SERVERS = ("switchboard", "peerjs")
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    metric: str
+    key: str
+    better: str  # "higher" or "lower"
+    digits: int = 0
+
+
+ROWS = {
+    "throughput": [Row("1 relay throughput", "messages/s delivered", "msgs_per_s", "higher")],
+    "latency": [Row("2 latency at fixed rate", "p50 ms", "p50_ms", "lower", 2),
+                Row("", "p99 ms", "p99_ms", "lower", 2),
+                Row("", "p99.9 ms", "p999_ms", "lower", 2)],
+    "storm": [Row("3 join storm", "joins/s", "joins_per_s", "higher"),
+              Row("", "s until all joined", "all_joined_s", "lower", 2),
+              Row("", "s until all joined + new_peer", "all_events_s", "lower", 2)],
+    "cpu": [Row("4 CPU per message", "server CPU s per 1000 msgs", "server_cpu_per_1k",
+                "lower", 4)],
+    "idle": [Row("5 idle connections", "KB/conn, gateway (PeerJS: node)", "main_kib_per_conn",
+                 "lower", 1),
+             Row("", "KB/conn, all server processes", "all_kib_per_conn", "lower", 1),
+             Row("", "idle CPU, % of a core", "idle_cpu_percent", "lower", 2)],
+}
+
+
+def _cell(result: dict[str, Any] | None, row: Row) -> str:
+    if result is None:
+        return "-"
+    if "failed" in result:
+        return "FAILED"
+    value = result.get(row.key)
+    if value is None:
+        return "-"
+    return f"{value:,.{row.digits}f}"
+
+
+def _ratio(results: dict[str, Any], row: Row) -> str:
+    ours, theirs = (results.get(name) or {} for name in SERVERS)
+    a, b = ours.get(row.key), theirs.get(row.key)
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or b == 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def describe(name: str, results: dict[str, Any]) -> str:
+    """What a scenario ran, from the first server's result (both ran the same)."""
+    r = next((v for v in results.values() if v and "failed" not in v), None)
+    if r is None:
+        return ""
+    if name == "throughput":
+        return f"{r['pairs']} pairs, window {r['window']}, {r['seconds']:g} s"
+    if name == "latency":
+        return f"{r['pairs']} pairs, {r['offered_per_s']:,} msg/s offered, {r['seconds']:g} s"
+    if name == "storm":
+        return f"{r['clients']} clients, rooms of 4, {r['concurrency']} connecting at once"
+    if name == "cpu":
+        return f"{r['pairs']} pairs, {r['offered_per_s']:,} msg/s offered, {r['seconds']:g} s"
+    if name == "idle":
+        return f"{r['clients']} sockets, {r['idle_seconds']:g} s idle"
+    return ""
+
+
+def table(scenarios: dict[str, dict[str, Any]]) -> str:
+    header = ("scenario", "metric", "switchboard", "peerjs", "ratio SB/PJ", "better")
+    lines = [header]
+    for name, rows in ROWS.items():
+        if name not in scenarios:
+            continue
+        results = scenarios[name]
+        for index, row in enumerate(rows):
+            label = row.scenario
+            if index == 1:
+                label = f"  ({describe(name, results)})"
+            lines.append((label, row.metric, _cell(results.get("switchboard"), row),
+                          _cell(results.get("peerjs"), row), _ratio(results, row), row.better))
+        if len(rows) == 1:
+            lines.append((f"  ({describe(name, results)})", "", "", "", "", ""))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for number, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0]), line[1].ljust(widths[1]),
+                 *(cell.rjust(width) for cell, width in zip(line[2:5], widths[2:5], strict=True)),
+                 line[5]]
+        out.append("  ".join(cells).rstrip())
+        if number == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+NOTES = """\
+Notes: ratio = Switchboard / PeerJS server. Switchboard = 1 gateway + 1 relay + redis-server,
+PeerJS = one node process; all on the same cores as the load generator. Join storm: PeerJS
+server has no rooms, so its "join" is connect + OPEN and it sends no new_peer. Idle: the
+Switchboard sockets sit in rooms of 2; PeerJS clients send HEARTBEAT every 5 s (as its
+browser client does). CPU per message counts every server process (Switchboard: gateway,
+relay and Redis) from /proc/<pid>/stat, from the start until the last message arrived."""
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
+    """A PNG with one panel per metric, both servers side by side; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (pip install -e '.[bench]')"
+    panels = [(name, row) for name, rows in ROWS.items() if name in scenarios for row in rows
+              if row.key not in ("all_joined_s", "p50_ms")]
+    columns = 3
+    figure, axes = plt.subplots(-(-len(panels) // columns), columns,
+                                figsize=(11, 3 * -(-len(panels) // columns)), squeeze=False)
+    colours = {"switchboard": "#1f77b4", "peerjs": "#ff7f0e"}
+    for axis, (name, row) in zip(axes.flat, panels, strict=False):
+        results = scenarios[name]
+        names = [s for s in SERVERS if results.get(s) and "failed" not in results[s]]
+        values = [float(results[s].get(row.key) or 0) for s in names]
+        axis.bar(names, values, color=[colours[s] for s in names])
+        axis.set_title(f"{name}: {row.metric}\n({row.better} is better)", fontsize=9)
+        for x, value in enumerate(values):
+            axis.annotate(f"{value:,.{row.digits}f}", (x, value), ha="center", va="bottom",
+                          fontsize=8)
+    for axis in list(axes.flat)[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle("Switchboard vs PeerJS server", fontsize=11)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return None

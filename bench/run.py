@@ -1,0 +1,289 @@
+"""Switchboard vs PeerJS server, side by side: `python -m bench` (or `python -m bench.run`).
+
+Starts both servers on 127.0.0.1 (Switchboard: private redis-server + 1 gateway + 1 relay;
+PeerJS server: npm `peer`, installed into bench/peerjs/ on first use), runs each scenario
+against both, prints one table with the ratio, writes JSON and a PNG under bench/results/,
+and exits non-zero if any message or event that was sent did not arrive (or arrived out of
+order, or a server answered with an error).
+
+Scenarios: throughput (closed loop), latency (at half the lower of the two maxima), storm
+(join storm), cpu (CPU per message at a fixed load), idle (idle connections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from bench import report, scenarios
+from bench.procstat import machine_busy_seconds
+from bench.scenarios import Settings, WorkerFailed
+from bench.servers import (
+    PeerJSServer,
+    Server,
+    SwitchboardServer,
+    install_peerjs,
+    peerjs_unavailable,
+    raise_open_files_limit,
+    start_peerjs,
+    start_switchboard,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ORDER = ("throughput", "latency", "storm", "cpu", "idle")
+# About 10 s of load in all: small enough for the CI suite, large enough to catch a loss.
+SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_clients=40,
+                 storm_concurrency=20, cpu_pairs=10, cpu_rate=40.0, cpu_seconds=0.5,
+                 idle_clients=100, idle_seconds=0.5)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    defaults = Settings()
+    parser.add_argument("--smoke", action="store_true",
+                        help="a ~10 s run with small sizes that checks nothing is lost")
+    parser.add_argument("--servers", default="switchboard,peerjs",
+                        help="comma-separated: switchboard, peerjs (default: both)")
+    parser.add_argument("--only", default=",".join(ORDER),
+                        help=f"comma-separated scenarios (default: all of {','.join(ORDER)})")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every client count (pairs, clients, sockets) by this")
+    parser.add_argument("--latency-rate", type=float, default=None,
+                        help="offered msg/s for the latency scenario (default: 50%% of the "
+                             "lower of the two throughputs)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    helps = {"workers": "load-generator processes", "pairs": "throughput/latency pairs",
+             "window": "closed loop: messages in flight per direction",
+             "warmup": "seconds of load before measuring", "seconds": "measured seconds",
+             "storm_clients": "join storm clients", "storm_concurrency":
+             "connections being opened at once (storm and idle)",
+             "cpu_pairs": "CPU scenario pairs", "cpu_rate": "CPU scenario msg/s per socket",
+             "cpu_seconds": "CPU scenario seconds", "idle_clients": "idle sockets",
+             "idle_seconds": "seconds of idle CPU measurement"}
+    for field in fields(Settings):
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults,
+                            field.name)), default=None,
+                            help=f"{helps[field.name]} (default {getattr(defaults, field.name)}"
+                                 f", smoke {getattr(SMOKE, field.name)})")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    base = SMOKE if args.smoke else Settings()
+    values = asdict(base)
+    for name in ("pairs", "storm_clients", "cpu_pairs", "idle_clients"):
+        values[name] = max(2, int(values[name] * args.scale))
+    for name in values:
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    return Settings(**values)
+
+
+def _machine() -> dict[str, Any]:
+    def run(*argv: str) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        except OSError:
+            return "-"
+
+    return {"nproc": os.cpu_count(), "free_h": run("free", "-h"),
+            "python": platform.python_version(), "node": run("node", "--version"),
+            "kernel": platform.release(), "cpu": _cpu_model()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "-"
+
+
+def _available(names: list[str], smoke: bool) -> tuple[list[str], list[str]]:
+    """The servers that can run here (PeerJS: installed from npm now if need be)."""
+    available: list[str] = []
+    notes: list[str] = []
+    for name in names:
+        why = peerjs_unavailable() if name == "peerjs" else None
+        if name == "peerjs" and why is None:
+            try:
+                install_peerjs()
+            except (OSError, subprocess.SubprocessError) as exc:
+                why = f"could not install it from npm: {exc}"
+        if why is None:
+            available.append(name)
+            continue
+        if not smoke:
+            raise SystemExit(f"PeerJS server is not available: {why}\n"
+                             "(run with --servers switchboard to benchmark Switchboard alone)")
+        notes.append(f"PeerJS server skipped: {why}. Smoke run against Switchboard only.")
+        print(f"!! {notes[-1]}", flush=True)
+    return available, notes
+
+
+def _start(name: str, settings: Settings) -> Server:
+    if name == "switchboard":
+        return start_switchboard()
+    return start_peerjs(max(5000, settings.idle_clients, settings.storm_clients) + 1000)
+
+
+def _reproduce(args: argparse.Namespace, settings: Settings,
+               servers: dict[str, Server]) -> list[str]:
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in asdict(settings).items()]
+    lines = [".venv/bin/python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+             "  (every size spelled out: .venv/bin/python -m bench --servers "
+             f"{','.join(servers)} --only {args.only} {' '.join(flags)})"]
+    for server in servers.values():
+        if isinstance(server, SwitchboardServer) and server.cluster is not None:
+            lines.append("  switchboard: redis-server --port R --save '' --appendonly no; "
+                         "REDIS_URL=redis://127.0.0.1:R/0 SWITCHBOARD_FRAME_RATE=1000000 "
+                         "SWITCHBOARD_FRAME_BURST=1000000 SWITCHBOARD_SHUTDOWN_SECONDS=0 "
+                         "switchboard-relay & "
+                         "PORT=P HOST=127.0.0.1 (same env) switchboard-gateway")
+        if isinstance(server, PeerJSServer) and server.popen is not None:
+            argv = server.popen.args
+            assert isinstance(argv, list)
+            lines.append("  peerjs: (cd bench/peerjs && npm install && npx peerjs "
+                         + " ".join(str(a) for a in argv[2:]) + ")")
+    return lines
+
+
+def _one(name: str, server: Server, settings: Settings, rate: float | None) -> dict[str, Any]:
+    started = time.monotonic()
+    print(f"-- {name} / {server.name} (pids {server.pids}) ...", end=" ",
+          flush=True)
+    try:
+        if name == "throughput":
+            result = scenarios.throughput(server, settings)
+        elif name == "latency":
+            assert rate is not None
+            result = scenarios.paced(server, settings, settings.pairs, rate, settings.seconds)
+        elif name == "storm":
+            result = scenarios.storm(server, settings)
+        elif name == "cpu":
+            result = scenarios.paced(server, settings, settings.cpu_pairs,
+                                     settings.cpu_rate * 2 * settings.cpu_pairs,
+                                     settings.cpu_seconds)
+        else:
+            result = scenarios.idle(server, settings)
+    except (WorkerFailed, OSError, TimeoutError) as exc:
+        result = {"failed": str(exc), "lost": None}
+    brief = {k: result.get(k) for k in ("msgs_per_s", "p99_ms", "joins_per_s",
+                                        "server_cpu_per_1k", "main_kib_per_conn", "lost",
+                                        "error_count", "failed") if k in result}
+    print(f"{time.monotonic() - started:.1f} s {brief}", flush=True)
+    return result
+
+
+def _warnings(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Runs that measured something other than what was asked (not failures)."""
+    warnings = []
+    for scenario, by_server in results.items():
+        for server, result in by_server.items():
+            offered, achieved = result.get("offered_per_s"), result.get("achieved_per_s")
+            if offered and achieved is not None and achieved < 0.95 * offered:
+                warnings.append(f"{scenario}/{server}: the load generator sent {achieved:,} "
+                                f"msg/s of the {offered:,} offered (too busy)")
+    return warnings
+
+
+def _problems(results: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    for scenario, by_server in results.items():
+        for server, result in by_server.items():
+            if "failed" in result:
+                problems.append(f"{scenario}/{server}: {result['failed']}")
+                continue
+            for key in ("lost", "disorder", "error_count"):
+                if result.get(key):
+                    problems.append(f"{scenario}/{server}: {key} = {result[key]} "
+                                    f"{result.get('errors') or ''}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    only = [s for s in ORDER if s in args.only.split(",")]
+    started = time.monotonic()
+    nofile = raise_open_files_limit()
+    machine = _machine()
+    print(f"machine: {machine['nproc']} cores, {machine['cpu']}, Python {machine['python']}, "
+          f"node {machine['node']}; open files limit {nofile}", flush=True)
+    busy = machine_busy_seconds()
+    time.sleep(1.0)
+    busy = machine_busy_seconds() - busy
+    background: list[str] = []
+    if busy > 0.15:
+        background.append(f"before the run, other processes used {busy:.2f} cores: "
+                          "the results will be noisy (others_cpu_s in the JSON, per scenario)")
+        print(f"!! {background[-1]}", flush=True)
+    names, notes = _available([s for s in ("switchboard", "peerjs") if s in args.servers],
+                               args.smoke)
+    notes = background + notes
+    results: dict[str, dict[str, Any]] = {}
+    servers: dict[str, Server] = {}  # the last one of each, for the report
+    rate = args.latency_rate
+    # Every scenario gets fresh server processes: none inherits what an earlier one left
+    # (a grown heap, 10,000 closed sockets' garbage), and the other server is not running.
+    for scenario in only:
+        if scenario == "latency" and rate is None:
+            maxima = [r.get("msgs_per_s") for r in results.get("throughput", {}).values()]
+            if not maxima or not all(maxima):
+                raise SystemExit("the latency scenario needs the throughput scenario's "
+                                 "maxima, or --latency-rate")
+            rate = 0.5 * min(m for m in maxima if m)
+        results[scenario] = {}
+        for name in names:
+            server = servers[name] = _start(name, settings)
+            try:
+                results[scenario][name] = _one(scenario, server, settings, rate)
+            finally:
+                server.stop()
+    ordered = {name: results[name] for name in ORDER if name in results}
+    problems = _problems(ordered)
+    notes += _warnings(ordered)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = args.results_dir / f"bench-{stamp}.json"
+    png_path = args.results_dir / f"bench-{stamp}.png"
+    reproduce = _reproduce(args, settings, servers)
+    report.write_json(json_path, {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine,
+        "command": reproduce[0], "settings": asdict(settings), "smoke": args.smoke,
+        "servers": {s.name: {"version": s.version} for s in servers.values()},
+        "notes": notes, "scenarios": ordered,
+        "lost": sum(r.get("lost") or 0 for by in ordered.values() for r in by.values()),
+        "problems": problems, "ok": not problems,
+        "seconds": round(time.monotonic() - started, 1)})
+    plot_note = report.plot(png_path, ordered)
+    print()
+    print(report.table(ordered))
+    print()
+    print(report.NOTES)
+    for note in notes:
+        print(f"!! {note}")
+    print(f"\nresults: {json_path}\nplot:    {plot_note or png_path}")
+    print("reproduce:\n  " + "\n  ".join(reproduce))
+    print(f"total {time.monotonic() - started:.1f} s")
+    if problems:
+        print("\n!! BENCHMARK FAILED: not everything sent arrived (or a server refused):",
+              file=sys.stderr)
+        for problem in problems:
+            print(f"!!   {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

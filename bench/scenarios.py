@@ -1,0 +1,240 @@
+"""The five scenarios, run against one server at a time by forked load-generator workers.
+
+Each scenario deals its pairs or clients to `workers` processes (bench.loadgen), waits until
+all are set up, starts them together, and reads the server's CPU and memory from /proc
+around the measured part. Every scenario returns a flat dict of numbers for the report,
+including `lost` (messages or events that were sent but never arrived) and `errors`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from array import array
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from bench.loadgen import Task, worker_main
+from bench.procstat import cpu_seconds, machine_busy_seconds, rss_kib, settle
+from bench.servers import Server
+
+_tags = iter(range(1_000_000))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Scenario sizes (the command-line flags)."""
+
+    workers: int = 2
+    pairs: int = 100
+    window: int = 8
+    warmup: float = 1.0
+    seconds: float = 10.0
+    storm_clients: int = 2000
+    storm_concurrency: int = 100
+    cpu_pairs: int = 125
+    cpu_rate: float = 40.0  # messages/s sent by each socket
+    cpu_seconds: float = 10.0
+    idle_clients: int = 10_000
+    idle_seconds: float = 5.0
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+def _expect(conns: list[Connection], what: str, timeout: float, server: Server) -> list[Any]:
+    """Read one `what` message from every worker (in worker order)."""
+    replies: dict[int, Any] = {}
+    deadline = time.monotonic() + timeout
+    while len(replies) < len(conns):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WorkerFailed(f"workers gave no {what!r} within {timeout:.0f} s")
+        for conn in wait([c for i, c in enumerate(conns) if i not in replies], min(left, 1.0)):
+            assert isinstance(conn, Connection)
+            try:
+                kind, value = conn.recv()
+            except EOFError:
+                raise WorkerFailed(f"a worker exited before {what!r}") from None
+            if kind == "failed":
+                raise WorkerFailed(f"a worker failed:\n{value}")
+            replies[conns.index(conn)] = value
+        if not server.alive():
+            raise WorkerFailed(f"{server.name} died")
+    return [replies[i] for i in range(len(conns))]
+
+
+@dataclass
+class Measured:
+    results: list[dict[str, Any]]
+    server_cpu: float  # seconds, from go until every worker reported
+    machine_cpu: float  # the same for every process of the machine (ours and anyone's)
+    wall: float
+    cpu_by_process: dict[str, float]
+
+
+def _run_workers(server: Server, task: Task, setup_timeout: float, run_timeout: float,
+                 at_ready: Any = None) -> Measured:
+    """Fork `task.workers` workers for `task`, start them together, return their results."""
+    context = multiprocessing.get_context("fork")
+    processes, conns = [], []
+    for index in range(task.workers):
+        parent, child = context.Pipe()
+        process = context.Process(target=worker_main, args=(child, replace(task, worker=index)),
+                                  daemon=True)
+        process.start()
+        child.close()
+        processes.append(process)
+        conns.append(parent)
+    try:
+        _expect(conns, "ready", setup_timeout, server)
+        if at_ready is not None:
+            at_ready()
+        pids = server.all_pids()
+        cpu_before, started = cpu_seconds(pids), time.monotonic()
+        by_process = {role: cpu_seconds([pid]) for role, pid in server.pids.items()}
+        machine_before = machine_busy_seconds()
+        t0 = time.monotonic_ns() + 50_000_000
+        for conn in conns:
+            conn.send(("go", t0))
+        results = _expect(conns, "result", run_timeout, server)
+        measured = Measured(results, cpu_seconds(pids) - cpu_before,
+                            machine_busy_seconds() - machine_before, time.monotonic() - started,
+                            {role: round(cpu_seconds([pid]) - by_process[role], 2)
+                             for role, pid in server.pids.items()})
+        for conn in conns:
+            conn.send(("close", None))
+        _expect(conns, "closed", 60, server)
+        return measured
+    finally:
+        for process in processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+        for conn in conns:
+            conn.close()
+        settle(server.all_pids())
+
+
+def _task(kind: str, server: Server, settings: Settings, **fields: Any) -> Task:
+    return Task(kind=kind, protocol=server.name, port=server.port, tag=f"b{next(_tags)}",
+                worker=0, workers=settings.workers, warmup=settings.warmup, **fields)
+
+
+def _pairs_summary(measured: Measured) -> dict[str, Any]:
+    results = measured.results
+    received = sum(r["received"] for r in results)
+    errors = [e for r in results for e in r["errors"]]
+    return {
+        "pairs": sum(r["pairs"] for r in results),
+        "sent": sum(r["sent"] for r in results), "received": received,
+        "lost": sum(r["lost"] for r in results),
+        "disorder": sum(r["disorder"] for r in results),
+        "error_count": sum(r["error_count"] for r in results), "errors": errors[:10],
+        "server_cpu_s": round(measured.server_cpu, 3),
+        "server_cpu_by_process_s": measured.cpu_by_process,
+        "server_cpu_per_1k": round(1000 * measured.server_cpu / max(received, 1), 4),
+        "client_cpu_s": round(sum(r["client_cpu"] for r in results), 3),
+        # Machine CPU not used by the server or the load generator: other processes' noise.
+        "others_cpu_s": round(measured.machine_cpu - measured.server_cpu -
+                              sum(r["client_cpu"] for r in results), 3),
+        "wall_s": round(measured.wall, 3),
+    }
+
+
+def throughput(server: Server, settings: Settings) -> dict[str, Any]:
+    """(1) N pairs in rooms of their own, closed loop, fixed time: messages/s delivered."""
+    task = _task("closed", server, settings, pairs=settings.pairs, window=settings.window,
+                 seconds=settings.seconds)
+    measured = _run_workers(server, task, 120, settings.warmup + settings.seconds + 60)
+    counted = sum(r["counted"] for r in measured.results)
+    return {"msgs_per_s": round(counted / settings.seconds), "window": settings.window,
+            "seconds": settings.seconds, **_pairs_summary(measured)}
+
+
+def paced(server: Server, settings: Settings, pairs: int, rate: float,
+          seconds: float) -> dict[str, Any]:
+    """N pairs offered `rate` messages/s in all: latency send -> receive, and server CPU."""
+    task = _task("paced", server, settings, pairs=pairs, rate=rate, seconds=seconds)
+    measured = _run_workers(server, task, 120, settings.warmup + seconds + 60)
+    samples = array("q")
+    for result in measured.results:
+        samples.frombytes(result["latencies"])
+    ordered = sorted(samples)
+
+    def ms(q: float) -> float | None:
+        if not ordered:
+            return None
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6, 3)
+
+    sent_in_window = sum(r["sent_in_window"] for r in measured.results)
+    return {"offered_per_s": round(rate), "achieved_per_s": round(sent_in_window / seconds),
+            "seconds": seconds, "samples": len(ordered), "p50_ms": ms(0.5), "p99_ms": ms(0.99),
+            "p999_ms": ms(0.999), "max_ms": ms(1.0), **_pairs_summary(measured)}
+
+
+def storm(server: Server, settings: Settings) -> dict[str, Any]:
+    """(3) K clients connect and join rooms of 4 as fast as they can."""
+    clients = settings.storm_clients
+    task = _task("storm", server, settings, clients=clients, room_size=4,
+                 concurrency=settings.storm_concurrency)
+    measured = _run_workers(server, task, 60, 180)
+    results = measured.results
+    start = min(r["start_ns"] for r in results)
+    joined = sum(r["joined"] for r in results)
+    all_joined = (max(r["last_joined_ns"] for r in results) - start) / 1e9
+    all_events = (max(r["last_event_ns"] for r in results) - start) / 1e9
+    latencies = sorted(x for r in results for x in array("q", r["latencies"]))
+    return {
+        "clients": clients, "joined": joined, "concurrency": settings.storm_concurrency,
+        "joins_per_s": round(joined / all_joined) if all_joined > 0 else None,
+        "all_joined_s": round(all_joined, 3), "all_events_s": round(all_events, 3),
+        "join_p50_ms": round(latencies[len(latencies) // 2] / 1e6, 2) if latencies else None,
+        "join_p99_ms": (round(latencies[int(len(latencies) * 0.99)] / 1e6, 2)
+                        if latencies else None),
+        "new_peers": sum(r["new_peers"] for r in results),
+        "expected_new_peers": sum(r["expected_new_peers"] for r in results),
+        "lost": (clients - joined) + sum(r["lost"] for r in results),
+        "error_count": sum(r["error_count"] for r in results),
+        "errors": [e for r in results for e in r["errors"]][:10],
+        "server_cpu_s": round(measured.server_cpu, 3),
+    }
+
+
+def idle(server: Server, settings: Settings) -> dict[str, Any]:
+    """(5) C idle sockets (in rooms of 2 where there are rooms): memory and CPU per socket."""
+    clients = settings.idle_clients
+    pids = server.pids
+    before = {role: rss_kib(pid) for role, pid in pids.items()}
+    after: dict[str, int] = {}
+    idle_cpu: list[float] = []
+
+    def measure() -> None:
+        time.sleep(0.2)
+        settle(list(pids.values()))
+        after.update({role: rss_kib(pid) for role, pid in pids.items()})
+        cpu = cpu_seconds(pids.values())
+        time.sleep(settings.idle_seconds)
+        idle_cpu.append(cpu_seconds(pids.values()) - cpu)
+
+    task = _task("idle", server, settings, clients=clients, room_size=2,
+                 concurrency=settings.storm_concurrency)
+    measured = _run_workers(server, task, 300, 60, at_ready=measure)
+    connected = sum(r["clients"] for r in measured.results)
+    main = "gateway" if "gateway" in pids else "node"
+    per_conn = {role: round((after[role] - before[role]) / max(connected, 1), 2)
+                for role in pids}
+    return {
+        "clients": clients, "connected": connected, "idle_seconds": settings.idle_seconds,
+        "rss_before_kib": before, "rss_after_kib": after, "kib_per_conn": per_conn,
+        "main_kib_per_conn": per_conn[main],
+        "all_kib_per_conn": round((sum(after.values()) - sum(before.values())) /
+                                  max(connected, 1), 2),
+        "idle_cpu_percent": round(100 * idle_cpu[0] / settings.idle_seconds, 2),
+        "lost": clients - connected,
+        "error_count": sum(r["error_count"] for r in measured.results),
+        "errors": [e for r in measured.results for e in r["errors"]][:10],
+    }

@@ -1,0 +1,161 @@
+"""The two servers under test, started and stopped here on 127.0.0.1, by pid.
+
+- Switchboard: a private redis-server, one gateway and one relay (the Procfile's two
+  commands, through the test harness's launcher), with the per-socket frame rate limit
+  lifted: a closed loop sends far faster than a browser's 50 frames/s.
+- PeerJS server: npm `peer`, installed on demand into bench/peerjs/node_modules, run as
+  `peerjs --port P --host 127.0.0.1 --path /myapp --key peerjs` (what `npx peerjs ...` runs,
+  without npm's wrapper process in between, so the pid we hold is the server's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.processes import Cluster, RedisServer, free_port, start_cluster, start_redis
+
+PEERJS_DIR = Path(__file__).resolve().parent / "peerjs"
+PEERJS_BIN = PEERJS_DIR / "node_modules" / "peer" / "dist" / "bin" / "peerjs.js"
+_NPM_STAMP = PEERJS_DIR / "node_modules" / ".bench-installed"
+
+
+def raise_open_files_limit() -> int:
+    """Lift RLIMIT_NOFILE to the hard limit; children (the servers, the workers) inherit it."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+@dataclass
+class Server:
+    """A running server: where clients connect, which pids are its, how to stop it."""
+
+    name: str
+    port: int
+    # The processes whose CPU and memory count, by role ("gateway", "relay", "redis", "node").
+    pids: dict[str, int]
+    version: str
+
+    def all_pids(self) -> list[int]:
+        return list(self.pids.values())
+
+    def alive(self) -> bool:
+        return all(Path(f"/proc/{pid}").exists() for pid in self.pids.values())
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class SwitchboardServer(Server):
+    redis: RedisServer | None = None
+    cluster: Cluster | None = None
+    workdir: Path | None = None
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self.redis is not None:
+            self.redis.process.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_switchboard() -> SwitchboardServer:
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+    redis = start_redis(workdir)
+    try:
+        cluster = start_cluster(redis, gateways=1, relays=1, LOG_LEVEL="warning",
+                                SWITCHBOARD_FRAME_RATE="1000000",
+                                SWITCHBOARD_FRAME_BURST="1000000",
+                                # Stop at once: no shutdown notice to drain through.
+                                SWITCHBOARD_SHUTDOWN_SECONDS="0")
+    except BaseException:
+        redis.process.stop()
+        raise
+    gateway, port = cluster.gateways[0]
+    pids = {"gateway": gateway.pid, "relay": cluster.relays[0].pid, "redis": redis.process.pid}
+    redis_version = redis.cli("info", "server").split("redis_version:")[1].split()[0]
+    return SwitchboardServer("switchboard", port, pids, f"0.1.0 (redis {redis_version})",
+                             redis=redis, cluster=cluster, workdir=workdir)
+
+
+def peerjs_unavailable() -> str | None:
+    """Why PeerJS server cannot run here (no node or npm), or None."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        return f"{' and '.join(missing)} not found (Debian: apt-get install nodejs npm)"
+    return None
+
+
+def install_peerjs() -> None:
+    """`npm install` bench/peerjs/package.json (the `peer` package) unless it is there already."""
+    if PEERJS_BIN.exists() and _NPM_STAMP.exists() and \
+            _NPM_STAMP.stat().st_mtime >= (PEERJS_DIR / "package.json").stat().st_mtime:
+        return
+    print(f"installing PeerJS server (npm package `peer`) into {PEERJS_DIR}/node_modules",
+          flush=True)
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-package-lock",
+                    "--loglevel=error"], cwd=PEERJS_DIR, check=True, timeout=300)
+    _NPM_STAMP.touch()
+
+
+@dataclass
+class PeerJSServer(Server):
+    popen: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def stop(self) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        os.kill(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+
+def start_peerjs(concurrent_limit: int) -> PeerJSServer:
+    """PeerJS server on a free loopback port; its default limit of 5,000 clients is raised."""
+    install_peerjs()
+    port = free_port()
+    log_path = Path(tempfile.mkdtemp(prefix="peerjs-bench-")) / "peerjs.log"
+    argv = ["node", str(PEERJS_BIN), "--port", str(port), "--host", "127.0.0.1",
+            "--path", "/myapp", "--key", "peerjs", "--concurrent_limit", str(concurrent_limit)]
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=PEERJS_DIR,
+                                 start_new_session=True)
+    server = PeerJSServer("peerjs", port, {"node": popen.pid}, _peerjs_version(),
+                          popen=popen, log_path=log_path)
+    deadline = time.monotonic() + 20
+    while not _accepts(port):
+        if popen.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"PeerJS server did not start:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    return server
+
+
+def _peerjs_version() -> str:
+    package = json.loads((PEERJS_BIN.parents[2] / "package.json").read_text())
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10)
+    return f"peer {package['version']} (node {node.stdout.strip()})"
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

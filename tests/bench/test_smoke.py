@@ -1,0 +1,29 @@
+"""The benchmark's smoke run (`python -m bench --smoke`): it runs, and nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.processes import ROOT
+
+
+def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--results-dir",
+                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    [path] = tmp_path.glob("bench-*.json")
+    results = json.loads(path.read_text())
+    assert results["ok"] and results["lost"] == 0 and not results["problems"], output
+    assert set(results["scenarios"]) == {"throughput", "latency", "storm", "cpu", "idle"}
+    for scenario, by_server in results["scenarios"].items():
+        assert "switchboard" in by_server, scenario
+        for server, result_ in by_server.items():
+            assert result_["lost"] == 0, (scenario, server, result_)
+            assert not result_.get("disorder"), (scenario, server, result_)
+    throughput = results["scenarios"]["throughput"]["switchboard"]
+    assert throughput["received"] == throughput["sent"] > 0
