@@ -208,7 +208,10 @@ class Worker:
         frame = self.adapter.join_frame(room)
         if frame is not None:
             client.send(frame)
-        await asyncio.wait_for(client.joined, 30)
+        try:
+            await asyncio.wait_for(client.joined, 30)
+        except TimeoutError:
+            raise TimeoutError("no reply to the join within 30 s") from None
         return client
 
     def start_heartbeats(self) -> None:
@@ -307,7 +310,12 @@ class Worker:
             nonlocal expected
             async with self.connecting:
                 started = _now()
-                client = await self.join(f"{task.tag}-{room}")
+                try:
+                    client = await self.join(f"{task.tag}-{room}")
+                except Exception as exc:  # refused, reset, timed out: all count as lost
+                    # Counted as a lost join (Task.clients - joined), not a crash.
+                    self.errors.append(f"join failed: {exc!r}")
+                    return
                 latencies.append(client.joined_ns - started)
             size = min(task.room_size, task.clients - room * task.room_size)
             if self.adapter.has_rooms:
@@ -386,7 +394,8 @@ async def _work(conn: Connection, task: Task) -> None:
     if task.kind == "storm":
         result = await worker.run_storm(t0)
     elif task.kind == "idle":
-        result = {"clients": len(worker.clients), "lost": 0, "errors": worker.errors[:20],
+        joined = sum(c.joined.done() for c in worker.clients)
+        result = {"clients": joined, "lost": 0, "errors": worker.errors[:20],
                   "error_count": len(worker.errors)}
     else:
         result = await worker.run_pairs(t0)

@@ -222,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine['nproc']} cores, {machine['cpu']}, Python {machine['python']}, "
           f"node {machine['node']}; open files limit {nofile}", flush=True)
     busy = machine_busy_seconds()
-    time.sleep(1.0)
-    busy = machine_busy_seconds() - busy
+    time.sleep(0.5)
+    busy = 2 * (machine_busy_seconds() - busy)
     background: list[str] = []
     if busy > 0.15:
         background.append(f"before the run, other processes used {busy:.2f} cores: "

@@ -116,7 +116,6 @@ def _run_workers(server: Server, task: Task, setup_timeout: float, run_timeout: 
                 process.join(5)
         for conn in conns:
             conn.close()
-        settle(server.all_pids())
 
 
 def _task(kind: str, server: Server, settings: Settings, **fields: Any) -> Task:
