@@ -23,7 +23,7 @@ import pytest
 
 from shared import keys
 from tests.peers import Peer
-from tests.processes import Cluster, RedisServer
+from tests.processes import Cluster, RedisServer, eventually
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SHARDS = 64  # the fixture cluster keeps the default shard count
@@ -93,20 +93,6 @@ async def join_pair(peers: list[Peer], room: str) -> tuple[Peer, Peer]:
     await b.join(room, BOB)
     assert await a.expect("new_peer") == {"event": "new_peer", "peer_id": b.id, "status": BOB}
     return a, b
-
-
-async def eventually(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll `check()` until it returns something true; bounded. The asyncio twin of
-    `tests.processes.wait_until`, so that the peers' sockets are served meanwhile."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def sized(prefix: str, length: int, fill: str = "x") -> str:
@@ -813,7 +799,7 @@ async def test_redis_keeps_nothing_of_an_empty_room(peers: list[Peer], room: str
 
     # While the room has members, its state is in Redis, under the digest only.
     room_keys = await eventually(lambda: [k for k in _keys(redis_server) if digest in k],
-                                 "the room's keys")
+                                 10, "the room's keys")
     assert all(room not in k for k in _keys(redis_server))
     # Nor is the clear name in the values of the room's shard (state, index, stream).
     shard = keys.shard_of(digest, SHARDS)
@@ -831,8 +817,9 @@ async def test_redis_keeps_nothing_of_an_empty_room(peers: list[Peer], room: str
     def gone() -> bool:
         return not any(trace in k for k in _keys(redis_server) for trace in traces)
 
-    await eventually(gone, "the room's keys to go")
+    await eventually(gone, 10, "the room's keys to go")
     await eventually(lambda: digest not in redis_server.cli(
-        "--no-raw", "smembers", keys.shard_rooms(shard)), "the room to leave the shard index")
+        "--no-raw", "smembers", keys.shard_rooms(shard)), 10,
+        "the room to leave the shard index")
     # And the room starts afresh.
     assert (await a.join(room))["peers"] == []

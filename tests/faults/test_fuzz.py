@@ -40,7 +40,6 @@ import websockets
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.faults.private_cluster import private_cluster, record, tracebacks
 from tests.faults.rawsocket import (
     BINARY,
     CLOSE,
@@ -51,6 +50,7 @@ from tests.faults.rawsocket import (
     RawSocket,
     encode_frame,
 )
+from tests.faults.support import private_cluster, record, tracebacks
 from tests.peers import Peer
 
 MAX_FRAME = 64 * 1024  # protocol.md's default, which the gateway runs with

@@ -7,108 +7,24 @@ and nothing of them remains in Redis.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import shutil
-import signal
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import websockets
 from redis.asyncio import Redis
 
 from shared import keys
+from tests.faults.support import Member, kill_after_renewal, record
 from tests.peers import Peer
-from tests.processes import ROOT, Cluster, start_cluster, start_redis
+from tests.processes import Cluster, eventually
 
 pytestmark = pytest.mark.timeout(90)
 
 SHARDS = 64
 REQUIRED_S = 10.0  # issue 4: "within 10 s (configurable)"
-
-
-@pytest.fixture
-def own_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """A redis-server and 2 relays + 2 gateways of this test's own: it kills a gateway.
-
-    Indirect parameters, if any, are extra environment for every process."""
-    env: dict[str, str] = getattr(request, "param", {})
-    workdir = Path(tempfile.mkdtemp(prefix="switchboard-gwdeath-"))
-    redis = start_redis(workdir)
-    cluster = None
-    try:
-        cluster = start_cluster(redis, gateways=2, relays=2, SWITCHBOARD_SHUTDOWN_SECONDS="0",
-                                **env)
-        yield cluster
-    finally:
-        if cluster is not None:
-            cluster.stop()
-            print(f"\nprocess logs in {cluster.workdir}")
-        redis.process.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-@dataclass
-class Member:
-    """One client socket, with everything it received and when (monotonic seconds)."""
-
-    name: str
-    room: str
-    peer: Peer
-    frames: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-    @property
-    def id(self) -> str:
-        assert self.peer.id is not None, f"{self.name} has no peer id"
-        return self.peer.id
-
-    def start_reading(self) -> None:
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.peer.ws:
-                self.frames.append((time.monotonic(), json.loads(raw)))
-        except websockets.ConnectionClosed:
-            pass
-
-    def events(self, event: str) -> list[tuple[float, dict[str, Any]]]:
-        return [(at, frame) for at, frame in self.frames if frame.get("event") == event]
-
-
-async def _poll(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    """Await `check()` every 50 ms until true; return the seconds it took."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
-
-
-def _sync(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def wrapped() -> bool:
-        return check()
-    return wrapped
-
-
-def _record(fault: str, **figures: Any) -> None:
-    line = json.dumps({"fault": fault, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                       **figures})
-    artifacts = ROOT / "tests" / "artifacts"
-    artifacts.mkdir(exist_ok=True)
-    with (artifacts / "faults.jsonl").open("a") as out:
-        out.write(line + "\n")
-    print(f"\nFAULT FIGURES {line}")
 
 
 async def _redis_dump(redis: Redis) -> dict[str, bytes]:
@@ -178,9 +94,9 @@ async def _kill_a_gateway(cluster: Cluster, fault: str, required_s: float) -> Ou
         for member in doomed + staying:
             await member.peer.send(event="send_to_peer", peer_id=member.id,
                                    data={"event": "message", "barrier": 1})
-        await _poll(_sync(lambda: all(
-            any(f.get("barrier") == 1 for _, f in m.events("message"))
-            for m in doomed + staying)), 10, "every socket's check-in")
+        await eventually(lambda: all(
+            any(f.get("barrier") == 1 for f in m.events("message"))
+            for m in doomed + staying), 10, "every socket's check-in")
 
         doomed_ids = {m.id for m in doomed}
         gateway_keys = [k.decode() for k in await redis.keys(keys.gateway_alive("*"))]
@@ -191,39 +107,29 @@ async def _kill_a_gateway(cluster: Cluster, fault: str, required_s: float) -> Ou
         assert all(any(pid.encode() in v for v in before.values()) for pid in doomed_ids)
 
         # The worst moment: right after the victim's heartbeat, so that its key lives on
-        # for a full TTL after its death. (The key's PTTL jumps back up then.)
-        last_pttl = [await redis.pttl(victim_key)]
-
-        async def just_renewed() -> bool:
-            pttl = await redis.pttl(victim_key)
-            renewed, last_pttl[0] = pttl > last_pttl[0] + 100, pttl
-            return renewed
-
-        await _poll(just_renewed, 10, "the victim's next heartbeat")
-        victim.signal(signal.SIGKILL)
-        killed_at = time.monotonic()
-        heartbeat_left_s = await redis.pttl(victim_key) / 1000
-        assert await asyncio.to_thread(victim.wait, 5) == -signal.SIGKILL
+        # for a full TTL after its death.
+        killed_at, heartbeat_left_s = await kill_after_renewal(
+            victim, redis, victim_key, 10, "the victim's next heartbeat")
 
         expected_left = {m.name: {d.id for d in doomed if d.room == m.room} for m in staying}
 
         def all_told() -> bool:
-            return all(expected_left[m.name] <= {f["sender_id"] for _, f in m.events("peer_left")}
+            return all(expected_left[m.name] <= {f["sender_id"] for f in m.events("peer_left")}
                        for m in staying)
 
-        await _poll(_sync(all_told), required_s + 5, "peer_left for every doomed peer")
-        times = [at for m in staying for at, _ in m.events("peer_left")]
+        await eventually(all_told, required_s + 5, "peer_left for every doomed peer")
+        times = [at for m in staying for at, f in m.frames if f.get("event") == "peer_left"]
         last_left_s, first_left_s = max(times) - killed_at, min(times) - killed_at
         # Anything the relays were still to apply for these rooms comes before a check-in
         # that each survivor sends itself now, since a room's events are applied in order.
         for member in staying:
             await member.peer.send(event="send_to_peer", peer_id=member.id,
                                    data={"event": "message", "barrier": 2})
-        await _poll(_sync(lambda: all(any(f.get("barrier") == 2 for _, f in m.events("message"))
-                                      for m in staying)), 10, "the survivors' check-in")
+        await eventually(lambda: all(any(f.get("barrier") == 2 for f in m.events("message"))
+                                     for m in staying), 10, "the survivors' check-in")
 
         # Redis: the heartbeat lapsed; now search every key's name and value for the dead.
-        await _poll(lambda: _absent(redis, victim_key), 5, "the heartbeat key to lapse")
+        await eventually(lambda: _absent(redis, victim_key), 5, "the heartbeat key to lapse")
         dead = [*doomed_ids, victim_gateway_id]
         after = await _redis_dump(redis)
         named = sorted(k for k in after if any(d in k for d in dead))
@@ -246,21 +152,21 @@ async def _kill_a_gateway(cluster: Cluster, fault: str, required_s: float) -> Ou
             if await redis.sismember(keys.shard_rooms(shard), digest):
                 listed.add(room)
 
-        counts = {m.name: Counter(f["sender_id"] for _, f in m.events("peer_left"))
+        counts = {m.name: Counter(f["sender_id"] for f in m.events("peer_left"))
                   for m in staying}
         delivered = sum(sum(c.values()) for c in counts.values())
         duplicated = sum(n - 1 for c in counts.values() for n in c.values() if n > 1)
         expected = sum(len(ids) for ids in expected_left.values())
-        errors = [(m.name, f) for m in staying for _, f in m.events("error")]
-        _record(fault, test="test_gateway_death", peers_on_dead_gateway=len(doomed),
-                survivors=len(staying), heartbeat_left_at_kill_s=heartbeat_left_s,
-                first_peer_left_s=round(first_left_s, 3),
-                last_peer_left_s=round(last_left_s, 3), required_s=required_s,
-                frames_sent=expected, frames_delivered=delivered,
-                frames_lost=sum(len(expected_left[n] - set(c)) for n, c in counts.items()),
-                frames_duplicated=duplicated, errors=len(errors),
-                redis_keys_named_after_dead=len(named), redis_values_holding_dead=len(held),
-                stream_entries_holding_dead=sum(map(len, stream_entries.values())))
+        errors = [(m.name, f) for m in staying for f in m.events("error")]
+        record("test_gateway_death", fault=fault, peers_on_dead_gateway=len(doomed),
+               survivors=len(staying), heartbeat_left_at_kill_s=heartbeat_left_s,
+               first_peer_left_s=round(first_left_s, 3),
+               last_peer_left_s=round(last_left_s, 3), required_s=required_s,
+               frames_sent=expected, frames_delivered=delivered,
+               frames_lost=sum(len(expected_left[n] - set(c)) for n, c in counts.items()),
+               frames_duplicated=duplicated, errors=len(errors),
+               redis_keys_named_after_dead=len(named), redis_values_holding_dead=len(held),
+               stream_entries_holding_dead=sum(map(len, stream_entries.values())))
         return Outcome(
             last_peer_left_s=last_left_s, peer_left_counts=counts,
             expected_left=expected_left, errors=errors, members=members, listed=listed,

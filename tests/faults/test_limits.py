@@ -21,8 +21,8 @@ import redis
 import websockets
 
 from shared.keys import room_digest, room_members, shard_of, shard_stream
-from tests.faults.private_cluster import private_cluster, record, resident_kib, tracebacks
 from tests.faults.rawsocket import CLOSE, PING, PONG, TEXT, RawSocket, encode_frame
+from tests.faults.support import private_cluster, record, resident_kib, tracebacks
 from tests.peers import Peer
 from tests.processes import Cluster
 

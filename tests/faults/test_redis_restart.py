@@ -12,18 +12,12 @@ again on the same port, it comes back empty, as a Redis pod without a volume doe
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import pytest
 import websockets
@@ -31,8 +25,9 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.close_codes import CloseCode
+from tests.faults.support import processes, record
 from tests.peers import Peer
-from tests.processes import ROOT, Cluster, Process, RedisServer, start_cluster, start_redis
+from tests.processes import Cluster, RedisServer, eventually, start_redis
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,8 +38,7 @@ REQUIRED_S = 5.0  # issue 4: "works again within 5 s"
 @dataclass
 class Setup:
     cluster: Cluster
-    workdir: Path
-    redis_processes: list[Process] = field(default_factory=list)
+    restarts: int = 0
 
     def stop_redis(self) -> float:
         """SIGTERM the current redis-server and wait for it; return when it was gone."""
@@ -53,52 +47,20 @@ class Setup:
         return time.monotonic()
 
     def start_redis_again(self) -> RedisServer:
-        """A new, empty redis-server on the same port (its own log directory)."""
-        workdir = self.workdir / f"redis-{len(self.redis_processes)}"
+        """A new, empty redis-server on the same port (its own directory, beside the
+        processes' logs); the cluster's fixture stops it."""
+        workdir = self.cluster.workdir / f"redis-{self.restarts}"
         workdir.mkdir()
+        self.restarts += 1
         redis = start_redis(workdir, port=self.cluster.redis.port)
-        self.redis_processes.append(redis.process)
         self.cluster.redis = redis
         return redis
 
 
 @pytest.fixture
-def setup() -> Iterator[Setup]:
-    """A redis-server and 2 relays + 2 gateways of this test's own: it stops that Redis."""
-    workdir = Path(tempfile.mkdtemp(prefix="switchboard-redis-restart-"))
-    redis = start_redis(workdir)
-    cluster = None
-    processes = [redis.process]
-    try:
-        cluster = start_cluster(redis, gateways=2, relays=2, SWITCHBOARD_SHUTDOWN_SECONDS="0")
-        yield Setup(cluster, workdir, processes)
-    finally:
-        if cluster is not None:
-            cluster.stop()
-            print(f"\nprocess logs in {cluster.workdir}")
-        for process in processes:
-            process.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _record(fault: str, **figures: Any) -> None:
-    line = json.dumps({"fault": fault, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                       **figures})
-    artifacts = ROOT / "tests" / "artifacts"
-    artifacts.mkdir(exist_ok=True)
-    with (artifacts / "faults.jsonl").open("a") as out:
-        out.write(line + "\n")
-    print(f"\nFAULT FIGURES {line}")
-
-
-async def _poll(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    """Await `check()` every 50 ms until true; return the seconds it took."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
+def setup(own_cluster: Cluster) -> Setup:
+    """2 relays + 2 gateways on a redis-server of this test's own: it stops that Redis."""
+    return Setup(own_cluster)
 
 
 def _http_status(port: int, path: str) -> int | None:
@@ -150,10 +112,10 @@ async def test_redis_restart_sockets_closed_1012_unready_then_service_back_withi
     setup: Setup,
 ) -> None:
     cluster = setup.cluster
-    processes = [process for process, _ in cluster.gateways] + cluster.relays
-    pids = [process.pid for process in processes]
+    running = processes(cluster)
+    pids = [process.pid for process in running]
     base = f"redis-restart-{os.getpid()}"
-    await _poll(_all_readyz(cluster, 200), 10, "every gateway and relay to be ready")
+    await eventually(_all_readyz(cluster, 200), 10, "every gateway and relay to be ready")
 
     # Before: a pair in a room, across the gateways, and an idle socket in no room.
     a, b = await _pair_exchanges(cluster, f"{base}-before", 5)
@@ -169,7 +131,9 @@ async def test_redis_restart_sockets_closed_1012_unready_then_service_back_withi
     closed_s = time.monotonic() - down_at
     assert codes == [CloseCode.SERVICE_RESTART] * 3, codes
     # Not ready, on every gateway and every relay.
-    unready_s = await _poll(_all_readyz(cluster, 503), 5, "every /readyz to say 503")
+    unready_from = time.monotonic()
+    await eventually(_all_readyz(cluster, 503), 5, "every /readyz to say 503")
+    unready_s = time.monotonic() - unready_from
     # So "ping still answers" and "room events get an error" are seen on a socket opened
     # during the outage (as a palava client reconnects after a 1012): it is served
     # without Redis, and its join, which could reach no relay, is refused, not dropped.
@@ -184,11 +148,11 @@ async def test_redis_restart_sockets_closed_1012_unready_then_service_back_withi
 
     # And nobody exits while Redis stays away.
     async def outage_over() -> bool:
-        assert all(process.alive() for process in processes), [
-            (process.name, process.popen.returncode) for process in processes]
+        assert all(process.alive() for process in running), [
+            (process.name, process.popen.returncode) for process in running]
         return time.monotonic() - down_at >= OUTAGE_S
 
-    await _poll(outage_over, OUTAGE_S + 5, "the outage to last its time")
+    await eventually(outage_over, OUTAGE_S + 5, "the outage to last its time")
 
     setup.start_redis_again()
     up_at = time.monotonic()
@@ -205,19 +169,21 @@ async def test_redis_restart_sockets_closed_1012_unready_then_service_back_withi
     recovery_s = time.monotonic() - up_at
     for peer in pair:
         await peer.close()
-    ready_s = await _poll(_all_readyz(cluster, 200), 10, "every /readyz to say 200 again")
+    ready_from = time.monotonic()
+    await eventually(_all_readyz(cluster, 200), 10, "every /readyz to say 200 again")
+    ready_s = time.monotonic() - ready_from
 
-    _record("redis restart (empty)", test="test_redis_restart", outage_s=OUTAGE_S,
-            sockets_open_at_outage=3, closed_1012=codes.count(CloseCode.SERVICE_RESTART),
-            closed_after_s=round(closed_s, 3), unready_after_s=round(unready_s, 3),
-            recovery_s=round(recovery_s, 3), failed_attempts=attempts,
-            all_ready_after_s=round(recovery_s + ready_s, 3),
-            # Messages of the pair before the outage and of the first pair after it.
-            frames_sent=4, frames_delivered=4, frames_lost=0, frames_duplicated=0)
+    record("test_redis_restart", fault="redis restart (empty)", outage_s=OUTAGE_S,
+           sockets_open_at_outage=3, closed_1012=codes.count(CloseCode.SERVICE_RESTART),
+           closed_after_s=round(closed_s, 3), unready_after_s=round(unready_s, 3),
+           recovery_s=round(recovery_s, 3), failed_attempts=attempts,
+           all_ready_after_s=round(recovery_s + ready_s, 3),
+           # Messages of the pair before the outage and of the first pair after it.
+           frames_sent=4, frames_delivered=4, frames_lost=0, frames_duplicated=0)
 
     assert recovery_s <= REQUIRED_S, (recovery_s, attempts)
-    assert [process.pid for process in processes] == pids
-    assert all(process.alive() for process in processes)
+    assert [process.pid for process in running] == pids
+    assert all(process.alive() for process in running)
 
 
 async def test_redis_restart_clients_that_came_during_or_after_it_keep_working(
@@ -230,16 +196,16 @@ async def test_redis_restart_clients_that_came_during_or_after_it_keep_working(
     # the gateways' heartbeats first run after the return, which makes this deterministic.
     cluster = setup.cluster
     room = f"redis-return-{os.getpid()}"
-    await _poll(_all_readyz(cluster, 200), 10, "every gateway and relay to be ready")
+    await eventually(_all_readyz(cluster, 200), 10, "every gateway and relay to be ready")
     down_at = setup.stop_redis()
-    await _poll(_all_readyz(cluster, 503), 5, "every /readyz to say 503")
+    await eventually(_all_readyz(cluster, 503), 5, "every /readyz to say 503")
     p = await Peer.connect(cluster.url(0))
     q = await Peer.connect(cluster.url(1))
     for peer in (p, q):
         await peer.send(event="ping")
         await peer.expect("pong")
-    await _poll(_sync(lambda: time.monotonic() - down_at >= OUTAGE_S), OUTAGE_S + 1,
-                "the outage to last its time")
+    await eventually(lambda: time.monotonic() - down_at >= OUTAGE_S, OUTAGE_S + 1,
+                     "the outage to last its time")
     setup.start_redis_again()
     up_at = time.monotonic()
     events: list[str] = []
@@ -266,10 +232,10 @@ async def test_redis_restart_clients_that_came_during_or_after_it_keep_working(
             async def heartbeats() -> bool:
                 return len(await redis.keys(keys.gateway_alive("*"))) == len(cluster.gateways)
 
-            await _poll(heartbeats, 10, "every gateway to heartbeat again")
+            await eventually(heartbeats, 10, "every gateway to heartbeat again")
         finally:
             await redis.aclose()
-        await _poll(_all_readyz(cluster, 200), 10, "every /readyz to say 200 again")
+        await eventually(_all_readyz(cluster, 200), 10, "every /readyz to say 200 again")
         events.append(f"settled {time.monotonic() - up_at:.2f} s after the return")
         # The room still works, both ways, and nobody was told anyone left.
         await p.send(event="send_to_peer", peer_id=q.id, data={"event": "message", "n": 2})
@@ -279,18 +245,12 @@ async def test_redis_restart_clients_that_came_during_or_after_it_keep_working(
     except (AssertionError, TimeoutError, websockets.ConnectionClosed) as exc:
         closed = [f"{name} closed {peer.ws.close_code} {peer.ws.close_reason!r}"
                   for name, peer in (("p", p), ("q", q)) if peer.ws.close_code is not None]
-        _record("redis restart: clients of the outage afterwards", test="test_redis_restart",
-                kept_working=False, after_s=round(time.monotonic() - up_at, 3),
-                events=events, closed=closed, failure=f"{type(exc).__name__}: {exc}"[:300])
+        record("test_redis_restart", fault="redis restart: clients of the outage afterwards",
+               kept_working=False, after_s=round(time.monotonic() - up_at, 3),
+               events=events, closed=closed, failure=f"{type(exc).__name__}: {exc}"[:300])
         raise AssertionError(f"{events}; {closed}; {type(exc).__name__}: {exc}") from exc
     finally:
         await p.close()
         await q.close()
-    _record("redis restart: clients of the outage afterwards", test="test_redis_restart",
-            kept_working=True, events=events)
-
-
-def _sync(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def wrapped() -> bool:
-        return check()
-    return wrapped
+    record("test_redis_restart", fault="redis restart: clients of the outage afterwards",
+           kept_working=True, events=events)

@@ -9,31 +9,23 @@ no frame is lost, none is delivered twice, and per-sender order holds.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
-import signal
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-import websockets
 from redis.asyncio import Redis
 
 from shared import keys
+from tests.faults.support import Member, kill_after_renewal, record
 from tests.peers import Peer
-from tests.processes import ROOT, Cluster, Process, start_cluster, start_redis
+from tests.processes import Cluster, Process, eventually
 
 pytestmark = pytest.mark.timeout(90)
 
-SHARDS = 64  # the default shard count, which the cluster below keeps
-LEASE_TTL_S = 4.0  # the default SWITCHBOARD_LEASE_TTL_MS, which the cluster below keeps
+SHARDS = 64  # the default shard count, which own_cluster keeps
+LEASE_TTL_S = 4.0  # the default SWITCHBOARD_LEASE_TTL_MS, which own_cluster keeps
 TAKEOVER_BOUND_S = 5.0  # issue 4: "another relay takes its shards over within 5 s"
 RATE = 20.0  # messages per second per sender: far below the 50/s (burst 200) frame limit
 ROOMS_PER_RELAY = 5  # rooms on the victim's shards, and as many on the survivor's
@@ -41,75 +33,9 @@ WARM_UP = 20  # messages on every (sender, target) stream before the kill
 AFTER_TAKEOVER = 10  # and after the takeover
 
 
-@pytest.fixture
-def own_cluster() -> Iterator[Cluster]:
-    """A redis-server and 2 relays + 2 gateways of this test's own: it kills one of them."""
-    workdir = Path(tempfile.mkdtemp(prefix="switchboard-failover-"))
-    redis = start_redis(workdir)
-    cluster = None
-    try:
-        cluster = start_cluster(redis, gateways=2, relays=2, SWITCHBOARD_SHUTDOWN_SECONDS="0")
-        yield cluster
-    finally:
-        if cluster is not None:
-            cluster.stop()
-            print(f"\nprocess logs in {cluster.workdir}")
-        redis.process.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-@dataclass
-class Member:
-    """One client socket, with everything it received and when (monotonic seconds)."""
-
-    name: str
-    room: str
-    peer: Peer
-    frames: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-    @property
-    def id(self) -> str:
-        assert self.peer.id is not None, f"{self.name} has no peer id"
-        return self.peer.id
-
-    def start_reading(self) -> None:
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.peer.ws:
-                self.frames.append((time.monotonic(), json.loads(raw)))
-        except websockets.ConnectionClosed:
-            pass
-
-    def events(self, event: str) -> list[dict[str, Any]]:
-        return [frame for _, frame in self.frames if frame.get("event") == event]
-
-
-async def _poll(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    """Await `check()` every 50 ms until true; return the seconds it took."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
-
-
 def _pid_of(process_id: str) -> int:
     """The pid in a relay or gateway id, `<kind>-<host>-<pid>-<random>`."""
     return int(process_id.rsplit("-", 2)[1])
-
-
-def _record(fault: str, **figures: Any) -> None:
-    line = json.dumps({"fault": fault, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                       **figures})
-    artifacts = ROOT / "tests" / "artifacts"
-    artifacts.mkdir(exist_ok=True)
-    with (artifacts / "faults.jsonl").open("a") as out:
-        out.write(line + "\n")
-    print(f"\nFAULT FIGURES {line}")
 
 
 async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
@@ -129,7 +55,7 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
 
     everyone: list[Member] = []
     try:
-        await _poll(balanced, 20, "both relays to hold half of the shards each")
+        await eventually(balanced, 20, "both relays to hold half of the shards each")
         victim: Process = cluster.relays[0]
         lease_of = await holders()
         victim_id = next(h for h in lease_of if h and _pid_of(h) == victim.pid)
@@ -199,33 +125,23 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
         talking = [asyncio.create_task(talk(m, [t for t in ms if t is not m]))
                    for ms in talkers.values() for m in ms]
 
-        def each_sent(more: int) -> Callable[[], Awaitable[bool]]:
+        def each_sent(more: int) -> Callable[[], bool]:
             """True once every (sender, target) stream has had `more` messages from now."""
             base = {pair: len(times) for pair, times in sent.items()}
-            return _sync(lambda: len(sent) == pairs and all(
-                len(times) >= base.get(pair, 0) + more for pair, times in sent.items()))
+            return lambda: len(sent) == pairs and all(
+                len(times) >= base.get(pair, 0) + more for pair, times in sent.items())
 
         # Warm up, with one join shortly before the kill.
         pairs = sum(len(ms) * (len(ms) - 1) for ms in talkers.values())
-        await _poll(each_sent(WARM_UP), 30, "the warm-up traffic")
+        await eventually(each_sent(WARM_UP), 30, "the warm-up traffic")
         await joiners[0].peer.send(event="join_room", room_id=joiners[0].room)
-        await _poll(each_sent(2), 5, "traffic after that join")
+        await eventually(each_sent(2), 5, "traffic after that join")
 
         # The worst moment: right after the victim renewed its leases, so that they live
-        # on for nearly a full TTL after its death. (A lease's PTTL jumps back up then.)
+        # on for nearly a full TTL after its death.
         watched = lease_keys[lease_of.index(victim_id)]
-        last_pttl = [await redis.pttl(watched)]
-
-        async def just_renewed() -> bool:
-            pttl = await redis.pttl(watched)
-            renewed, last_pttl[0] = pttl > last_pttl[0] + 100, pttl
-            return renewed
-
-        await _poll(just_renewed, LEASE_TTL_S, "the victim to renew its leases")
-        victim.signal(signal.SIGKILL)
-        killed_at = time.monotonic()
-        lease_left_s = await redis.pttl(watched) / 1000
-        assert await asyncio.to_thread(victim.wait, 5) == -signal.SIGKILL
+        killed_at, lease_left_s = await kill_after_renewal(
+            victim, redis, watched, LEASE_TTL_S, "the victim to renew its leases")
         # Right after the kill, while the victim's shards have no relay: a join, a
         # leave_room, a join in the same room as that leave, and a socket that closes.
         await joiners[1].peer.send(event="join_room", room_id=joiners[1].room)
@@ -237,7 +153,7 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
             now = await holders()
             return all(h is not None and h != victim_id for h in now)
 
-        await _poll(all_held_by_the_living, 15, "the shards to be taken over")
+        await eventually(all_held_by_the_living, 15, "the shards to be taken over")
         takeover_s = time.monotonic() - killed_at
         survivor_ids = {h for h in await holders()}
         affected_receivers = [m for room in affected for m in talkers[room]]
@@ -246,8 +162,8 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
             return any(frame.get("t", 0) > killed_at for m in affected_receivers
                        for _, frame in m.frames if frame.get("event") == "message")
 
-        await _poll(_sync(redelivered), 10, "a frame sent after the kill to arrive")
-        await _poll(each_sent(AFTER_TAKEOVER), 10, "traffic after the takeover")
+        await eventually(redelivered, 10, "a frame sent after the kill to arrive")
+        await eventually(each_sent(AFTER_TAKEOVER), 10, "traffic after the takeover")
         stop.set()
         await asyncio.gather(*talking)
 
@@ -255,7 +171,7 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
             return all(_fins(m) == len(talkers[m.room]) - 1
                        for ms in talkers.values() for m in ms)
 
-        await _poll(_sync(all_fins), 15, "every sender's last message to arrive")
+        await eventually(all_fins, 15, "every sender's last message to arrive")
         # Everything the joiners and leavers caused must have arrived too: each talker
         # checks in with itself (send_to_peer to one's own id), which the relay applies
         # after every event XADDed before it in that room's shard.
@@ -263,9 +179,9 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
             for m in ms:
                 await m.peer.send(event="send_to_peer", peer_id=m.id,
                                   data={"event": "message", "barrier": True})
-        await _poll(_sync(lambda: all(any(f.get("barrier") for f in m.events("message"))
-                                      for ms in talkers.values() for m in ms)),
-                    10, "every talker's check-in")
+        await eventually(lambda: all(any(f.get("barrier") for f in m.events("message"))
+                                     for ms in talkers.values() for m in ms),
+                         10, "every talker's check-in")
 
         # Count every (sender, target) stream: sent, delivered, lost, duplicated, reordered.
         delivered: dict[tuple[str, str], list[tuple[float, int, float]]] = {p: [] for p in sent}
@@ -299,16 +215,16 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
                                  if room_of[sender] in affected
                                  and killed_at < t < killed_at + takeover_s)
 
-        _record("relay SIGKILL mid-traffic", test="test_relay_failover",
-                rooms=len(rooms), senders=len(talking), rate_per_sender=RATE,
-                lease_ttl_s=LEASE_TTL_S, lease_left_at_kill_s=lease_left_s,
-                shards_taken_over_s=round(takeover_s, 3),
-                first_delivery_after_kill_s=round(first_again_s, 3),
-                frames_sent=total_sent, frames_delivered=total_delivered, frames_lost=lost,
-                frames_duplicated=duplicated, frames_reordered=reordered,
-                sent_while_shards_unowned=sent_during_outage,
-                join_leave_events_around_kill=len(joiners) + len(leavers),
-                errors=len(errors))
+        record("test_relay_failover", fault="relay SIGKILL mid-traffic",
+               rooms=len(rooms), senders=len(talking), rate_per_sender=RATE,
+               lease_ttl_s=LEASE_TTL_S, lease_left_at_kill_s=lease_left_s,
+               shards_taken_over_s=round(takeover_s, 3),
+               first_delivery_after_kill_s=round(first_again_s, 3),
+               frames_sent=total_sent, frames_delivered=total_delivered, frames_lost=lost,
+               frames_duplicated=duplicated, frames_reordered=reordered,
+               sent_while_shards_unowned=sent_during_outage,
+               join_leave_events_around_kill=len(joiners) + len(leavers),
+               errors=len(errors))
 
         # The shards: all held again, by living relays only, within the TTL and a margin.
         assert victim_id not in survivor_ids and None not in survivor_ids
@@ -355,12 +271,6 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
         for member in everyone:
             await member.peer.close()
         await redis.aclose()
-
-
-def _sync(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def wrapped() -> bool:
-        return check()
-    return wrapped
 
 
 def _fins(member: Member) -> int:

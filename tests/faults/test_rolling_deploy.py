@@ -8,8 +8,6 @@ here as copies of today's structs with a field added or taken away, under the sa
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -19,9 +17,9 @@ import redis
 
 from shared import events
 from shared.keys import GROUP, room_digest, shard_of, shard_stream
-from tests.faults.private_cluster import private_cluster, record, tracebacks
+from tests.faults.support import private_cluster, record, tracebacks
 from tests.peers import Peer
-from tests.processes import Cluster
+from tests.processes import Cluster, eventually
 
 # --- the next version: every struct gained a field with a default -------------------------
 
@@ -250,10 +248,8 @@ async def test_relay_applies_next_version_events_and_skips_undecodable_ones() ->
         skipped = relay.log().count("skipping undecodable event")
         assert skipped == len(undecodable), relay.log()
         # Nothing is left pending: skipped entries were acknowledged with the rest.
-        deadline = time.monotonic() + 5
-        while client.xpending(stream, GROUP)["pending"] and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert client.xpending(stream, GROUP)["pending"] == 0
+        await eventually(lambda: client.xpending(stream, GROUP)["pending"] == 0, 5,
+                         "every entry to be acknowledged")
         record("rolling_deploy.e2e", next_version_events=5, undecodable_skipped=skipped)
         await old.close()
         await newer.close()
