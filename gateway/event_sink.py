@@ -17,6 +17,9 @@ _Pending = tuple[str, bytes, OnError, Callable[[], None] | None]
 
 # Events waiting for their XADD, beyond which new ones are refused at once.
 MAX_PENDING = 50_000
+# Bytes waiting for their XADD beyond which the sink is `busy`: the gateway then stops
+# reading from the sockets that write, until the next round trip is done.
+BUSY_BYTES = 1024 * 1024
 
 
 class EventSink:
@@ -30,7 +33,13 @@ class EventSink:
         self.redis = redis
         self.maxlen = maxlen
         self._pending: list[_Pending] = []
+        self._pending_bytes = 0
         self._wakeup = asyncio.Event()
+        self.drained: Callable[[], None] = lambda: None  # after each round trip
+
+    @property
+    def busy(self) -> bool:
+        return self._pending_bytes > BUSY_BYTES
 
     def submit(self, stream: str, payload: bytes, on_error: OnError,
                on_done: Callable[[], None] | None = None) -> None:
@@ -38,6 +47,7 @@ class EventSink:
             on_error(RedisError("too many events waiting for Redis"))
             return
         self._pending.append((stream, payload, on_error, on_done))
+        self._pending_bytes += len(payload)
         self._wakeup.set()
 
     async def send(self, stream: str, payload: bytes) -> None:
@@ -51,7 +61,7 @@ class EventSink:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            batch, self._pending = self._pending, []
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
             pipe = self.redis.pipeline(transaction=False)
             for stream, payload, _, _ in batch:
                 # MAXLEN ~ bounds a stream whose relay is gone (rule 6).
@@ -62,7 +72,8 @@ class EventSink:
                 log.warning("XADD of %d events failed: %s", len(batch), exc)
                 for _, _, on_error, _ in batch:
                     on_error(exc)
-                continue
-            for _, _, _, on_done in batch:
-                if on_done is not None:
-                    on_done()
+            else:
+                for _, _, _, on_done in batch:
+                    if on_done is not None:
+                        on_done()
+            self.drained()

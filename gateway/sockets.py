@@ -91,6 +91,8 @@ class Gateway:
         self.subscriber = subscriber
         self.sockets: dict[bytes, Socket] = {}
         self.draining = False
+        self._held: set[Socket] = set()
+        sink.drained = self._release_held
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
 
     async def serve(self, ws: WebsocketImplProtocol) -> None:
@@ -113,13 +115,15 @@ class Gateway:
             # room events are answered `service unavailable` until it is subscribed.
             await self.subscriber.subscribe(socket.channel, socket.deliver)
             # From here messages are handled as they are read (GatewayWebsocket); `recv`
-            # only returns what arrived before, and raises when the socket closes.
+            # hands over those that arrived before. Then the socket needs no task of its
+            # own until it closes (an idle socket costs memory, not a waiting recv).
             ws.on_message = lambda message: self.receive(socket, message)  # type: ignore[attr-defined]
-            while True:
+            while ws.behind():  # type: ignore[attr-defined]
                 message = await ws.recv()
                 if message is not None:
                     ws.message_taken()  # type: ignore[attr-defined]
                     self.receive(socket, message)
+            await ws.wait_for_connection_lost()
         except (ConnectionClosed, WebsocketClosed, asyncio.CancelledError):
             pass
         except Exception:
@@ -158,8 +162,17 @@ class Gateway:
         if type(event) is Leave or self.subscriber.is_live(socket.channel):
             self.sink.submit(forward.stream, event_encoder.encode(event),
                              lambda _: self._not_taken(socket, forward))
+            if self.sink.busy and socket not in self._held:
+                # Backpressure: this client waits (TCP slows it) until Redis caught up.
+                self._held.add(socket)
+                socket.ws.hold()  # type: ignore[attr-defined]
         else:
             self._not_taken(socket, forward)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, set()
+        for socket in held:
+            socket.ws.release()  # type: ignore[attr-defined]
 
     def _not_taken(self, socket: Socket, forward: Forward) -> None:
         event = forward.event

@@ -37,7 +37,8 @@ class GatewayWebsocket(WebsocketImplProtocol):
     # are any, later ones take that path too, so that all arrive in order.
     _behind = 0
     _waiting = 0
-    _paused = False
+    _paused = False  # while chunks wait for Sanic's path
+    _held = False  # while the gateway's XADDs catch up (hold/release)
     _fragments: list[bytes] | None = None
     _fragmented_text = False
 
@@ -67,6 +68,10 @@ class GatewayWebsocket(WebsocketImplProtocol):
             self._waiting -= 1
             if self._paused and self._waiting <= _RESUME_AT:
                 self._set_reading(True)
+
+    def behind(self) -> bool:
+        """Whether messages wait on Sanic's path for `recv`."""
+        return self._behind > 0
 
     def message_taken(self) -> None:
         """`recv` returned a message that took Sanic's path."""
@@ -109,22 +114,35 @@ class GatewayWebsocket(WebsocketImplProtocol):
         self.on_message(message)
         return True
 
+    def hold(self) -> None:
+        """Stop reading from this client for now (the gateway is behind with Redis)."""
+        self._held = True
+        self._apply_reading()
+
+    def release(self) -> None:
+        self._held = False
+        self._apply_reading()
+
     def _set_reading(self, reading: bool) -> None:
         self._paused = not reading
+        self._apply_reading()
+
+    def _apply_reading(self) -> None:
+        """Read unless one of the reasons to stop holds (Sanic's own: a message not
+        yet taken)."""
         transport = getattr(self.io_proto, "transport", None)
         if transport is None or transport.is_closing():
             return
-        if not reading:
+        if self._paused or self._held or self.pause_frame_fut:
             transport.pause_reading()
-        elif not self.pause_frame_fut:  # Sanic's own pause (a message not yet taken) holds
+        else:
             transport.resume_reading()
 
     def resume_frames(self) -> bool:
         """Sanic resumes reading whenever its handler takes a message; not while we wait."""
         resumed: bool = super().resume_frames()  # type: ignore[no-untyped-call]
-        transport = getattr(self.io_proto, "transport", None)
-        if self._paused and transport is not None and not transport.is_closing():
-            transport.pause_reading()
+        if self._paused or self._held:
+            self._apply_reading()
         return resumed
 
 
