@@ -24,7 +24,7 @@ from shared.keys import room_digest, room_members, shard_of, shard_stream
 from tests.faults.rawsocket import CLOSE, PING, PONG, TEXT, RawSocket, encode_frame
 from tests.faults.support import private_cluster, record, resident_kib, tracebacks
 from tests.peers import Peer
-from tests.processes import Cluster
+from tests.processes import Cluster, eventually
 
 # Frames per second no limit test means to hit (for the clients that flood on purpose).
 UNLIMITED = {"SWITCHBOARD_FRAME_RATE": "1000000", "SWITCHBOARD_FRAME_BURST": "1000000"}
@@ -429,10 +429,10 @@ async def test_stream_maxlen_bounds_a_shard_stream_without_relays_and_service_re
         for seq in range(events):
             await sender.send(event="send_to_peer", peer_id=receiver.id,
                               data={"event": "message", "seq": seq})
-        # The gateway XADDs a socket's events in order before reading its next frame:
-        # once this pong is back, all of them are in the stream.
-        await sender.send(event="ping")
-        await sender.expect("pong", timeout=30)
+        # The gateway XADDs in the background: wait (bounded) until the stream has seen
+        # them all.
+        await eventually(lambda: _entries_added(cluster, stream) - added_before >= events,
+                         30, "every event XADDed")
         length = int(cluster.redis.cli("xlen", stream))
         added = _entries_added(cluster, stream) - added_before
         assert added == events
