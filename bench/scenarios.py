@@ -37,7 +37,7 @@ class Settings:
     cpu_rate: float = 40.0  # messages/s sent by each socket
     cpu_seconds: float = 10.0
     idle_clients: int = 10_000
-    idle_seconds: float = 5.0
+    idle_seconds: float = 20.0  # one server ping interval (SWITCHBOARD_PING_INTERVAL)
 
 
 class WorkerFailed(RuntimeError):
@@ -200,6 +200,8 @@ def storm(server: Server, settings: Settings) -> dict[str, Any]:
         "error_count": sum(r["error_count"] for r in results),
         "errors": [e for r in results for e in r["errors"]][:10],
         "server_cpu_s": round(measured.server_cpu, 3),
+        "server_cpu_by_process_s": measured.cpu_by_process,
+        "others_cpu_s": round(measured.machine_cpu - measured.server_cpu, 3),  # incl. clients
     }
 
 
@@ -209,15 +211,15 @@ def idle(server: Server, settings: Settings) -> dict[str, Any]:
     pids = server.pids
     before = {role: rss_kib(pid) for role, pid in pids.items()}
     after: dict[str, int] = {}
-    idle_cpu: list[float] = []
+    idle_cpu: dict[str, float] = {}
 
     def measure() -> None:
         time.sleep(0.2)
         settle(list(pids.values()))
         after.update({role: rss_kib(pid) for role, pid in pids.items()})
-        cpu = cpu_seconds(pids.values())
+        cpu = {role: cpu_seconds([pid]) for role, pid in pids.items()}
         time.sleep(settings.idle_seconds)
-        idle_cpu.append(cpu_seconds(pids.values()) - cpu)
+        idle_cpu.update({role: cpu_seconds([pid]) - cpu[role] for role, pid in pids.items()})
 
     task = _task("idle", server, settings, clients=clients, room_size=2,
                  concurrency=settings.storm_concurrency)
@@ -232,7 +234,9 @@ def idle(server: Server, settings: Settings) -> dict[str, Any]:
         "main_kib_per_conn": per_conn[main],
         "all_kib_per_conn": round((sum(after.values()) - sum(before.values())) /
                                   max(connected, 1), 2),
-        "idle_cpu_percent": round(100 * idle_cpu[0] / settings.idle_seconds, 2),
+        "idle_cpu_percent": round(100 * sum(idle_cpu.values()) / settings.idle_seconds, 2),
+        "idle_cpu_percent_by_process": {role: round(100 * cpu / settings.idle_seconds, 2)
+                                        for role, cpu in idle_cpu.items()},
         "lost": clients - connected,
         "error_count": sum(r["error_count"] for r in measured.results),
         "errors": [e for r in measured.results for e in r["errors"]][:10],
