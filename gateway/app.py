@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> App:
         await app.ctx.redis.aclose()
 
     async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
+        assert isinstance(ws, ws_protocol.GatewayWebsocket)  # ws_protocol.install() above
         await request.app.ctx.gateway.serve(ws)
 
     # palava clients connect to the root path; /ws is an alias (protocol.md).

@@ -36,11 +36,12 @@ class Session:
 
     def handle(self, text: str | bytes) -> bytes | Forward | None:
         """A client frame in; a reply for the client, an event for a relay, or nothing."""
-        command = cf.parse_frame(text, self.room is not None)
+        room = self.room
+        command = cf.parse_frame(text, room is not None)
+        # parse_frame refuses send_to_peer and update_status outside a room: `room` is set.
         if isinstance(command, cf.SendToPeer):  # the hot path first
-            return self._forward(
-                SendToPeer(conn=self.conn_id, room=self.room, peer=command.peer_id,  # type: ignore[arg-type]
-                           data=command.data))
+            return self._forward(SendToPeer(conn=self.conn_id, room=room or "",
+                                            peer=command.peer_id, data=command.data))
         if isinstance(command, cf.Refusal):
             return error_frame(command.text, command.received)
         if isinstance(command, cf.Ping):
@@ -51,7 +52,7 @@ class Session:
             return self._join(command)
         if isinstance(command, cf.UpdateStatus):
             return self._forward(
-                UpdateStatus(conn=self.conn_id, room=self.room, status=command.status))  # type: ignore[arg-type]
+                UpdateStatus(conn=self.conn_id, room=room or "", status=command.status))
         return self.leave()  # cf.LeaveRoom
 
     def _join(self, command: cf.JoinRoom) -> Forward:

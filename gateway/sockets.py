@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError
 from sanic.exceptions import WebsocketClosed
-from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
 
 from gateway.event_sink import EventSink
@@ -20,9 +19,19 @@ from gateway.outbox import Outbox
 from gateway.rate_limit import FrameRate, Verdict
 from gateway.session import Forward, Session
 from gateway.subscriber import Subscriber
+from gateway.ws_protocol import GatewayWebsocket
 from shared import keys
 from shared.close_codes import CloseCode
-from shared.events import Join, JoinRefused, Leave, control_decoder, event_encoder
+from shared.events import (
+    AnyEvent,
+    Join,
+    JoinRefused,
+    Leave,
+    SendToPeer,
+    UpdateStatus,
+    control_decoder,
+    event_encoder,
+)
 from shared.frames import ErrorText, Shutdown, encode_frame, error_frame
 from shared.settings import Settings
 
@@ -39,8 +48,11 @@ def _spawn(work: Coroutine[Any, Any, None]) -> None:
     _background.add(task)
     task.add_done_callback(_background.discard)
 
-_EVENT_NAMES = {"join": "join_room", "leave": "leave_room", "status": "update_status",
-                "send": "send_to_peer"}
+
+_EVENT_NAMES: dict[type[AnyEvent], str] = {
+    Join: "join_room", Leave: "leave_room", UpdateStatus: "update_status",
+    SendToPeer: "send_to_peer",
+}
 
 
 class Socket:
@@ -48,7 +60,7 @@ class Socket:
 
     __slots__ = ("ws", "session", "outbox", "channel", "rate", "last_seen")
 
-    def __init__(self, ws: WebsocketImplProtocol, session: Session, outbox: Outbox,
+    def __init__(self, ws: GatewayWebsocket, session: Session, outbox: Outbox,
                  rate: FrameRate) -> None:
         self.ws = ws
         self.session = session
@@ -95,7 +107,7 @@ class Gateway:
         sink.drained = self._release_held
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
 
-    async def serve(self, ws: WebsocketImplProtocol) -> None:
+    async def serve(self, ws: GatewayWebsocket) -> None:
         """Serve one WebSocket from open to close."""
         session = Session(str(uuid.uuid4()), self.id, self.settings.shards)
         if self.draining:
@@ -104,11 +116,11 @@ class Gateway:
             return
         settings = self.settings
         rate = FrameRate(settings.frame_rate, settings.frame_burst, time.monotonic())
-        socket = Socket(ws, session, None, rate)  # type: ignore[arg-type]
         # A client that stopped reading holds Sanic's send lock: a close handshake would
         # wait on it for ever, so the connection is failed (close frame, then TCP close).
-        socket.outbox = Outbox(ws, self.settings.send_buffer_bytes,
-                               lambda: ws.fail_connection(CloseCode.TRY_AGAIN_LATER, "slow"))
+        outbox = Outbox(ws, settings.send_buffer_bytes,
+                        lambda: ws.fail_connection(CloseCode.TRY_AGAIN_LATER, "slow"))
+        socket = Socket(ws, session, outbox, rate)
         self.sockets[socket.channel] = socket
         try:
             # While Redis is away the socket is still served (ping, info, errors); its
@@ -117,11 +129,11 @@ class Gateway:
             # From here messages are handled as they are read (GatewayWebsocket); `recv`
             # hands over those that arrived before. Then the socket needs no task of its
             # own until it closes (an idle socket costs memory, not a waiting recv).
-            ws.on_message = lambda message: self.receive(socket, message)  # type: ignore[attr-defined]
-            while ws.behind():  # type: ignore[attr-defined]
+            ws.on_message = lambda message: self.receive(socket, message)
+            while ws.behind():
                 message = await ws.recv()
                 if message is not None:
-                    ws.message_taken()  # type: ignore[attr-defined]
+                    ws.message_taken()
                     self.receive(socket, message)
             await ws.wait_for_connection_lost()
         except (ConnectionClosed, WebsocketClosed, asyncio.CancelledError):
@@ -165,14 +177,14 @@ class Gateway:
             if self.sink.busy and socket not in self._held:
                 # Backpressure: this client waits (TCP slows it) until Redis caught up.
                 self._held.add(socket)
-                socket.ws.hold()  # type: ignore[attr-defined]
+                socket.ws.hold()
         else:
             self._not_taken(socket, forward)
 
     def _release_held(self) -> None:
         held, self._held = self._held, set()
         for socket in held:
-            socket.ws.release()  # type: ignore[attr-defined]
+            socket.ws.release()
 
     def _not_taken(self, socket: Socket, forward: Forward) -> None:
         event = forward.event
@@ -181,7 +193,7 @@ class Gateway:
             _spawn(self._leave_when_back(forward))
         elif isinstance(event, Join):  # the join never reached a relay
             socket.session.join_refused(JoinRefused(seq=event.seq))
-        name = _EVENT_NAMES[type(event).__struct_config__.tag]  # type: ignore[index]
+        name = _EVENT_NAMES[type(event)]
         socket.outbox.push(error_frame(ErrorText.SERVICE_UNAVAILABLE, name))
 
     async def _leave_when_back(self, forward: Forward) -> None:
