@@ -28,7 +28,8 @@ ROWS = {
               Row("", "s until all joined", "all_joined_s", "lower", 2),
               Row("", "s until all joined + new_peer", "all_events_s", "lower", 2)],
     "cpu": [Row("4 CPU per message", "server CPU s per 1000 msgs", "server_cpu_per_1k",
-                "lower", 4)],
+                "lower", 4),
+            Row("", "p99 ms (did it keep up?)", "p99_ms", "lower", 2)],
     "idle": [Row("5 idle connections", "KB/conn, gateway (PeerJS: node)", "main_kib_per_conn",
                  "lower", 1),
              Row("", "KB/conn, all server processes", "all_kib_per_conn", "lower", 1),
@@ -124,7 +125,8 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
     except ImportError:
         return "no plot: matplotlib is not installed (pip install -e '.[bench]')"
     panels = [(name, row) for name, rows in ROWS.items() if name in scenarios for row in rows
-              if row.key not in ("all_joined_s", "p50_ms")]
+              if row.key not in ("all_joined_s", "p50_ms") and
+              (name, row.key) != ("cpu", "p99_ms")]
     columns = 3
     figure, axes = plt.subplots(-(-len(panels) // columns), columns,
                                 figsize=(11, 3 * -(-len(panels) // columns)), squeeze=False)

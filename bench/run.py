@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
              "warmup": "seconds of load before measuring", "seconds": "measured seconds",
              "storm_clients": "join storm clients", "storm_concurrency":
              "connections being opened at once (storm and idle)",
-             "cpu_pairs": "CPU scenario pairs", "cpu_rate": "CPU scenario msg/s per socket",
+             "cpu_pairs": "CPU scenario pairs",
+             "cpu_rate": "CPU scenario msg/s per pair (half each way)",
              "cpu_seconds": "CPU scenario seconds", "idle_clients": "idle sockets",
              "idle_seconds": "seconds of idle CPU measurement"}
     for field in fields(Settings):
@@ -173,7 +174,7 @@ def _one(name: str, server: Server, settings: Settings, rate: float | None) -> d
             result = scenarios.storm(server, settings)
         elif name == "cpu":
             result = scenarios.paced(server, settings, settings.cpu_pairs,
-                                     settings.cpu_rate * 2 * settings.cpu_pairs,
+                                     settings.cpu_rate * settings.cpu_pairs,
                                      settings.cpu_seconds)
         else:
             result = scenarios.idle(server, settings)
@@ -195,6 +196,10 @@ def _warnings(results: dict[str, dict[str, Any]]) -> list[str]:
             if offered and achieved is not None and achieved < 0.95 * offered:
                 warnings.append(f"{scenario}/{server}: the load generator sent {achieved:,} "
                                 f"msg/s of the {offered:,} offered (too busy)")
+            p99 = result.get("p99_ms")
+            if offered and p99 is not None and p99 > 1000:
+                warnings.append(f"{scenario}/{server}: did not keep up with {offered:,} msg/s "
+                                f"(p99 {p99:,.0f} ms: a queue built up, drained at the end)")
     return warnings
 
 

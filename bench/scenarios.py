@@ -34,7 +34,7 @@ class Settings:
     storm_clients: int = 2000
     storm_concurrency: int = 100
     cpu_pairs: int = 125
-    cpu_rate: float = 40.0  # messages/s sent by each socket
+    cpu_rate: float = 40.0  # messages/s sent by each pair, half in each direction
     cpu_seconds: float = 10.0
     idle_clients: int = 10_000
     idle_seconds: float = 20.0  # one server ping interval (SWITCHBOARD_PING_INTERVAL)
