@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> App:
     @app.before_server_start
     async def start(app: App) -> None:
         redis = Redis.from_url(settings.redis_url, health_check_interval=10)
-        sink = EventSink(redis, settings.stream_maxlen)
+        sink = EventSink(settings.redis_url, settings.stream_maxlen)
         gateway: Gateway | None = None
 
         def lost(channels: list[bytes]) -> None:
@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> App:
         for task in app.ctx.tasks:
             task.cancel()
         await app.ctx.gateway.subscriber.close()
+        await app.ctx.gateway.sink.close()
         await app.ctx.redis.aclose()
 
     async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
