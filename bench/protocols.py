@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 # One candidate as browsers report it (RTCIceCandidate.toJSON()).
 _CANDIDATE = (b'{"candidate":"candidate:842163049 1 udp 1677729535 192.0.2.17 49203 typ srflx '
-              b'raddr 10.0.0.5 rport 49203 generation 0 ufrag Xy7b network-cost 999",'
-              b'"sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"Xy7b"}')
+              b'raddr 10.0.0.5 rport 49203 generation 0 ufrag Xy7b","sdpMid":"0",'
+              b'"sdpMLineIndex":0}')
 
 
 class Receiver(Protocol):

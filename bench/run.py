@@ -20,12 +20,14 @@ import shlex
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from bench import report, scenarios
 from bench.procstat import machine_busy_seconds
+from bench.protocols import ADAPTERS
 from bench.scenarios import Settings, WorkerFailed
 from bench.servers import (
     PeerJSServer,
@@ -203,6 +205,13 @@ def _warnings(results: dict[str, dict[str, Any]]) -> list[str]:
     return warnings
 
 
+def _frame_sizes() -> dict[str, int]:
+    """Bytes of one candidate frame as each adapter sends it (peer ids of 36 characters)."""
+    peer = str(uuid.uuid4())
+    return {name: len(adapter.candidate_template(peer) % (123456, time.monotonic_ns()))
+            for name, adapter in ADAPTERS.items()}
+
+
 def _problems(results: dict[str, dict[str, Any]]) -> list[str]:
     problems = []
     for scenario, by_server in results.items():
@@ -210,10 +219,13 @@ def _problems(results: dict[str, dict[str, Any]]) -> list[str]:
             if "failed" in result:
                 problems.append(f"{scenario}/{server}: {result['failed']}")
                 continue
-            for key in ("lost", "disorder", "error_count"):
-                if result.get(key):
-                    problems.append(f"{scenario}/{server}: {key} = {result[key]} "
-                                    f"{result.get('errors') or ''}")
+            counts = {key: result[key] for key in ("lost", "disorder", "error_count")
+                      if result.get(key)}
+            if counts:
+                first = (result.get("errors") or ["-"])[0]
+                problems.append(f"{scenario}/{server}: " +
+                                ", ".join(f"{key} {value:,}" for key, value in counts.items()) +
+                                f" (first error: {first})")
     return problems
 
 
@@ -267,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine,
         "command": reproduce[0], "settings": asdict(settings), "smoke": args.smoke,
         "servers": {s.name: {"version": s.version} for s in servers.values()},
-        "notes": notes, "scenarios": ordered,
+        "notes": notes, "frame_bytes": _frame_sizes(), "scenarios": ordered,
         "lost": sum(r.get("lost") or 0 for by in ordered.values() for r in by.values()),
         "problems": problems, "ok": not problems,
         "seconds": round(time.monotonic() - started, 1)})
@@ -276,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(ordered))
     print()
     print(report.NOTES)
+    print("Candidate frames: " + ", ".join(f"{name} {size} bytes"
+                                           for name, size in _frame_sizes().items()) + ".")
     for note in notes:
         print(f"!! {note}")
     print(f"\nresults: {json_path}\nplot:    {plot_note or png_path}")
