@@ -58,7 +58,7 @@ _EVENT_NAMES: dict[type[AnyEvent], str] = {
 class Socket:
     """One client connection: its session, its outbox, its WebSocket, its limits."""
 
-    __slots__ = ("ws", "session", "outbox", "channel", "rate", "last_seen")
+    __slots__ = ("ws", "session", "outbox", "channel", "rate")
 
     def __init__(self, ws: GatewayWebsocket, session: Session, outbox: Outbox,
                  rate: FrameRate) -> None:
@@ -67,11 +67,6 @@ class Socket:
         self.outbox = outbox
         self.channel = keys.connection_channel(session.conn_id).encode()
         self.rate = rate
-        self.last_seen = time.monotonic()  # the last frame or pong from the client
-
-    def pong_received(self, pong: asyncio.Future[float]) -> None:
-        if not pong.cancelled():
-            self.last_seen = time.monotonic()
 
     def deliver(self, payload: bytes) -> None:
         """What the relay published for this socket: a frame, or a word for the gateway."""
@@ -115,7 +110,8 @@ class Gateway:
             await ws.close(CloseCode.SHUTDOWN, "shutdown")
             return
         settings = self.settings
-        rate = FrameRate(settings.frame_rate, settings.frame_burst, time.monotonic())
+        ws.last_heard = time.monotonic()  # the idle timeout counts from the handshake
+        rate = FrameRate(settings.frame_rate, settings.frame_burst, ws.last_heard)
         # A client that stopped reading holds Sanic's send lock: a close handshake would
         # wait on it for ever, so the connection is failed (close frame, then TCP close).
         outbox = Outbox(ws, settings.send_buffer_bytes,
@@ -147,8 +143,7 @@ class Gateway:
 
     def receive(self, socket: Socket, message: str | bytes) -> None:
         """One message from the client: limits, then a reply or an event for a relay."""
-        now = socket.last_seen = time.monotonic()
-        verdict = socket.rate.check(now)
+        verdict = socket.rate.check(time.monotonic())
         if verdict is not Verdict.ALLOWED:
             if verdict is Verdict.ABUSIVE:
                 socket.ws.fail_connection(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
@@ -221,24 +216,17 @@ class Gateway:
                 self._all_closed.set()
 
     async def keep_alive(self) -> None:
-        """Ping every socket each interval; close those silent past the idle timeout."""
+        """Ping every socket each interval; close those silent (no frame, no pong) past
+        the idle timeout. One task for all sockets, and none per ping."""
         interval, idle = self.settings.ping_interval_s, self.settings.idle_timeout_s
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for socket in list(self.sockets.values()):
-                if now - socket.last_seen > idle:
+                if now - socket.ws.last_heard > idle:
                     socket.close_soon(CloseCode.GOING_AWAY, "idle")
                 else:
-                    _spawn(self._ping(socket))
-
-    @staticmethod
-    async def _ping(socket: Socket) -> None:
-        try:
-            pong = await socket.ws.ping()
-        except (ConnectionClosed, WebsocketClosed):
-            return
-        pong.add_done_callback(socket.pong_received)
+                    socket.ws.ping_now()
 
     def close_all(self, code: CloseCode, reason: str) -> None:
         for socket in list(self.sockets.values()):

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,8 +43,11 @@ class GatewayWebsocket(WebsocketImplProtocol):
     _held = False  # while the gateway's XADDs catch up (hold/release)
     _fragments: list[bytes] | None = None
     _fragmented_text = False
+    # When the client last sent anything (a frame, a pong): what the idle timeout reads.
+    last_heard = 0.0
 
     def data_received(self, data: bytes) -> None:
+        self.last_heard = time.monotonic()
         self.ws_proto.receive_data(data)
         data_to_send = self.ws_proto.data_to_send()
         events = self.ws_proto.events_received()
@@ -68,6 +73,18 @@ class GatewayWebsocket(WebsocketImplProtocol):
             self._waiting -= 1
             if self._paused and self._waiting <= _RESUME_AT:
                 self._set_reading(True)
+
+    def ping_now(self) -> None:
+        """Send a ping now if nothing else is writing (else skip it: the client is busy
+        reading what we send, and the next interval pings again). Its pong only needs to
+        arrive: any data updates `last_heard`."""
+        transport = getattr(self.io_proto, "transport", None)
+        if (transport is None or transport.is_closing() or self.conn_mutex.locked()
+                or self.ws_proto.state is not State.OPEN):
+            return
+        self.ws_proto.send_ping(os.urandom(4))
+        for data in self.ws_proto.data_to_send():
+            transport.write(data)
 
     def behind(self) -> bool:
         """Whether messages wait on Sanic's path for `recv`."""
@@ -99,6 +116,8 @@ class GatewayWebsocket(WebsocketImplProtocol):
                 return True
             payload, text = b"".join(self._fragments), self._fragmented_text
             self._fragments = None
+        elif opcode is Opcode.PONG:
+            return True  # nothing to do but `last_heard`, already set
         else:
             return False
         if self.ws_proto.state is not State.OPEN or self.on_message is None:
