@@ -65,6 +65,7 @@ class SwitchboardServer(Server):
     def stop(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()
+            shutil.rmtree(self.cluster.workdir, ignore_errors=True)  # its processes' logs
         if self.redis is not None:
             self.redis.process.stop()
         if self.workdir is not None:
@@ -116,14 +117,15 @@ class PeerJSServer(Server):
     log_path: Path | None = None
 
     def stop(self) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        os.kill(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(10)
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        if self.log_path is not None:
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
 
 
 def start_peerjs(concurrent_limit: int) -> PeerJSServer:
