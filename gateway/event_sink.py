@@ -1,8 +1,8 @@
 """XADDs events to shard streams, pipelining whatever sockets sent meanwhile.
 
 Every relayed message passes here, so the commands are written as RESP by hand, one
-buffer per round trip, on a connection of the sink's own: redis-py's pipeline costs
-tens of microseconds per command in packing and per-reply timeouts.
+buffer per round trip, on a connection of the sink's own (shared.resp): redis-py's
+pipeline costs tens of microseconds per command in packing and per-reply timeouts.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
+
+from shared.resp import Reply, RespConnection
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,8 @@ class EventSink:
     """
 
     def __init__(self, redis_url: str, maxlen: int) -> None:
-        # Reads are bounded per round trip (_ROUND_TRIP_S), not per reply.
-        self._pool = ConnectionPool.from_url(redis_url, socket_timeout=None)
-        self._conn: AbstractConnection | None = None
+        self._url = redis_url
+        self._conn: RespConnection | None = None
         self.maxlen = maxlen
         self._prefixes: dict[str, bytes] = {}
         self._pending: list[_Pending] = []
@@ -74,12 +74,12 @@ class EventSink:
             self._wakeup.clear()
             batch, self._pending, self._pending_bytes = self._pending, [], 0
             buffer = b"".join([self._xadd(stream, payload) for stream, payload, _, _ in batch])
+            replies: list[Reply]
             try:
-                replies = await asyncio.wait_for(self._round_trip(buffer, len(batch)),
-                                                 _ROUND_TRIP_S)
+                replies = await self._round_trip(buffer, len(batch))
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("XADD of %d events failed: %s", len(batch), exc)
-                await self._drop_connection()
+                self._drop_connection()
                 error = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
                 replies = [error] * len(batch)
             for (_, _, on_error, on_done), reply in zip(batch, replies, strict=True):
@@ -101,25 +101,16 @@ class EventSink:
                 b"$1\r\n*\r\n$1\r\ne\r\n"))
         return b"%s$%d\r\n%s\r\n" % (prefix, len(payload), payload)
 
-    async def _round_trip(self, buffer: bytes, count: int) -> list[object]:
+    async def _round_trip(self, buffer: bytes, count: int) -> list[Reply]:
         """Send the batch, read its `count` replies; an error reply fails its event only."""
-        if self._conn is None:
-            self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
-        conn = self._conn
-        await conn.send_packed_command(buffer, check_health=False)
-        replies: list[object] = []
-        for _ in range(count):
-            try:
-                replies.append(await conn.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
-        return replies
+        if self._conn is None or not self._conn.connected:
+            self._conn = await RespConnection.open(self._url, timeout=_ROUND_TRIP_S)
+        return await self._conn.request(buffer, count, _ROUND_TRIP_S)
 
-    async def _drop_connection(self) -> None:
+    def _drop_connection(self) -> None:
         if self._conn is not None:
-            await self._conn.disconnect()
+            self._conn.close()
             self._conn = None
 
     async def close(self) -> None:
-        await self._drop_connection()
-        await self._pool.disconnect()
+        self._drop_connection()

@@ -207,7 +207,7 @@ class Gateway:
     async def _close(self, socket: Socket) -> None:
         self.sockets.pop(socket.channel, None)
         try:
-            await self.subscriber.unsubscribe(socket.channel)
+            self.subscriber.unsubscribe(socket.channel)
             leave = socket.session.leave()
             if leave is not None:
                 self._forward(socket, leave)

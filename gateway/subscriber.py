@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+
+from shared.resp import Reply, RespConnection, pack
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,8 @@ class Subscriber:
 
     def __init__(self, redis_url: str, on_lost: Callable[[list[bytes]], None],
                  on_connected: Callable[[], Awaitable[None]]) -> None:
-        # No read timeout: a quiet channel is not a broken one (health checks catch those).
-        self._pool = ConnectionPool.from_url(redis_url, socket_timeout=None,
-                                             health_check_interval=0)
-        self._conn: AbstractConnection | None = None
+        self._url = redis_url
+        self._conn: RespConnection | None = None
         self._sinks: dict[bytes, Sink] = {}
         self._live: set[bytes] = set()
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
@@ -52,6 +50,8 @@ class Subscriber:
         self._on_connected = on_connected
         # Counts connections made: a change tells that everything live before was lost.
         self.generation = 0
+        # Runs once every chunk of messages read from Redis has been dispatched.
+        self.after_deliveries: Callable[[], None] = lambda: None
 
     @property
     def connected(self) -> bool:
@@ -67,7 +67,8 @@ class Subscriber:
         if not self._connected:
             # A gateway just started, or Redis blinked: worth a moment's wait.
             try:
-                await asyncio.wait_for(self._connected_event.wait(), _CONNECT_WAIT_S)
+                async with asyncio.timeout(_CONNECT_WAIT_S):
+                    await self._connected_event.wait()
             except TimeoutError:
                 return False
         if self._conn is None:
@@ -75,22 +76,23 @@ class Subscriber:
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = confirmed
         try:
-            await self._conn.send_command("SUBSCRIBE", channel)
-            await asyncio.wait_for(confirmed, _SUBSCRIBE_TIMEOUT_S)
+            self._conn.write(pack(b"SUBSCRIBE", channel))
+            async with asyncio.timeout(_SUBSCRIBE_TIMEOUT_S):
+                await confirmed
         except (RedisError, OSError, TimeoutError) as exc:
             log.debug("subscribe %r not confirmed: %s", channel, exc)
         finally:
             self._confirmations.pop(channel, None)
         return channel in self._live
 
-    async def unsubscribe(self, channel: bytes) -> None:
+    def unsubscribe(self, channel: bytes) -> None:
         self._sinks.pop(channel, None)
         if channel not in self._live:
             return
         self._live.discard(channel)
         try:
             if self._conn is not None and self._connected:
-                await self._conn.send_command("UNSUBSCRIBE", channel)
+                self._conn.write(pack(b"UNSUBSCRIBE", channel))
         except (RedisError, OSError) as exc:
             log.debug("unsubscribe %r failed: %s", channel, exc)
 
@@ -99,11 +101,8 @@ class Subscriber:
         backoff = _BACKOFF_MIN_S
         while True:
             try:
-                self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
-                await self._conn.connect()
-                # hiredis reports pub/sub replies as push messages; have them returned
-                # to us by read_response instead of logged and dropped.
-                self._conn._parser.set_pubsub_push_handler(_as_is)  # type: ignore[union-attr]
+                self._conn = await RespConnection.open(self._url, self._on_reply,
+                                                       self._after_replies)
                 # Before any channel goes live, so that no socket joins a room before the
                 # gateway is known to be alive (relays would remove its peers).
                 await self._on_connected()
@@ -113,15 +112,16 @@ class Subscriber:
                 backoff = _BACKOFF_MIN_S
                 waiting = list(self._sinks)
                 for start in range(0, len(waiting), 1000):
-                    await self._conn.send_command("SUBSCRIBE", *waiting[start:start + 1000])
-                await self._read(self._conn)
+                    self._conn.write(pack(b"SUBSCRIBE", *waiting[start:start + 1000]))
+                await self._conn.wait_closed()
+                log.warning("pub/sub connection lost")
             except (RedisError, OSError) as exc:
                 log.warning("pub/sub connection lost: %s", exc)
             finally:
                 self._connected = False
                 self._connected_event.clear()
                 if self._conn is not None:
-                    await self._conn.disconnect()
+                    self._conn.close()
                 lost = list(self._live)
                 self._live.clear()
                 for channel in lost:
@@ -131,28 +131,28 @@ class Subscriber:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX_S)
 
-    async def _read(self, conn: AbstractConnection) -> None:
-        sinks = self._sinks
-        while True:
-            reply = await conn.read_response(push_request=True, timeout=None)
-            if not isinstance(reply, list):
-                raise RedisConnectionError(f"unexpected pub/sub reply {reply!r}")
-            kind = reply[0]
-            if kind == b"message":
-                sink = sinks.get(reply[1])
-                if sink is not None:
-                    sink(reply[2])
-            elif kind == b"subscribe":
-                channel = reply[1]
-                if channel in sinks:
-                    self._live.add(channel)
-                confirmed = self._confirmations.get(channel)
-                if confirmed is not None and not confirmed.done():
-                    confirmed.set_result(None)
+    def _on_reply(self, reply: Reply) -> None:
+        """A message for a channel, or Redis confirming a subscription."""
+        if not isinstance(reply, list):
+            if self._conn is not None:
+                self._conn.abort(f"unexpected pub/sub reply {reply!r}")
+            return
+        kind = reply[0]
+        if kind == b"message":
+            sink = self._sinks.get(reply[1])
+            if sink is not None:
+                sink(reply[2])
+        elif kind == b"subscribe":
+            channel = reply[1]
+            if channel in self._sinks:
+                self._live.add(channel)
+            confirmed = self._confirmations.get(channel)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+
+    def _after_replies(self) -> None:
+        self.after_deliveries()
 
     async def close(self) -> None:
-        await self._pool.disconnect()
-
-
-async def _as_is(reply: object) -> object:
-    return reply
+        if self._conn is not None:
+            self._conn.close()

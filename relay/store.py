@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from relay.rooms import (
     CloseRoom,
@@ -118,11 +117,11 @@ class Committer:
     def __init__(self, relay_id: str) -> None:
         self.relay_id = relay_id
 
-    def queue(
-        self, pipe: Pipeline, shard: Shard, first_new: str, new_checkpoint: str,
-        ids: list[str], effects: list[Effect],
-    ) -> None:
-        """Add the shard's commit to `pipe`; its result is COMMITTED or why not."""
+    def command(
+        self, shard: Shard, first_new: str, new_checkpoint: str, ids: list[bytes],
+        effects: list[Effect],
+    ) -> bytes:
+        """The shard's commit as one EVALSHA; its result is COMMITTED or why not."""
         room_keys: dict[str, int] = {}
         key_list = [
             keys.shard_lease(shard.number),
@@ -155,4 +154,4 @@ class Committer:
                 args += ("A", effect.room)
             elif type(effect) is CloseRoom:
                 args += ("R", effect.room)
-        COMMIT.queue(pipe, key_list, args)
+        return COMMIT.command(key_list, args)

@@ -8,7 +8,6 @@ import time
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from relay.leases import RELEASE, RENEW, Leases
@@ -17,6 +16,7 @@ from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, loa
 from shared import keys
 from shared.events import event_decoder, event_encoder
 from shared.process_id import process_id
+from shared.resp import Reply, RespConnection, pack
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ _CLAIM_EVERY_S = 0.25
 _SWEEP_EVERY_S = 1.0
 # Reconnecting to Redis: first retry after the minimum, doubling up to the maximum.
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
+# A read or a batch of commits whose replies take longer gives the connection up.
+_ROUND_TRIP_S = 10.0
 
 
 class Relay:
@@ -45,6 +47,9 @@ class Relay:
             keys.shard_stream(s).encode(): s for s in range(settings.shards)
         }
         self.stopping = asyncio.Event()
+        # The hot path's own connection (shared.resp): XREADGROUP and the commits.
+        self._conn: RespConnection | None = None
+        self._read_command: tuple[tuple[tuple[str, bool], ...], bytes] = ((), b"")
 
     async def run(self) -> None:
         """Work until `stopping` is set, then finish the batch and give the shards back."""
@@ -77,11 +82,16 @@ class Relay:
             except RedisError as exc:
                 # Nothing half done survives a failure (rule 2): start over from Redis.
                 log.warning("redis error, retrying in %.1f s: %s", backoff, exc)
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
                 await self._pause(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 await self._reload_owned()
                 scripts_loaded = False
                 next_renew = next_claim = 0.0
+        if self._conn is not None:
+            self._conn.close()
         try:
             await self.leases.leave(list(self.owned))
         except RedisError as exc:
@@ -171,15 +181,32 @@ class Relay:
                 break
         return await load_shard(self.redis, number, self.settings.room_capacity)
 
+    async def _connection(self) -> RespConnection:
+        if self._conn is None or not self._conn.connected:
+            self._conn = await RespConnection.open(self.settings.redis_url)
+        return self._conn
+
+    def _xreadgroup(self) -> bytes:
+        """XREADGROUP over every owned shard: new entries, or after a takeover the
+        shard's pending ones first. Packed again only when that changes."""
+        reading = tuple((s.stream, s.reading_pending) for s in self.owned.values())
+        if reading != self._read_command[0]:
+            command = pack(b"XREADGROUP", b"GROUP", keys.GROUP, self.id,
+                           b"COUNT", self.settings.batch_size, b"BLOCK", _BLOCK_MS,
+                           b"STREAMS", *(stream for stream, _ in reading),
+                           *(b"0" if pending else b">" for _, pending in reading))
+            self._read_command = (reading, command)
+        return self._read_command[1]
+
     async def process_batch(self) -> None:
         """One XREADGROUP over every owned shard, applied and committed per shard."""
-        streams = {s.stream: ("0" if s.reading_pending else ">") for s in self.owned.values()}
-        response = await self.redis.xreadgroup(
-            keys.GROUP, self.id, streams, count=self.settings.batch_size, block=_BLOCK_MS,
-        )
+        conn = await self._connection()
+        (response,) = _checked(await conn.request(self._xreadgroup(), 1,
+                                                  _BLOCK_MS / 1000 + _ROUND_TRIP_S))
         if not response:
             return
-        pipe = self.redis.pipeline(transaction=False)
+        assert isinstance(response, list)
+        commands: list[bytes] = []
         queued: list[tuple[Shard, str]] = []
         for stream, entries in response:
             shard = self.owned.get(self.by_stream[stream])
@@ -188,11 +215,13 @@ class Relay:
             if not entries:
                 shard.reading_pending = False
                 continue
-            new_checkpoint = self._apply(shard, entries, pipe)
+            command, new_checkpoint = self._apply(shard, entries)
+            commands.append(command)
             queued.append((shard, new_checkpoint))
         if not queued:
             return
-        results = await pipe.execute()
+        results = _checked(await conn.request(b"".join(commands), len(commands),
+                                              _ROUND_TRIP_S))
         for (shard, new_checkpoint), result in zip(queued, results, strict=True):
             if result == COMMITTED:
                 shard.checkpoint = new_checkpoint
@@ -205,28 +234,52 @@ class Relay:
                 log.warning("shard %d fenced off (%s), dropping it", shard.number, result)
                 self.owned.pop(shard.number, None)
 
-    def _apply(
-        self, shard: Shard, entries: list[tuple[bytes, dict[bytes, bytes] | None]],
-        pipe: Pipeline,
-    ) -> str:
-        """Apply the shard's entries to its rooms; queue their commit; return the new
-        checkpoint."""
+    def _apply(self, shard: Shard, entries: list[list[Reply]]) -> tuple[bytes, str]:
+        """Apply the shard's entries (XREADGROUP's [id, [field, value...] or nil]) to its
+        rooms; return their commit and the new checkpoint."""
         effects: list[Effect] = []
-        ids: list[str] = []
+        ids: list[bytes] = []
         first_new = ""
         book = shard.book
+        # Entries come in stream order: once one is past the checkpoint, all that follow are.
+        maybe_applied = bool(shard.checkpoint)
         for raw_id, fields in entries:
+            assert isinstance(raw_id, bytes)
+            ids.append(raw_id)
             entry_id = raw_id.decode()
-            ids.append(entry_id)
-            if fields is None or shard.is_applied(entry_id):
-                continue  # trimmed away, or applied before a crash: ack only
+            if maybe_applied:
+                if shard.is_applied(entry_id):
+                    continue  # applied before a crash: ack only
+                maybe_applied = False
+            if not isinstance(fields, list):
+                continue  # trimmed away: ack only
             first_new = first_new or entry_id
             try:
-                event = event_decoder.decode(fields[b"e"])
+                event = event_decoder.decode(_field(fields, b"e"))
             except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
                 log.error("skipping undecodable event %s on %s: %s", entry_id, shard.stream, exc)
                 continue
             book.apply(event, entry_id, effects)
-        new_checkpoint = ids[-1] if not shard.is_applied(ids[-1]) else shard.checkpoint
-        self.committer.queue(pipe, shard, first_new, new_checkpoint, ids, effects)
-        return new_checkpoint
+        last = ids[-1].decode()
+        new_checkpoint = last if not shard.is_applied(last) else shard.checkpoint
+        return (self.committer.command(shard, first_new, new_checkpoint, ids, effects),
+                new_checkpoint)
+
+
+def _field(fields: list[Reply], name: bytes) -> bytes:
+    """A stream entry's field, from its flat [field, value, ...] list."""
+    for index in range(0, len(fields) - 1, 2):
+        if fields[index] == name:
+            value = fields[index + 1]
+            if isinstance(value, bytes):
+                return value
+    raise KeyError(name)
+
+
+def _checked(replies: list[Reply]) -> list[Reply]:
+    """Replies, unless one is an error (NOSCRIPT after a Redis restart...): raised then,
+    for the worker to start over from what Redis holds."""
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies

@@ -20,16 +20,20 @@ from relay.store import (
 )
 from shared import keys
 from shared.events import Join, Status, event_decoder, event_encoder
+from shared.resp import RespConnection
 from tests.processes import RedisServer
 
 SHARD = 7
 ME, OTHER = "relay-me", "relay-other"
+DATABASE_URL = ""  # set by the `redis` fixture
 
 
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     # A database of its own: the session's gateways and relays use database 0.
-    client = Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/5")
+    global DATABASE_URL
+    DATABASE_URL = redis_server.url.rsplit("/", 1)[0] + "/5"
+    client = Redis.from_url(DATABASE_URL)
     await client.flushdb()
     await client.set(keys.shard_lease(SHARD), ME)
     await client.xgroup_create(keys.shard_stream(SHARD), keys.GROUP, id="0", mkstream=True)
@@ -57,10 +61,15 @@ async def _commit(redis: Redis, shard: Shard, ids: list[str], relay: str = ME) -
     events = await redis.xrange(keys.shard_stream(SHARD), ids[0], ids[-1])
     for raw, fields in events:
         shard.book.apply(event_decoder.decode(fields[b"e"]), raw.decode(), book_effects)
-    pipe = redis.pipeline(transaction=False)
-    Committer(relay).queue(pipe, shard, ids[0], ids[-1], ids, book_effects)
-    (result,) = await pipe.execute()
-    return int(result)
+    conn = await RespConnection.open(DATABASE_URL)
+    try:
+        command = Committer(relay).command(shard, ids[0], ids[-1],
+                                           [i.encode() for i in ids], book_effects)
+        (result,) = await conn.request(command, 1, 5.0)
+    finally:
+        conn.close()
+    assert isinstance(result, int), result
+    return result
 
 
 async def test_a_batch_commits_state_frames_checkpoint_and_ack_together(redis: Redis) -> None:
