@@ -208,7 +208,10 @@ class Relay:
         assert isinstance(response, list)
         commands: list[bytes] = []
         queued: list[tuple[Shard, str]] = []
+        # COUNT is per stream: a full one means more are waiting there.
+        full = False
         for stream, entries in response:
+            full = full or len(entries) >= self.settings.batch_size
             shard = self.owned.get(self.by_stream[stream])
             if shard is None:
                 continue
@@ -233,6 +236,8 @@ class Relay:
                 # Another relay moved on with this shard: our in-memory rooms are stale.
                 log.warning("shard %d fenced off (%s), dropping it", shard.number, result)
                 self.owned.pop(shard.number, None)
+        if not full and self.settings.relay_linger_ms:
+            await asyncio.sleep(self.settings.relay_linger_ms / 1000)
 
     def _apply(self, shard: Shard, entries: list[list[Reply]]) -> tuple[bytes, str]:
         """Apply the shard's entries (XREADGROUP's [id, [field, value...] or nil]) to its
