@@ -12,6 +12,8 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from gateway.ws_frames import text_frame
+
 log = logging.getLogger(__name__)
 
 # Bytes the kernel has not taken yet, beyond which frames wait in the queue (bounded by
@@ -63,9 +65,7 @@ class Outbox:
                 or ws.ws_proto.state is not State.OPEN
                 or transport.get_write_buffer_size() > _WRITE_NOW_BELOW):
             return False
-        ws.ws_proto.send_text(frame)
-        for data in ws.ws_proto.data_to_send():
-            transport.write(data)
+        transport.write(text_frame(frame))
         return True
 
     async def _drain(self) -> None:

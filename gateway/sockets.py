@@ -122,10 +122,11 @@ class Gateway:
             # While Redis is away the socket is still served (ping, info, errors); its
             # room events are answered `service unavailable` until it is subscribed.
             await self.subscriber.subscribe(socket.channel, socket.deliver)
-            # From here messages are handled as they are read (GatewayWebsocket); `recv`
-            # hands over those that arrived before. Then the socket needs no task of its
-            # own until it closes (an idle socket costs memory, not a waiting recv).
-            ws.on_message = lambda message: self.receive(socket, message)
+            # From here messages are handled as they are read (GatewayWebsocket): first
+            # those read meanwhile, then any websockets queued for `recv`. Then the socket
+            # needs no task of its own until it closes (an idle socket costs memory, not
+            # a waiting recv).
+            ws.start(lambda message: self.receive(socket, message))
             while ws.behind():
                 message = await ws.recv()
                 if message is not None:

@@ -1,8 +1,11 @@
 """Sanic's WebSocket connection, with what the gateway needs on top.
 
-0. Speed. Sanic hands each message over through a task, a queue and a lock per message;
-   here complete data messages go straight to `on_message` as they are parsed, in order,
-   and only control frames and closing take Sanic's path.
+0. Speed. Sanic hands each message over through a task, a queue and a lock per message,
+   after websockets parsed it through a generator. Here the common frames (complete,
+   masked data frames and pongs) are parsed by gateway/ws_frames.py and their messages go
+   straight to `on_message`, in order; from the first other frame (a close, a ping, a
+   fragment, a broken rule) websockets parses everything, still handing data messages
+   to `on_message` as they come, and only control frames and closing take Sanic's path.
 1. Backpressure. Sanic reads from the socket whatever arrives and queues a task per chunk
    until the handler takes the messages, so a client writing as fast as TCP allows can
    fill the gateway's memory faster than the rate limit closes it. Here reading pauses
@@ -24,6 +27,7 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from gateway import ws_frames
 from shared.close_codes import CloseCode
 
 _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
@@ -32,9 +36,14 @@ _PAUSE_AT, _RESUME_AT = 4, 1
 
 
 class GatewayWebsocket(WebsocketImplProtocol):
-    # Set by the gateway once it serves the socket; until then messages take Sanic's path
-    # (and reach the gateway through `recv`).
+    # Set by `start` once the gateway serves the socket; messages read before wait in
+    # `_early` (or, parsed by websockets, on Sanic's path, for `recv`).
     on_message: Callable[[str | bytes], None] | None = None
+    _early: list[tuple[bool, bytes]] | None = None
+    # Frames are scanned by ws_frames until one needs websockets (then for good); the
+    # bytes of a frame not complete yet wait in `_partial`.
+    _fast = True
+    _partial = b""
     # Messages that took Sanic's path and that `recv` has not handed over yet: while there
     # are any, later ones take that path too, so that all arrive in order.
     _behind = 0
@@ -48,6 +57,10 @@ class GatewayWebsocket(WebsocketImplProtocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = time.monotonic()
+        if self._fast:
+            data = self._scan(data)
+            if not data:
+                return
         self.ws_proto.receive_data(data)
         data_to_send = self.ws_proto.data_to_send()
         events = self.ws_proto.events_received()
@@ -73,6 +86,56 @@ class GatewayWebsocket(WebsocketImplProtocol):
             self._waiting -= 1
             if self._paused and self._waiting <= _RESUME_AT:
                 self._set_reading(True)
+
+    def _scan(self, data: bytes) -> bytes:
+        """Handle the common frames at the start of the data; return what websockets must
+        parse (empty unless a frame needs it or the connection is closing)."""
+        if self._partial:
+            data, self._partial = self._partial + data, b""
+        if self.ws_proto.state is not State.OPEN:
+            self._fast = False  # websockets completes the closing handshake
+            return data
+        messages: list[tuple[bool, bytes]] = []
+        used, hand_over = ws_frames.scan(data, self.ws_proto.max_message_size or 1 << 62,
+                                         messages)
+        for text, payload in messages:
+            self._message(text, payload)
+        if hand_over:
+            self._fast = False
+            return data[used:]
+        if used < len(data):
+            self._partial = data[used:]
+        return b""
+
+    def _message(self, text: bool, payload: bytes) -> None:
+        """A complete data message, to `on_message` (if the socket is still open)."""
+        if self.ws_proto.state is not State.OPEN:
+            return  # failed or closing: what follows is not read
+        if self.on_message is None:
+            if self._early is None:
+                self._early = []
+            self._early.append((text, payload))
+            if len(self._early) == _PAUSE_AT:
+                self._apply_reading()  # until the gateway serves the socket
+            return
+        if not text:
+            self.on_message(payload)
+            return
+        try:
+            message = payload.decode()
+        except UnicodeDecodeError:
+            self.fail_connection(CloseCode.INVALID_PAYLOAD, "invalid utf-8")
+            return
+        self.on_message(message)
+
+    def start(self, on_message: Callable[[str | bytes], None]) -> None:
+        """Hand every message to `on_message` from now on, first those read before."""
+        self.on_message = on_message
+        early, self._early = self._early or [], None
+        for text, payload in early:
+            self._message(text, payload)
+        if len(early) >= _PAUSE_AT:
+            self._apply_reading()
 
     def ping_now(self) -> None:
         """Send a ping now if nothing else is writing (else skip it: the client is busy
@@ -120,17 +183,7 @@ class GatewayWebsocket(WebsocketImplProtocol):
             return True  # nothing to do but `last_heard`, already set
         else:
             return False
-        if self.ws_proto.state is not State.OPEN or self.on_message is None:
-            return True  # failed or closing: what follows is not read
-        if not text:
-            self.on_message(payload)
-            return True
-        try:
-            message = payload.decode()
-        except UnicodeDecodeError:
-            self.fail_connection(CloseCode.INVALID_PAYLOAD, "invalid utf-8")
-            return True
-        self.on_message(message)
+        self._message(text, payload)
         return True
 
     def hold(self) -> None:
@@ -148,11 +201,12 @@ class GatewayWebsocket(WebsocketImplProtocol):
 
     def _apply_reading(self) -> None:
         """Read unless one of the reasons to stop holds (Sanic's own: a message not
-        yet taken)."""
+        yet taken; ours: chunks waiting, Redis behind, messages waiting for `start`)."""
         transport = getattr(self.io_proto, "transport", None)
         if transport is None or transport.is_closing():
             return
-        if self._paused or self._held or self.pause_frame_fut:
+        early = self._early is not None and len(self._early) >= _PAUSE_AT
+        if self._paused or self._held or early or self.pause_frame_fut:
             transport.pause_reading()
         else:
             transport.resume_reading()
@@ -160,7 +214,7 @@ class GatewayWebsocket(WebsocketImplProtocol):
     def resume_frames(self) -> bool:
         """Sanic resumes reading whenever its handler takes a message; not while we wait."""
         resumed: bool = super().resume_frames()  # type: ignore[no-untyped-call]
-        if self._paused or self._held:
+        if self._paused or self._held or self._early:
             self._apply_reading()
         return resumed
 
