@@ -25,7 +25,7 @@ class Outbox:
     """Frames wait here while the client is slow to read; past `limit` bytes the client
     is given up on (`on_overflow`) instead of growing the gateway's memory."""
 
-    __slots__ = ("ws", "limit", "on_overflow", "queue", "queued", "task", "closed")
+    __slots__ = ("ws", "limit", "on_overflow", "queue", "queued", "task", "closed", "batch")
 
     def __init__(self, ws: WebsocketImplProtocol, limit: int,
                  on_overflow: Callable[[], object]) -> None:
@@ -36,16 +36,39 @@ class Outbox:
         self.queued = 0
         self.task: asyncio.Task[None] | None = None
         self.closed = False
+        # Frames held for one write with the others of the same batch (`push_batched`).
+        self.batch: list[bytes] | None = None
+
+    def push_batched(self, frame: bytes) -> bool:
+        """Hold `frame` until `send_batch`, so that the frames a socket gets from one
+        read of Redis go out in one write. True for the batch's first frame."""
+        if self.batch is None:
+            self.batch = [frame]
+            return True
+        self.batch.append(frame)
+        return False
+
+    def send_batch(self) -> None:
+        frames, self.batch = self.batch, None
+        if frames:
+            self._push(frames)
 
     def push(self, frame: bytes) -> None:
         """Send a JSON frame as a text frame, unchanged: at once when the socket can take
-        it, else after what is queued."""
+        it, else after what is queued (or held for a batch)."""
+        if self.batch is not None:
+            self.batch.append(frame)
+            return
+        self._push([frame])
+
+    def _push(self, frames: list[bytes]) -> None:
         if self.closed:
             return
-        if self.task is None and self._write_now(frame):
+        if self.task is None and self._write_now(frames):
             return
-        self.queue.append(frame)
-        self.queued += len(frame)
+        for frame in frames:
+            self.queue.append(frame)
+            self.queued += len(frame)
         if self.queued > self.limit:
             self.closed = True
             self.queue.clear()
@@ -57,7 +80,7 @@ class Outbox:
             # A writer exists only while there is a backlog: idle sockets cost no task.
             self.task = asyncio.get_running_loop().create_task(self._drain())
 
-    def _write_now(self, frame: bytes) -> bool:
+    def _write_now(self, frames: list[bytes]) -> bool:
         """Write without a task when nothing else is writing and the client keeps up."""
         ws = self.ws
         transport = getattr(ws.io_proto, "transport", None)
@@ -65,7 +88,10 @@ class Outbox:
                 or ws.ws_proto.state is not State.OPEN
                 or transport.get_write_buffer_size() > _WRITE_NOW_BELOW):
             return False
-        transport.write(text_frame(frame))
+        if len(frames) == 1:
+            transport.write(text_frame(frames[0]))
+        else:
+            transport.write(b"".join([text_frame(frame) for frame in frames]))
         return True
 
     async def _drain(self) -> None:

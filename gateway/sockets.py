@@ -58,20 +58,23 @@ _EVENT_NAMES: dict[type[AnyEvent], str] = {
 class Socket:
     """One client connection: its session, its outbox, its WebSocket, its limits."""
 
-    __slots__ = ("ws", "session", "outbox", "channel", "rate")
+    __slots__ = ("ws", "session", "outbox", "channel", "rate", "batches")
 
     def __init__(self, ws: GatewayWebsocket, session: Session, outbox: Outbox,
-                 rate: FrameRate) -> None:
+                 rate: FrameRate, batches: list[Outbox]) -> None:
         self.ws = ws
         self.session = session
         self.outbox = outbox
         self.channel = keys.connection_channel(session.conn_id).encode()
         self.rate = rate
+        self.batches = batches  # the gateway's outboxes holding a batch
 
     def deliver(self, payload: bytes) -> None:
-        """What the relay published for this socket: a frame, or a word for the gateway."""
+        """What the relay published for this socket: a frame, or a word for the gateway.
+        Frames wait for the end of the read from Redis (Gateway.send_batches)."""
         if payload[:1] == b"{":
-            self.outbox.push(payload)
+            if self.outbox.push_batched(payload):
+                self.batches.append(self.outbox)
             return
         try:
             control = control_decoder.decode(payload)
@@ -98,6 +101,8 @@ class Gateway:
         self.subscriber = subscriber
         self.sockets: dict[bytes, Socket] = {}
         self.draining = False
+        self._batches: list[Outbox] = []
+        subscriber.after_deliveries = self.send_batches
         self._held: set[Socket] = set()
         sink.drained = self._release_held
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
@@ -116,7 +121,7 @@ class Gateway:
         # wait on it for ever, so the connection is failed (close frame, then TCP close).
         outbox = Outbox(ws, settings.send_buffer_bytes,
                         lambda: ws.fail_connection(CloseCode.TRY_AGAIN_LATER, "slow"))
-        socket = Socket(ws, session, outbox, rate)
+        socket = Socket(ws, session, outbox, rate, self._batches)
         self.sockets[socket.channel] = socket
         try:
             # While Redis is away the socket is still served (ping, info, errors); its
@@ -176,6 +181,13 @@ class Gateway:
                 socket.ws.hold()
         else:
             self._not_taken(socket, forward)
+
+    def send_batches(self) -> None:
+        """One write per socket for what one read from Redis brought it: at full load a
+        socket often gets several frames at once, and each write is a system call."""
+        batches, self._batches[:] = list(self._batches), []
+        for outbox in batches:
+            outbox.send_batch()
 
     def _release_held(self) -> None:
         held, self._held = self._held, set()
