@@ -32,7 +32,8 @@ class Outbox:
         self.ws = ws
         self.limit = limit
         self.on_overflow = on_overflow
-        self.queue: deque[bytes] = deque()
+        # Made when a frame first has to wait: an idle socket does not keep one.
+        self.queue: deque[bytes] | None = None
         self.queued = 0
         self.task: asyncio.Task[None] | None = None
         self.closed = False
@@ -66,12 +67,14 @@ class Outbox:
             return
         if self.task is None and self._write_now(frames):
             return
+        if self.queue is None:
+            self.queue = deque()
         for frame in frames:
             self.queue.append(frame)
             self.queued += len(frame)
         if self.queued > self.limit:
             self.closed = True
-            self.queue.clear()
+            self.queue = None
             if self.task is not None:
                 self.task.cancel()  # it may be stuck writing to this very client
             self.on_overflow()
@@ -95,17 +98,19 @@ class Outbox:
         return True
 
     async def _drain(self) -> None:
+        queue = self.queue
         try:
-            while self.queue:
-                frame = self.queue[0]
+            while queue:
+                frame = queue[0]
                 await self.ws.send(frame.decode())
-                self.queue.popleft()
+                queue.popleft()
                 self.queued -= len(frame)
         except (ConnectionClosed, WebsocketClosed):
             self.closed = True
-            self.queue.clear()
         finally:
             self.task = None
+            if self.closed or not queue:
+                self.queue = None
 
     async def flush(self, timeout: float) -> None:
         """Wait, at most `timeout` seconds, until everything queued has been written."""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sanic.server.protocols import websocket_protocol
+from sanic.server.websockets.frame import WebsocketFrameAssembler
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
@@ -54,6 +55,20 @@ class GatewayWebsocket(WebsocketImplProtocol):
     _fragmented_text = False
     # When the client last sent anything (a frame, a pong): what the idle timeout reads.
     last_heard = 0.0
+    _assembler: WebsocketFrameAssembler | None = None
+
+    # Sanic's message assembler (two Events, a Queue, two Locks: ~4 KiB) serves only
+    # Sanic's path (`recv`), which most sockets never take: made when first needed, so an
+    # idle socket does not keep one.
+    @property
+    def assembler(self) -> WebsocketFrameAssembler:
+        if self._assembler is None:
+            self._assembler = WebsocketFrameAssembler(self)
+        return self._assembler
+
+    @assembler.setter
+    def assembler(self, value: WebsocketFrameAssembler) -> None:
+        self._assembler = None  # Sanic's __init__ makes one: let it go
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = time.monotonic()
