@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.app import create_app
 from shared.logs import configure_logging
+from shared.runtime import tune_garbage_collector
 from shared.settings import Settings
 
 
@@ -11,6 +12,7 @@ def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     app = create_app(settings)
+    tune_garbage_collector()
     # One process per gateway: scale by running more of them (Procfile, k8s replicas).
     # Our own SIGTERM handler drains sockets first, so Sanic's is not registered.
     app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from relay.health import serve_health
 from relay.worker import Relay
 from shared.logs import configure_logging
+from shared.runtime import tune_garbage_collector
 from shared.settings import Settings
 
 
@@ -35,6 +36,7 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    tune_garbage_collector()
     uvloop.run(serve(settings))
 
 
