@@ -187,7 +187,11 @@ class Gateway:
         socket often gets several frames at once, and each write is a system call."""
         batches, self._batches[:] = list(self._batches), []
         for outbox in batches:
-            outbox.send_batch()
+            try:
+                outbox.send_batch()
+            except Exception:
+                # A bug of ours for one socket: the others' frames still go out.
+                log.exception("sending to a socket failed")
 
     def _release_held(self) -> None:
         held, self._held = self._held, set()

@@ -141,7 +141,12 @@ class Subscriber:
         if kind == b"message":
             sink = self._sinks.get(reply[1])
             if sink is not None:
-                sink(reply[2])
+                try:
+                    sink(reply[2])
+                except Exception:
+                    # A bug of ours for one socket: the connection and everyone else's
+                    # channels carry on (raising here would drop the pub/sub connection).
+                    log.exception("delivering on %r failed", reply[1])
         elif kind == b"subscribe":
             channel = reply[1]
             if channel in self._sinks:
