@@ -12,6 +12,7 @@ Everything else (leases, health, set-up) keeps using redis-py.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from collections.abc import Callable
 from typing import cast
@@ -71,31 +72,42 @@ class RespConnection(asyncio.Protocol):
     async def open(cls, url: str, on_push: Callable[[Reply], None] | None = None,
                    after_replies: Callable[[], None] | None = None,
                    timeout: float = 5.0) -> RespConnection:
-        """Connect to the Redis of `url` (redis:// or unix://, with its password and db)."""
+        """Connect to the Redis of `url` (redis://, rediss:// with the system's CA
+        certificates, or unix://; with its user, password and db). Failing to connect
+        within `timeout` raises redis's ConnectionError, like every other failure here."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await cls._open(url, on_push, after_replies)
+        except TimeoutError as exc:
+            raise RedisConnectionError(f"no answer from Redis within {timeout} s") from exc
+
+    @classmethod
+    async def _open(cls, url: str, on_push: Callable[[Reply], None] | None,
+                    after_replies: Callable[[], None] | None) -> RespConnection:
         options = parse_url(url)
         loop = asyncio.get_running_loop()
         connection = cls(None, None)  # pushes start once AUTH and SELECT are answered
-        async with asyncio.timeout(timeout):
-            try:
-                if "path" in options:
-                    await loop.create_unix_connection(lambda: connection, options["path"])
-                else:
-                    await loop.create_connection(lambda: connection,
-                                                 options.get("host", "localhost"),
-                                                 options.get("port", 6379))
-            except OSError as exc:
-                raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
-            setup = []
-            if options.get("password"):
-                setup.append(pack("AUTH", *([options["username"]] if options.get("username")
-                                            else []), options["password"]))
-            if options.get("db"):
-                setup.append(pack("SELECT", options["db"]))
-            if setup:
-                for reply in await connection.call(b"".join(setup), len(setup)):
-                    if isinstance(reply, ResponseError):
-                        connection.close()
-                        raise reply
+        try:
+            if "path" in options:
+                await loop.create_unix_connection(lambda: connection, options["path"])
+            else:
+                host = options.get("host", "localhost")
+                tls = ssl.create_default_context() if url.startswith("rediss://") else None
+                await loop.create_connection(lambda: connection, host,
+                                             options.get("port", 6379), ssl=tls)
+        except OSError as exc:
+            raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+        setup = []
+        if options.get("password"):
+            setup.append(pack("AUTH", *([options["username"]] if options.get("username")
+                                        else []), options["password"]))
+        if options.get("db"):
+            setup.append(pack("SELECT", options["db"]))
+        if setup:
+            for reply in await connection.call(b"".join(setup), len(setup)):
+                if isinstance(reply, ResponseError):
+                    connection.close()
+                    raise reply
         connection._on_push = on_push
         connection._after_replies = after_replies
         return connection
