@@ -14,7 +14,7 @@ from collections.abc import Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from shared.resp import Reply, RespConnection
+from shared.resp import Reply, RespConnection, pack_argument, pack_start
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,9 @@ class EventSink:
         whose relay is gone (architecture.md, rule 6)."""
         prefix = self._prefixes.get(stream)
         if prefix is None:
-            name, bound = stream.encode(), str(self.maxlen).encode()
-            prefix = self._prefixes[stream] = b"".join((
-                b"*8\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n" % (len(name), name),
-                b"$6\r\nMAXLEN\r\n$1\r\n~\r\n$%d\r\n%s\r\n" % (len(bound), bound),
-                b"$1\r\n*\r\n$1\r\ne\r\n"))
-        return b"%s$%d\r\n%s\r\n" % (prefix, len(payload), payload)
+            prefix = self._prefixes[stream] = pack_start(
+                8, b"XADD", stream, b"MAXLEN", b"~", self.maxlen, b"*", b"e")
+        return prefix + pack_argument(payload)
 
     async def _round_trip(self, buffer: bytes, count: int) -> list[Reply]:
         """Send the batch, read its `count` replies; an error reply fails its event only."""

@@ -29,14 +29,21 @@ Reply = object
 
 def pack(*args: bytes | str | int) -> bytes:
     """One command in RESP."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, str):
-            arg = arg.encode()
-        elif isinstance(arg, int):
-            arg = b"%d" % arg
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
+    return pack_start(len(args), *args)
+
+
+def pack_start(count: int, *args: bytes | str | int) -> bytes:
+    """The start of a command of `count` arguments, the first of them `args`: a hot path
+    packs its fixed arguments once and appends the rest with `pack_argument`."""
+    return b"*%d\r\n" % count + b"".join([pack_argument(arg) for arg in args])
+
+
+def pack_argument(arg: bytes | str | int) -> bytes:
+    if isinstance(arg, str):
+        arg = arg.encode()
+    elif isinstance(arg, int):
+        arg = b"%d" % arg
+    return b"$%d\r\n%s\r\n" % (len(arg), arg)
 
 
 class _Batch:

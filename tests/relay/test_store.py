@@ -25,15 +25,12 @@ from tests.processes import RedisServer
 
 SHARD = 7
 ME, OTHER = "relay-me", "relay-other"
-DATABASE_URL = ""  # set by the `redis` fixture
 
 
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     # A database of its own: the session's gateways and relays use database 0.
-    global DATABASE_URL
-    DATABASE_URL = redis_server.url.rsplit("/", 1)[0] + "/5"
-    client = Redis.from_url(DATABASE_URL)
+    client = Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/5")
     await client.flushdb()
     await client.set(keys.shard_lease(SHARD), ME)
     await client.xgroup_create(keys.shard_stream(SHARD), keys.GROUP, id="0", mkstream=True)
@@ -61,7 +58,8 @@ async def _commit(redis: Redis, shard: Shard, ids: list[str], relay: str = ME) -
     events = await redis.xrange(keys.shard_stream(SHARD), ids[0], ids[-1])
     for raw, fields in events:
         shard.book.apply(event_decoder.decode(fields[b"e"]), raw.decode(), book_effects)
-    conn = await RespConnection.open(DATABASE_URL)
+    where = redis.connection_pool.connection_kwargs
+    conn = await RespConnection.open(f"redis://{where['host']}:{where['port']}/{where['db']}")
     try:
         command = Committer(relay).command(shard, ids[0], ids[-1],
                                            [i.encode() for i in ids], book_effects)
