@@ -11,14 +11,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sanic import Request, Sanic, response
-from sanic.server.websockets.impl import WebsocketImplProtocol
 
-from gateway import ws_protocol
 from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
 from gateway.heartbeat import Heartbeat
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
+from gateway.ws_upgrade import Handover
 from shared import keys
 from shared.close_codes import CloseCode
 from shared.process_id import process_id
@@ -31,13 +30,8 @@ App = Sanic[Any, Any]
 
 def create_app(settings: Settings) -> App:
     """A gateway app; `app.ctx.gateway` is set once the server has started."""
-    ws_protocol.install()
     app: App = Sanic("switchboard", configure_logging=False)
     app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes  # beyond: close 1009
-    # Keepalive is the gateway's own (Gateway.keep_alive): one task for all sockets, and
-    # idle sockets closed with 1001 as protocol.md says, not websockets' 1011.
-    app.config.WEBSOCKET_PING_INTERVAL = None
-    app.config.WEBSOCKET_PING_TIMEOUT = None
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
     app.ctx.settings = settings
 
@@ -93,9 +87,10 @@ def create_app(settings: Settings) -> App:
         await app.ctx.gateway.sink.close()
         await app.ctx.redis.aclose()
 
-    async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
-        assert isinstance(ws, ws_protocol.GatewayWebsocket)  # ws_protocol.install() above
-        await request.app.ctx.gateway.serve(ws)
+    async def websocket(request: Request, ws: Handover) -> None:
+        # The app runs with GatewayHttpProtocol (gateway/__main__.py): the socket is
+        # already a WsConnection, which the handler hands to the gateway and returns.
+        await request.app.ctx.gateway.serve(ws.connection)
 
     # palava clients connect to the root path; /ws is an alias (protocol.md).
     app.add_websocket_route(websocket, "/", name="ws_root")

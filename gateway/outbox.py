@@ -3,42 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable
 
-from sanic.exceptions import WebsocketClosed
-from sanic.server.websockets.impl import WebsocketImplProtocol
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
-
-from gateway.ws_frames import text_frame
-
-log = logging.getLogger(__name__)
-
-# Bytes the kernel has not taken yet, beyond which frames wait in the queue (bounded by
-# the send buffer limit) and a writer task sends them as the client reads.
-_WRITE_NOW_BELOW = 64 * 1024
+from gateway.ws_connection import WsConnection
 
 
 class Outbox:
     """Frames wait here while the client is slow to read; past `limit` bytes the client
     is given up on (`on_overflow`) instead of growing the gateway's memory."""
 
-    __slots__ = ("ws", "limit", "on_overflow", "queue", "queued", "task", "closed", "batch")
+    __slots__ = ("connection", "limit", "on_overflow", "queue", "queued", "closed", "batch",
+                 "_emptied")
 
-    def __init__(self, ws: WebsocketImplProtocol, limit: int,
+    def __init__(self, connection: WsConnection, limit: int,
                  on_overflow: Callable[[], object]) -> None:
-        self.ws = ws
+        self.connection = connection
         self.limit = limit
         self.on_overflow = on_overflow
         # Made when a frame first has to wait: an idle socket does not keep one.
         self.queue: deque[bytes] | None = None
         self.queued = 0
-        self.task: asyncio.Task[None] | None = None
         self.closed = False
         # Frames held for one write with the others of the same batch (`push_batched`).
         self.batch: list[bytes] | None = None
+        self._emptied: asyncio.Future[None] | None = None  # for `flush`
+        connection.on_writable = self._send_queued
 
     def push_batched(self, frame: bytes) -> bool:
         """Hold `frame` until `send_batch`, so that the frames a socket gets from one
@@ -63,10 +53,14 @@ class Outbox:
         self._push([frame])
 
     def _push(self, frames: list[bytes]) -> None:
-        if self.closed:
+        connection = self.connection
+        if self.closed or not connection.open:
+            return  # closing: the client reads no further frames
+        if self.queue is None and not connection.write_paused:
+            connection.send_texts(frames)
             return
-        if self.task is None and self._write_now(frames):
-            return
+        # The transport holds more than the client has read (its high-water mark):
+        # wait here, where the bytes are counted against the limit.
         if self.queue is None:
             self.queue = deque()
         for frame in frames:
@@ -75,45 +69,25 @@ class Outbox:
         if self.queued > self.limit:
             self.closed = True
             self.queue = None
-            if self.task is not None:
-                self.task.cancel()  # it may be stuck writing to this very client
+            self._set_emptied()
             self.on_overflow()
-            return
-        if self.task is None:
-            # A writer exists only while there is a backlog: idle sockets cost no task.
-            self.task = asyncio.get_running_loop().create_task(self._drain())
 
-    def _write_now(self, frames: list[bytes]) -> bool:
-        """Write without a task when nothing else is writing and the client keeps up."""
-        ws = self.ws
-        transport = getattr(ws.io_proto, "transport", None)
-        if (transport is None or transport.is_closing() or ws.conn_mutex.locked()
-                or ws.ws_proto.state is not State.OPEN
-                or transport.get_write_buffer_size() > _WRITE_NOW_BELOW):
-            return False
-        if len(frames) == 1:
-            transport.write(text_frame(frames[0]))
-        else:
-            transport.write(b"".join([text_frame(frame) for frame in frames]))
-        return True
+    def _send_queued(self) -> None:
+        """The client read enough of what the transport held: send what waited."""
+        queue, self.queue, self.queued = self.queue, None, 0
+        if queue and not self.closed and self.connection.open:
+            self.connection.send_texts(list(queue))
+        self._set_emptied()
 
-    async def _drain(self) -> None:
-        queue = self.queue
-        try:
-            while queue:
-                frame = queue[0]
-                await self.ws.send(frame.decode())
-                queue.popleft()
-                self.queued -= len(frame)
-        except (ConnectionClosed, WebsocketClosed):
-            self.closed = True
-        finally:
-            self.task = None
-            if self.closed or not queue:
-                self.queue = None
+    def _set_emptied(self) -> None:
+        if self._emptied is not None and not self._emptied.done():
+            self._emptied.set_result(None)
+        self._emptied = None
 
     async def flush(self, timeout: float) -> None:
         """Wait, at most `timeout` seconds, until everything queued has been written."""
-        task = self.task
-        if task is not None:
-            await asyncio.wait({task}, timeout=timeout)
+        if self.queue is None:
+            return
+        if self._emptied is None:
+            self._emptied = asyncio.get_running_loop().create_future()
+        await asyncio.wait({self._emptied}, timeout=timeout)

@@ -11,15 +11,13 @@ from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
-from sanic.exceptions import WebsocketClosed
-from websockets.exceptions import ConnectionClosed
 
 from gateway.event_sink import EventSink
 from gateway.outbox import Outbox
 from gateway.rate_limit import FrameRate, Verdict
 from gateway.session import Forward, Session
 from gateway.subscriber import Subscriber
-from gateway.ws_protocol import GatewayWebsocket
+from gateway.ws_connection import WsConnection
 from shared import keys
 from shared.close_codes import CloseCode
 from shared.events import (
@@ -58,11 +56,11 @@ _EVENT_NAMES: dict[type[AnyEvent], str] = {
 class Socket:
     """One client connection: its session, its outbox, its WebSocket, its limits."""
 
-    __slots__ = ("ws", "session", "outbox", "channel", "rate", "batches")
+    __slots__ = ("connection", "session", "outbox", "channel", "rate", "batches")
 
-    def __init__(self, ws: GatewayWebsocket, session: Session, outbox: Outbox,
+    def __init__(self, connection: WsConnection, session: Session, outbox: Outbox,
                  rate: FrameRate, batches: list[Outbox]) -> None:
-        self.ws = ws
+        self.connection = connection
         self.session = session
         self.outbox = outbox
         self.channel = keys.connection_channel(session.conn_id).encode()
@@ -85,10 +83,6 @@ class Socket:
         if isinstance(control, JoinRefused):
             self.session.join_refused(control)
 
-    def close_soon(self, code: CloseCode, reason: str = "") -> None:
-        """Close from synchronous code (a pub/sub callback); the handler then cleans up."""
-        _spawn(self.ws.close(code, reason))
-
 
 class Gateway:
     """Everything one gateway process shares among its sockets."""
@@ -107,52 +101,42 @@ class Gateway:
         sink.drained = self._release_held
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
 
-    async def serve(self, ws: GatewayWebsocket) -> None:
-        """Serve one WebSocket from open to close."""
-        session = Session(str(uuid.uuid4()), self.id, self.settings.shards)
+    async def serve(self, connection: WsConnection) -> None:
+        """Take a new WebSocket: subscribe its channel, then serve its messages as they
+        are read (WsConnection calls `receive`) until TCP closes (`_close`). Nothing
+        waits on an open socket: an idle one costs memory, not a task."""
         if self.draining:
-            await ws.send(encode_frame(Shutdown(seconds=0)).decode())
-            await ws.close(CloseCode.SHUTDOWN, "shutdown")
+            connection.send_texts([encode_frame(Shutdown(seconds=0))])
+            connection.close(CloseCode.SHUTDOWN, "shutdown")
             return
         settings = self.settings
-        ws.last_heard = time.monotonic()  # the idle timeout counts from the handshake
-        rate = FrameRate(settings.frame_rate, settings.frame_burst, ws.last_heard)
-        # A client that stopped reading holds Sanic's send lock: a close handshake would
-        # wait on it for ever, so the connection is failed (close frame, then TCP close).
-        outbox = Outbox(ws, settings.send_buffer_bytes,
-                        lambda: ws.fail_connection(CloseCode.TRY_AGAIN_LATER, "slow"))
-        socket = Socket(ws, session, outbox, rate, self._batches)
+        session = Session(str(uuid.uuid4()), self.id, settings.shards)
+        rate = FrameRate(settings.frame_rate, settings.frame_burst, connection.last_heard)
+        outbox = Outbox(connection, settings.send_buffer_bytes,
+                        lambda: connection.fail(CloseCode.TRY_AGAIN_LATER, "slow"))
+        socket = Socket(connection, session, outbox, rate, self._batches)
         self.sockets[socket.channel] = socket
         try:
             # While Redis is away the socket is still served (ping, info, errors); its
             # room events are answered `service unavailable` until it is subscribed.
             await self.subscriber.subscribe(socket.channel, socket.deliver)
-            # From here messages are handled as they are read (GatewayWebsocket): first
-            # those read meanwhile, then any websockets queued for `recv`. Then the socket
-            # needs no task of its own until it closes (an idle socket costs memory, not
-            # a waiting recv).
-            ws.start(lambda message: self.receive(socket, message))
-            while ws.behind():
-                message = await ws.recv()
-                if message is not None:
-                    ws.message_taken()
-                    self.receive(socket, message)
-            await ws.wait_for_connection_lost()
-        except (ConnectionClosed, WebsocketClosed, asyncio.CancelledError):
-            pass
-        except Exception:
-            # A bug of ours, not the client's doing: say nothing of it on the wire.
-            log.exception("socket %s failed", session.conn_id)
-            socket.close_soon(CloseCode.INTERNAL_ERROR)
-        finally:
-            await self._close(socket)
+        except asyncio.CancelledError:  # the server is stopping
+            self._close(socket)
+            connection.fail(CloseCode.SHUTDOWN, "shutdown")
+            raise
+        if connection.lost:  # the client left during the handshake
+            self._close(socket)
+            return
+        connection.on_lost = lambda: self._close(socket)
+        # First the messages read meanwhile, then each as it is read.
+        connection.start(lambda message: self.receive(socket, message))
 
     def receive(self, socket: Socket, message: str | bytes) -> None:
         """One message from the client: limits, then a reply or an event for a relay."""
         verdict = socket.rate.check(time.monotonic())
         if verdict is not Verdict.ALLOWED:
             if verdict is Verdict.ABUSIVE:
-                socket.ws.fail_connection(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                socket.connection.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
             else:
                 socket.outbox.push(error_frame(ErrorText.RATE_LIMITED))
             return
@@ -178,7 +162,7 @@ class Gateway:
             if self.sink.busy and socket not in self._held:
                 # Backpressure: this client waits (TCP slows it) until Redis caught up.
                 self._held.add(socket)
-                socket.ws.hold()
+                socket.connection.hold()
         else:
             self._not_taken(socket, forward)
 
@@ -196,7 +180,7 @@ class Gateway:
     def _release_held(self) -> None:
         held, self._held = self._held, set()
         for socket in held:
-            socket.ws.release()
+            socket.connection.release()
 
     def _not_taken(self, socket: Socket, forward: Forward) -> None:
         event = forward.event
@@ -221,8 +205,10 @@ class Gateway:
                 delay = min(delay * 2, 5.0)
         log.warning("gave up a leave after %d s: %s", _LEAVE_RETRY_S, forward.event)
 
-    async def _close(self, socket: Socket) -> None:
-        self.sockets.pop(socket.channel, None)
+    def _close(self, socket: Socket) -> None:
+        """TCP closed (or never served): forget the socket, and its peer leaves its room."""
+        if self.sockets.pop(socket.channel, None) is None:
+            return
         try:
             self.subscriber.unsubscribe(socket.channel)
             leave = socket.session.leave()
@@ -240,21 +226,21 @@ class Gateway:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for socket in list(self.sockets.values()):
-                if now - socket.ws.last_heard > idle:
-                    socket.close_soon(CloseCode.GOING_AWAY, "idle")
+                if now - socket.connection.last_heard > idle:
+                    socket.connection.close(CloseCode.GOING_AWAY, "idle")
                 else:
-                    socket.ws.ping_now()
+                    socket.connection.ping_now()
 
     def close_all(self, code: CloseCode, reason: str) -> None:
         for socket in list(self.sockets.values()):
-            socket.close_soon(code, reason)
+            socket.connection.close(code, reason)
 
     def subscriptions_lost(self, channels: list[bytes]) -> None:
         """Pub/sub broke: these sockets may have missed frames, so they must rejoin."""
         for channel in channels:
             socket = self.sockets.get(channel)
             if socket is not None:
-                socket.close_soon(CloseCode.SERVICE_RESTART, "subscription lost")
+                socket.connection.close(CloseCode.SERVICE_RESTART, "subscription lost")
 
     async def drain(self) -> None:
         """SIGTERM: warn every socket, keep serving N seconds, then close them with 4200."""
@@ -267,11 +253,9 @@ class Gateway:
         await asyncio.sleep(seconds)
         sockets = list(self.sockets.values())
         await asyncio.gather(*(s.outbox.flush(1.0) for s in sockets))
-        await asyncio.gather(
-            *(s.ws.close(CloseCode.SHUTDOWN, "shutdown") for s in sockets),
-            return_exceptions=True,
-        )
-        # Each handler's close path sends its Leave; wait for them within a bound.
+        for socket in sockets:
+            socket.connection.close(CloseCode.SHUTDOWN, "shutdown")
+        # Each socket sends its Leave as TCP closes; wait for them within a bound.
         if self.sockets:
             try:
                 await asyncio.wait_for(self._all_closed.wait(), 5.0)
