@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from shared import keys
-from tests.peers import Peer
+from tests.faults.rawsocket import TEXT, RawSocket, encode_frame
+from tests.peers import TIMEOUT, Peer
 from tests.processes import Cluster, RedisServer, eventually
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -137,6 +138,31 @@ async def test_ws_path_is_an_alias_of_root(cluster: Cluster, peers: list[Peer],
             "event": "new_peer", "peer_id": alias.id, "status": {}}
     finally:
         await alias.close()
+
+
+async def test_frames_sent_right_behind_the_upgrade_request_are_answered(
+        cluster: Cluster) -> None:
+    # A client may write its first frames without waiting for the 101.
+    ping = json.dumps({"event": "ping"}).encode()
+    raw = await RawSocket.connect(cluster.gateways[0][1],
+                                  behind=encode_frame(TEXT, ping) * 2)
+    try:
+        for _ in range(2):
+            assert (await raw.read_frame()).json() == {"event": "pong"}
+    finally:
+        raw.writer.close()
+
+
+async def test_plain_http_on_the_websocket_path_is_refused_and_the_gateway_carries_on(
+        cluster: Cluster, peers: list[Peer]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", cluster.gateways[0][1])
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        status = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        assert status.startswith(b"HTTP/1.1 426 "), status
+    finally:
+        writer.close()
+    await assert_alive(peers[0])
 
 
 # --- join_room -----------------------------------------------------------------------

@@ -145,11 +145,12 @@ class RawSocket:
 
     @classmethod
     async def connect(cls, port: int, path: str = "/", timeout: float = 5.0,
-                      recv_buffer: int | None = None) -> RawSocket:
+                      recv_buffer: int | None = None, behind: bytes = b"") -> RawSocket:
         """Open the TCP connection and do the opening handshake.
 
         `recv_buffer` shrinks the kernel's receive buffer (SO_RCVBUF) before connecting,
-        so that a client that stops reading stops taking data soon.
+        so that a client that stops reading stops taking data soon. `behind` is written
+        in the same write as the upgrade request (frames sent without waiting for 101).
         """
         sock = None
         if recv_buffer is not None:
@@ -163,7 +164,7 @@ class RawSocket:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", port), timeout)
         request, _ = _handshake_request(port, path)
-        writer.write(request)
+        writer.write(request + behind)
         response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         _check_handshake(response)
         return cls(reader, writer, b"")
