@@ -44,6 +44,9 @@ class Subscriber:
         self._sinks: dict[bytes, Sink] = {}
         self._live: set[bytes] = set()
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
+        # SUBSCRIBE and UNSUBSCRIBE commands for one write at the end of the loop's turn:
+        # a join storm opens hundreds of sockets per read, and each write is a syscall.
+        self._outgoing: list[bytes] = []
         self._connected = False
         self._connected_event = asyncio.Event()
         self._on_lost = on_lost
@@ -76,10 +79,10 @@ class Subscriber:
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = confirmed
         try:
-            self._conn.write(pack(b"SUBSCRIBE", channel))
+            self._write_soon(pack(b"SUBSCRIBE", channel))
             async with asyncio.timeout(_SUBSCRIBE_TIMEOUT_S):
                 await confirmed
-        except (RedisError, OSError, TimeoutError) as exc:
+        except TimeoutError as exc:
             log.debug("subscribe %r not confirmed: %s", channel, exc)
         finally:
             self._confirmations.pop(channel, None)
@@ -90,11 +93,22 @@ class Subscriber:
         if channel not in self._live:
             return
         self._live.discard(channel)
+        if self._conn is not None and self._connected:
+            self._write_soon(pack(b"UNSUBSCRIBE", channel))
+
+    def _write_soon(self, command: bytes) -> None:
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._write_outgoing)
+        self._outgoing.append(command)
+
+    def _write_outgoing(self) -> None:
+        commands, self._outgoing = self._outgoing, []
+        if self._conn is None or not self._connected:
+            return  # reconnecting subscribes every channel still wanted
         try:
-            if self._conn is not None and self._connected:
-                self._conn.write(pack(b"UNSUBSCRIBE", channel))
+            self._conn.write(b"".join(commands))
         except (RedisError, OSError) as exc:
-            log.debug("unsubscribe %r failed: %s", channel, exc)
+            log.debug("pub/sub write failed: %s", exc)
 
     async def run(self) -> None:
         """Read and dispatch forever; reconnect with backoff when the connection breaks."""
