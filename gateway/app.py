@@ -17,7 +17,6 @@ from gateway.event_sink import EventSink
 from gateway.heartbeat import Heartbeat
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
-from gateway.ws_upgrade import Handover
 from shared import keys
 from shared.close_codes import CloseCode
 from shared.process_id import process_id
@@ -87,14 +86,15 @@ def create_app(settings: Settings) -> App:
         await app.ctx.gateway.sink.close()
         await app.ctx.redis.aclose()
 
-    async def websocket(request: Request, ws: Handover) -> None:
-        # The app runs with GatewayHttpProtocol (gateway/__main__.py): the socket is
-        # already a WsConnection, which the handler hands to the gateway and returns.
-        await request.app.ctx.gateway.serve(ws.connection)
+    async def not_an_upgrade(request: Request) -> response.HTTPResponse:
+        # WebSocket upgrades to these paths never reach Sanic (gateway/ws_upgrade.py,
+        # with which gateway/__main__.py runs the app); anything else is told what to do.
+        return response.text("this is a WebSocket endpoint: send an upgrade request\n",
+                             status=426, headers={"Upgrade": "websocket"})
 
     # palava clients connect to the root path; /ws is an alias (protocol.md).
-    app.add_websocket_route(websocket, "/", name="ws_root")
-    app.add_websocket_route(websocket, "/ws", name="ws_alias")
+    app.add_route(not_an_upgrade, "/", name="ws_root")
+    app.add_route(not_an_upgrade, "/ws", name="ws_alias")
     app.blueprint(demo_routes(Path(settings.palava_bundle)))
 
     @app.get("/healthz")

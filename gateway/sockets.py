@@ -101,6 +101,10 @@ class Gateway:
         sink.drained = self._release_held
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
 
+    def open(self, connection: WsConnection) -> None:
+        """A new WebSocket (from gateway/ws_upgrade.py)."""
+        _spawn(self.serve(connection))
+
     async def serve(self, connection: WsConnection) -> None:
         """Take a new WebSocket: subscribe its channel, then serve its messages as they
         are read (WsConnection calls `receive`) until TCP closes (`_close`). Nothing
@@ -124,6 +128,12 @@ class Gateway:
             self._close(socket)
             connection.fail(CloseCode.SHUTDOWN, "shutdown")
             raise
+        except Exception:
+            # A bug of ours, not the client's doing: say nothing of it on the wire.
+            log.exception("socket %s failed", session.conn_id)
+            self._close(socket)
+            connection.fail(CloseCode.INTERNAL_ERROR)
+            return
         if connection.lost:  # the client left during the handshake
             self._close(socket)
             return

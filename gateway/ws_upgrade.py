@@ -1,66 +1,119 @@
-"""The WebSocket handshake inside Sanic, and the hand-over of the socket to WsConnection.
+"""The WebSocket handshake, taken before Sanic sees the request, and the hand-over of the
+socket to a WsConnection.
 
-Sanic serves HTTP (health, readiness, the demo page) and parses the upgrade request;
-websockets' sans-I/O protocol checks it and writes the 101 (or the 4xx, through Sanic).
-Then the transport is given to a WsConnection and Sanic forgets it: its HttpProtocol,
-Request and tasks are freed once the route handler returns, which it does as soon as the
-gateway has subscribed the socket's channel.
+Sanic serves HTTP: health, readiness, the demo page. For a WebSocket, Sanic would build
+a connection task, a Request with its headers, route it, dispatch its signals and run a
+handler task, per socket: most of the gateway's CPU in a join storm. So the first
+request of each TCP connection is looked at here: an upgrade to / or /ws is checked and
+answered by websockets' sans-I/O protocol (101, or its 400/426 with the reason) and the
+transport goes to a WsConnection; anything else is handed to Sanic as it arrived.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from typing import cast
 
-from sanic.exceptions import RequestCancelled, SanicException
-from sanic.log import websockets_logger
-from sanic.request import Request
-from sanic.server.protocols.websocket_protocol import WebSocketProtocol
-from websockets.protocol import State
+from sanic.server import HttpProtocol
+from websockets.http11 import Request as HandshakeRequest
 from websockets.server import ServerProtocol
 
 from gateway.ws_connection import WsConnection
 
+log = logging.getLogger(__name__)
 
-class Handover:
-    """What Sanic's WebSocket route gets in place of its own connection object. Sanic
-    closes that object when the route handler returns; the socket is the gateway's by
-    then, so closing here does nothing."""
-
-    __slots__ = ("connection",)
-
-    def __init__(self, connection: WsConnection) -> None:
-        self.connection = connection
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        return None
-
-    def end_connection(self, code: int = 1000, reason: str = "") -> None:
-        return None
+_WEBSOCKET_PATHS = (b"/", b"/ws")  # palava clients use the root; /ws is an alias
+# The longest request head read here: Sanic's own limit (REQUEST_MAX_HEADER_SIZE), which
+# answers a longer one with 413.
+_HEAD_MAX = 8192
+# How long the closing handshake may take before TCP is closed anyway.
+CLOSE_TIMEOUT_S = 10.0
 
 
-class GatewayHttpProtocol(WebSocketProtocol):
-    """Sanic's HTTP protocol, handing each accepted WebSocket over to a WsConnection."""
+def is_websocket_upgrade(head: bytes) -> bool:
+    """Whether a request head asks for a WebSocket on one of the gateway's paths (the
+    handshake itself is checked by websockets)."""
+    line_end = head.find(b"\r\n")
+    parts = head[:line_end].split(b" ")
+    return (len(parts) == 3 and parts[0] == b"GET"
+            and parts[1].split(b"?", 1)[0] in _WEBSOCKET_PATHS
+            and b"websocket" in head.lower())
 
-    async def websocket_handshake(self, request: Request,
-                                  subprotocols: Sequence[str] | None = None) -> Handover:
-        # Sanic has parsed the request: websockets only checks it and builds the answer.
-        handshake = ServerProtocol(state=State.OPEN, logger=websockets_logger)
-        response = handshake.accept(self.sanic_request_to_ws_request(request))
-        if response.status_code != 101:
-            # Not a WebSocket handshake (or a broken one): Sanic answers with the status.
-            raise SanicException(response.body.decode(errors="replace"),
-                                 status_code=response.status_code)
+
+class GatewayHttpProtocol(HttpProtocol):
+    """Sanic's HTTP/1.1 protocol, except for a first request that opens a WebSocket."""
+
+    __slots__ = ("_head", "_head_timer")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Sanic's connection task starts only if the first request is not an upgrade.
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        # Sanic's limits: past 64 KiB unread by the client, WsConnection.pause_writing.
+        self.transport.set_write_buffer_limits(low=16384, high=65536)
+        self._head: bytes | None = b""
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.request_timeout, self._head_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head is None:
+            super().data_received(data)
+            return
+        head = self._head + data
+        end = head.find(b"\r\n\r\n")
+        if end < 0 and len(head) <= _HEAD_MAX:
+            self._head = head
+            return
+        self._head = None
+        self._cancel_head_timer()
+        if end >= 0 and is_websocket_upgrade(head[:end]):
+            self._upgrade(head[:end + 4], head[end + 4:])
+            return
+        # Anything else is Sanic's, from its first byte.
+        super().connection_made(self.transport)  # type: ignore[no-untyped-call]
+        super().data_received(head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head is not None:  # gone before its first request: Sanic never knew it
+            self._head = None
+            self._cancel_head_timer()
+            return
+        super().connection_lost(exc)  # type: ignore[no-untyped-call]
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._head is not None and self.transport is not None:
+            self.transport.close()
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _upgrade(self, head: bytes, rest: bytes) -> None:
+        """websockets checks the handshake and writes the answer; a 101 hands the
+        transport over to a WsConnection, anything else closes it."""
         transport = self.transport
-        if transport is None or transport.is_closing():
-            raise RequestCancelled()
-        transport.write(response.serialize())
-        connection = WsConnection(transport, self.websocket_max_size, self.websocket_timeout)
+        assert transport is not None
+        max_size = self.app.config.WEBSOCKET_MAX_SIZE
+        handshake = ServerProtocol(max_size=max_size, logger=log)
+        handshake.receive_data(head)
+        requests = [event for event in handshake.events_received()
+                    if isinstance(event, HandshakeRequest)]
+        if requests:
+            response = handshake.accept(requests[0])
+            handshake.send_response(response)
+            accepted = response.status_code == 101
+        else:  # not even HTTP: websockets has written its 400
+            accepted = False
+        transport.write(b"".join(handshake.data_to_send()))
+        gateway = getattr(self.app.ctx, "gateway", None)  # set before the server listens
+        if not accepted or gateway is None:
+            transport.close()
+            return
+        connection = WsConnection(transport, max_size, CLOSE_TIMEOUT_S)
         transport.set_protocol(connection)
-        # Sanic no longer reads, writes, times out or closes this socket.
-        self.connections.discard(self)
         self.transport = None
-        leftover = bytes(self.recv_buffer)  # frames sent right behind the request
-        self.recv_buffer.clear()
-        if leftover:
-            connection.data_received(leftover)
-        return Handover(connection)
+        gateway.open(connection)
+        if rest:  # frames the client sent right behind its request
+            connection.data_received(rest)
