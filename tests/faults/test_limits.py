@@ -414,6 +414,26 @@ async def test_idle_socket_closed_1001_while_sockets_that_answer_pings_stay() ->
         assert not tracebacks(cluster)
 
 
+# --- request heads that never end ----------------------------------------------------------
+
+async def test_a_request_head_never_finished_is_closed_at_the_request_timeout() -> None:
+    with private_cluster(gateways=1, relays=1, SANIC_REQUEST_TIMEOUT="1") as cluster:
+        port = _port(cluster)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+        started = time.monotonic()
+        # Meanwhile a client that sends its whole handshake is served.
+        client = await RawSocket.connect(port)
+        client.send_json(event="ping")
+        assert (await client.read_frame()).json() == {"event": "pong"}
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing said
+        closed_after = time.monotonic() - started
+        assert 0.9 <= closed_after <= 3.0, closed_after
+        writer.close()
+        await client.close()
+        assert not tracebacks(cluster)
+
+
 # --- stream length --------------------------------------------------------------------------
 
 async def test_stream_maxlen_bounds_a_shard_stream_without_relays_and_service_resumes() -> None:
