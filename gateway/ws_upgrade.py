@@ -23,7 +23,8 @@ from gateway.ws_connection import WsConnection
 
 log = logging.getLogger(__name__)
 
-_WEBSOCKET_PATHS = (b"/", b"/ws")  # palava clients use the root; /ws is an alias
+# palava clients use the root; /ws is an alias (with a trailing slash too, as Sanic routes it)
+_WEBSOCKET_PATHS = (b"/", b"/ws", b"/ws/")
 # The longest request head read here: Sanic's own limit (REQUEST_MAX_HEADER_SIZE), which
 # answers a longer one with 413.
 _HEAD_MAX = 8192
