@@ -30,7 +30,6 @@ App = Sanic[Any, Any]
 def create_app(settings: Settings) -> App:
     """A gateway app; `app.ctx.gateway` is set once the server has started."""
     app: App = Sanic("switchboard", configure_logging=False)
-    app.config.WEBSOCKET_MAX_SIZE = settings.max_frame_bytes  # beyond: close 1009
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
     app.ctx.settings = settings
 

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 
 from gateway.ws_connection import WsConnection
+from shared.close_codes import CloseCode
 
 
 class Outbox:
     """Frames wait here while the client is slow to read; past `limit` bytes the client
-    is given up on (`on_overflow`) instead of growing the gateway's memory."""
+    is given up on (closed 1013) instead of growing the gateway's memory."""
 
-    __slots__ = ("connection", "limit", "on_overflow", "queue", "queued", "closed", "batch",
-                 "_emptied")
+    __slots__ = ("connection", "limit", "queue", "queued", "batch", "_emptied")
 
-    def __init__(self, connection: WsConnection, limit: int,
-                 on_overflow: Callable[[], object]) -> None:
+    def __init__(self, connection: WsConnection, limit: int) -> None:
         self.connection = connection
         self.limit = limit
-        self.on_overflow = on_overflow
         # Made when a frame first has to wait: an idle socket does not keep one.
         self.queue: deque[bytes] | None = None
         self.queued = 0
-        self.closed = False
         # Frames held for one write with the others of the same batch (`push_batched`).
         self.batch: list[bytes] | None = None
         self._emptied: asyncio.Future[None] | None = None  # for `flush`
@@ -54,7 +50,7 @@ class Outbox:
 
     def _push(self, frames: list[bytes]) -> None:
         connection = self.connection
-        if self.closed or not connection.open:
+        if not connection.open:
             return  # closing: the client reads no further frames
         if self.queue is None and not connection.write_paused:
             connection.send_texts(frames)
@@ -67,15 +63,15 @@ class Outbox:
             self.queue.append(frame)
             self.queued += len(frame)
         if self.queued > self.limit:
-            self.closed = True
             self.queue = None
             self._set_emptied()
-            self.on_overflow()
+            # Failed, not closed: a client that does not read would not answer a close.
+            connection.fail(CloseCode.TRY_AGAIN_LATER, "slow")
 
     def _send_queued(self) -> None:
         """The client read enough of what the transport held: send what waited."""
         queue, self.queue, self.queued = self.queue, None, 0
-        if queue and not self.closed and self.connection.open:
+        if queue and self.connection.open:
             self.connection.send_texts(list(queue))
         self._set_emptied()
 

@@ -116,8 +116,7 @@ class Gateway:
         settings = self.settings
         session = Session(str(uuid.uuid4()), self.id, settings.shards)
         rate = FrameRate(settings.frame_rate, settings.frame_burst, connection.last_heard)
-        outbox = Outbox(connection, settings.send_buffer_bytes,
-                        lambda: connection.fail(CloseCode.TRY_AGAIN_LATER, "slow"))
+        outbox = Outbox(connection, settings.send_buffer_bytes)
         socket = Socket(connection, session, outbox, rate, self._batches)
         self.sockets[socket.channel] = socket
         try:

@@ -238,15 +238,16 @@ class WsConnection(asyncio.Protocol):
                 # The server closes TCP first once the closing handshake is done or the
                 # connection failed (RFC 6455, 7.1.1).
                 self._close_transport()
-        if proto.close_expected() and self._close_timer is None and not self.lost:
-            # The client may never answer our close frame.
-            self._close_timer = asyncio.get_running_loop().call_later(
-                self.close_timeout, self.transport.abort)
+        if proto.close_expected():
+            self._abort_later()  # the client may never answer our close frame
 
     def _close_transport(self) -> None:
-        """Close TCP once what is written has gone out; abort if the client does not read
-        it within `close_timeout`."""
+        """Close TCP once what is written has gone out."""
         self.transport.close()
+        self._abort_later()  # a client that does not read may never take it
+
+    def _abort_later(self) -> None:
+        """Drop TCP `close_timeout` seconds from now unless it has closed by then."""
         if self._close_timer is None and not self.lost:
             self._close_timer = asyncio.get_running_loop().call_later(
                 self.close_timeout, self.transport.abort)

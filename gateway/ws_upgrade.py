@@ -96,7 +96,7 @@ class GatewayHttpProtocol(HttpProtocol):
         transport over to a WsConnection, anything else closes it."""
         transport = self.transport
         assert transport is not None
-        max_size = self.app.config.WEBSOCKET_MAX_SIZE
+        max_size = self.app.ctx.settings.max_frame_bytes  # beyond: close 1009
         handshake = ServerProtocol(max_size=max_size, logger=log)
         handshake.receive_data(head)
         requests = [event for event in handshake.events_received()
