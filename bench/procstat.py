@@ -11,13 +11,16 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pids: Iterable[int]) -> float:
     """utime + stime of every thread of these processes, in seconds (10 ms resolution)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            # The command name (field 2) may hold spaces: count fields after its ")".
-            fields = stat.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-    return total / _TICKS
+    return sum(sum(user_and_kernel_seconds(pid)) for pid in pids)
+
+
+def user_and_kernel_seconds(pid: int) -> tuple[float, float]:
+    """utime and stime of one process (all its threads): its own code, and the kernel's
+    work on its behalf (system calls, and on loopback the receiver's TCP work too)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name (field 2) may hold spaces: count fields after its ")".
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS  # fields 14 and 15 of proc(5)
 
 
 def machine_busy_seconds() -> float:

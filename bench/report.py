@@ -101,6 +101,25 @@ def table(scenarios: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def cpu_breakdown(scenarios: dict[str, dict[str, Any]]) -> str:
+    """Server CPU per message delivered, by process, split into the process's own code
+    (user) and the kernel's work for it (system calls, loopback TCP): what each hop costs."""
+    lines = ["Server CPU per message delivered, by process: user + kernel us (from /proc)"]
+    width = max((len(ROWS[name][0].scenario) for name in scenarios if name in ROWS), default=0)
+    for name, results in scenarios.items():
+        label = ROWS[name][0].scenario if name in ROWS else name
+        for server in SERVERS:
+            split = (results.get(server) or {}).get("server_us_per_msg_user_kernel")
+            if not split:
+                continue
+            parts = "  ".join(f"{role} {user:.1f}+{kernel:.1f}"
+                              for role, (user, kernel) in split.items())
+            total = sum(user + kernel for user, kernel in split.values())
+            lines.append(f"  {label.ljust(width)}  {server.ljust(11)}  {parts}  = {total:.1f}")
+            label = ""
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
 NOTES = """\
 Notes: ratio = Switchboard / PeerJS server. Switchboard = 1 gateway + 1 relay + redis-server,
 PeerJS = one node process; all on the same cores as the load generator. Join storm: PeerJS

@@ -287,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table(ordered))
     print()
+    breakdown = report.cpu_breakdown(ordered)
+    if breakdown:
+        print(breakdown)
+        print()
     print(report.NOTES)
     print("Candidate frames: " + ", ".join(f"{name} {size} bytes"
                                            for name, size in _frame_sizes().items()) + ".")

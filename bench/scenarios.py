@@ -16,7 +16,13 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from bench.loadgen import Task, worker_main
-from bench.procstat import cpu_seconds, machine_busy_seconds, rss_kib, settle
+from bench.procstat import (
+    cpu_seconds,
+    machine_busy_seconds,
+    rss_kib,
+    settle,
+    user_and_kernel_seconds,
+)
 from bench.servers import Server
 
 _tags = iter(range(1_000_000))
@@ -73,6 +79,8 @@ class Measured:
     machine_cpu: float  # the same for every process of the machine (ours and anyone's)
     wall: float
     cpu_by_process: dict[str, float]
+    # Per process: user and kernel CPU seconds (see bench.procstat).
+    split_by_process: dict[str, tuple[float, float]]
 
 
 def _run_workers(server: Server, task: Task, setup_timeout: float, run_timeout: float,
@@ -94,16 +102,17 @@ def _run_workers(server: Server, task: Task, setup_timeout: float, run_timeout: 
             at_ready()
         pids = server.all_pids()
         cpu_before, started = cpu_seconds(pids), time.monotonic()
-        by_process = {role: cpu_seconds([pid]) for role, pid in server.pids.items()}
+        split_before = {role: user_and_kernel_seconds(pid) for role, pid in server.pids.items()}
         machine_before = machine_busy_seconds()
         t0 = time.monotonic_ns() + 50_000_000
         for conn in conns:
             conn.send(("go", t0))
         results = _expect(conns, "result", run_timeout, server)
+        split = {role: _minus(user_and_kernel_seconds(pid), split_before[role])
+                 for role, pid in server.pids.items()}
         measured = Measured(results, cpu_seconds(pids) - cpu_before,
                             machine_busy_seconds() - machine_before, time.monotonic() - started,
-                            {role: round(cpu_seconds([pid]) - by_process[role], 2)
-                             for role, pid in server.pids.items()})
+                            {role: round(sum(both), 2) for role, both in split.items()}, split)
         for conn in conns:
             conn.send(("close", None))
         _expect(conns, "closed", 60, server)
@@ -116,6 +125,10 @@ def _run_workers(server: Server, task: Task, setup_timeout: float, run_timeout: 
                 process.join(5)
         for conn in conns:
             conn.close()
+
+
+def _minus(after: tuple[float, float], before: tuple[float, float]) -> tuple[float, float]:
+    return after[0] - before[0], after[1] - before[1]
 
 
 def _task(kind: str, server: Server, settings: Settings, **fields: Any) -> Task:
@@ -136,6 +149,10 @@ def _pairs_summary(measured: Measured) -> dict[str, Any]:
         "server_cpu_s": round(measured.server_cpu, 3),
         "server_cpu_by_process_s": measured.cpu_by_process,
         "server_cpu_per_1k": round(1000 * measured.server_cpu / max(received, 1), 4),
+        # Where it went: µs per message delivered, by process, [user, kernel].
+        "server_us_per_msg_user_kernel": {
+            role: [round(1e6 * seconds / max(received, 1), 1) for seconds in both]
+            for role, both in measured.split_by_process.items()},
         "client_cpu_s": round(sum(r["client_cpu"] for r in results), 3),
         # Machine CPU not used by the server or the load generator: other processes' noise.
         "others_cpu_s": round(measured.machine_cpu - measured.server_cpu -

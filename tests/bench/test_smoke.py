@@ -27,3 +27,9 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
             assert not result_.get("disorder"), (scenario, server, result_)
     throughput = results["scenarios"]["throughput"]["switchboard"]
     assert throughput["received"] == throughput["sent"] > 0
+    # Each server process's CPU per message, split into its own code and the kernel's.
+    split = throughput["server_us_per_msg_user_kernel"]
+    assert set(split) == {"gateway", "relay", "redis"}
+    assert all(user + kernel > 0 for user, kernel in split.values()), split
+    assert "Server CPU per message delivered, by process" in result.stdout
+    assert "gateway " in result.stdout.split("by process")[1]
