@@ -75,12 +75,20 @@ def _expect(conns: list[Connection], what: str, timeout: float, server: Server) 
 @dataclass
 class Measured:
     results: list[dict[str, Any]]
-    server_cpu: float  # seconds, from go until every worker reported
+    # Per server process: user and kernel CPU seconds, from go until every worker reported
+    # (see bench.procstat).
+    split_by_process: dict[str, tuple[float, float]]
     machine_cpu: float  # the same for every process of the machine (ours and anyone's)
     wall: float
-    cpu_by_process: dict[str, float]
-    # Per process: user and kernel CPU seconds (see bench.procstat).
-    split_by_process: dict[str, tuple[float, float]]
+
+    @property
+    def server_cpu(self) -> float:
+        return sum(user + kernel for user, kernel in self.split_by_process.values())
+
+    @property
+    def cpu_by_process(self) -> dict[str, float]:
+        return {role: round(user + kernel, 2)
+                for role, (user, kernel) in self.split_by_process.items()}
 
 
 def _run_workers(server: Server, task: Task, setup_timeout: float, run_timeout: float,
@@ -100,8 +108,7 @@ def _run_workers(server: Server, task: Task, setup_timeout: float, run_timeout: 
         _expect(conns, "ready", setup_timeout, server)
         if at_ready is not None:
             at_ready()
-        pids = server.all_pids()
-        cpu_before, started = cpu_seconds(pids), time.monotonic()
+        started = time.monotonic()
         split_before = {role: user_and_kernel_seconds(pid) for role, pid in server.pids.items()}
         machine_before = machine_busy_seconds()
         t0 = time.monotonic_ns() + 50_000_000
@@ -110,9 +117,8 @@ def _run_workers(server: Server, task: Task, setup_timeout: float, run_timeout: 
         results = _expect(conns, "result", run_timeout, server)
         split = {role: _minus(user_and_kernel_seconds(pid), split_before[role])
                  for role, pid in server.pids.items()}
-        measured = Measured(results, cpu_seconds(pids) - cpu_before,
-                            machine_busy_seconds() - machine_before, time.monotonic() - started,
-                            {role: round(sum(both), 2) for role, both in split.items()}, split)
+        measured = Measured(results, split, machine_busy_seconds() - machine_before,
+                            time.monotonic() - started)
         for conn in conns:
             conn.send(("close", None))
         _expect(conns, "closed", 60, server)

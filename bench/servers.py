@@ -46,9 +46,6 @@ class Server:
     pids: dict[str, int]
     version: str
 
-    def all_pids(self) -> list[int]:
-        return list(self.pids.values())
-
     def alive(self) -> bool:
         return all(Path(f"/proc/{pid}").exists() for pid in self.pids.values())
 
