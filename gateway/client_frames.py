@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from shared.events import Status
+from shared.events import Status, Topology
 from shared.frames import ErrorText
 
 MAX_ROOM_ID = 50
@@ -26,6 +26,7 @@ class _Frame(msgspec.Struct):
     room_id: Any = None
     status: Any = msgspec.UNSET
     peer_id: Any = None
+    topology: Any = None
     # Kept as the client's bytes so that SDP and candidates pass through untouched.
     data: msgspec.Raw = msgspec.Raw()
 
@@ -48,6 +49,7 @@ class InfoRequest(NamedTuple):
 class JoinRoom(NamedTuple):
     room_id: str
     status: Status
+    topology: Topology | None = None  # None: the room's (mesh for a new room)
 
 
 class LeaveRoom(NamedTuple):
@@ -129,7 +131,21 @@ def _join_room(frame: _Frame, in_room: bool) -> JoinRoom | ErrorText:
     status = parse_status({} if frame.status is msgspec.UNSET else frame.status)
     if isinstance(status, ErrorText):
         return status
-    return JoinRoom(room_id, status)
+    topology = parse_topology(frame.topology)
+    if isinstance(topology, ErrorText):
+        return topology
+    return JoinRoom(room_id, status, topology)
+
+
+_TOPOLOGIES = {topology.value: topology for topology in Topology}
+
+
+def parse_topology(value: object) -> Topology | None | ErrorText:
+    """A join's `topology`: one of the Topology values, or absent (null counts as absent)."""
+    if value is None:
+        return None
+    topology = _TOPOLOGIES.get(value) if isinstance(value, str) else None
+    return ErrorText.WRONG_TOPOLOGY if topology is None else topology
 
 
 def _update_status(frame: _Frame, in_room: bool) -> UpdateStatus | ErrorText:

@@ -60,7 +60,8 @@ class Session:
         self.stream = keys.shard_stream(keys.shard_of(self.room, self.shards))
         self.join_seq += 1
         return self._forward(Join(conn=self.conn_id, room=self.room, gateway=self.gateway_id,
-                                  seq=self.join_seq, status=command.status))
+                                  seq=self.join_seq, status=command.status,
+                                  topology=command.topology))
 
     def leave(self) -> Forward | None:
         """Leave the current room (also what a closing socket does); None when in none."""

@@ -92,8 +92,9 @@ class Shard:
         return bool(self.checkpoint) and stream_order(entry_id) <= stream_order(self.checkpoint)
 
 
-async def load_shard(redis: Redis, number: int, capacity: int) -> Shard:
-    """Rebuild a shard's rooms and checkpoint from Redis (on takeover)."""
+async def load_shard(redis: Redis, number: int, book: RoomBook) -> Shard:
+    """Rebuild a shard's rooms into the empty `book`, and its checkpoint, from Redis (on
+    takeover)."""
     checkpoint, digests = await (
         redis.pipeline(transaction=True)
         .get(keys.shard_checkpoint(number))
@@ -104,7 +105,6 @@ async def load_shard(redis: Redis, number: int, capacity: int) -> Shard:
     pipe = redis.pipeline(transaction=False)
     for digest in rooms:
         pipe.hgetall(keys.room_members(number, digest))
-    book = RoomBook(capacity)
     for digest, raw in zip(rooms, await pipe.execute(), strict=True):
         if raw:
             book.load(digest, {k.decode(): member_decoder.decode(v) for k, v in raw.items()})

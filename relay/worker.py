@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from relay.leases import RELEASE, RENEW, Leases
-from relay.rooms import Effect
+from relay.rooms import Effect, RoomBook
 from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
 from shared import keys
 from shared.events import event_decoder, event_encoder
@@ -179,7 +179,8 @@ class Relay:
             start = reply[0]
             if start in (b"0-0", "0-0"):
                 break
-        return await load_shard(self.redis, number, self.settings.room_capacity)
+        book = RoomBook(self.settings.room_capacity, self.settings.star_room_capacity)
+        return await load_shard(self.redis, number, book)
 
     async def _connection(self) -> RespConnection:
         if self._conn is None or not self._conn.connected:

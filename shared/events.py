@@ -6,7 +6,16 @@ retyped, and decoders ignore fields they do not know (msgspec's default).
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import msgspec
+
+
+class Topology(StrEnum):
+    """Who sees whom in a room (protocol.md, "Star rooms")."""
+
+    MESH = "mesh"  # everyone sees everyone: plain palava
+    STAR = "star"  # the host sees everyone, every other member sees only the host
 
 
 class Status(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -37,6 +46,8 @@ class Join(Event, tag="join", frozen=True):
     gateway: str
     seq: int  # the socket's join counter, echoed in JoinRefused
     status: Status = EMPTY_STATUS
+    # The topology the client named; None takes the room's (mesh for a new room).
+    topology: Topology | None = None
 
 
 class Leave(Event, tag="leave", frozen=True):
@@ -60,13 +71,17 @@ event_encoder = msgspec.msgpack.Encoder()
 event_decoder = msgspec.msgpack.Decoder(AnyEvent)
 
 
-class Member(msgspec.Struct, frozen=True):
+class Member(msgspec.Struct, frozen=True, omit_defaults=True):
     """A room member as stored in Redis."""
 
     status: Status
     gateway: str
     # Stream id of the join: orders members by arrival (the host is the oldest).
     joined: str
+    # The room's topology, kept with each member so that a room read back from Redis
+    # knows it without a key of its own (and leaves none behind). Omitted for mesh: a
+    # mesh member's record is the same bytes as before star rooms existed.
+    topology: Topology = Topology.MESH
 
 
 member_decoder = msgspec.msgpack.Decoder(Member)

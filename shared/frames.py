@@ -11,7 +11,7 @@ from enum import StrEnum
 import msgspec
 
 from shared import SERVER_NAME, __version__
-from shared.events import Status
+from shared.events import Status, Topology
 
 PROTOCOL_VERSION = "1.0.0"
 
@@ -36,6 +36,7 @@ class ErrorText(StrEnum):
     EVENT_NOT_ALLOWED = "event not allowed"
     SERVICE_UNAVAILABLE = "service unavailable"
     RATE_LIMITED = "rate limit exceeded"
+    WRONG_TOPOLOGY = "wrong topology"
 
 
 class Frame(msgspec.Struct, tag_field="event", omit_defaults=True):
@@ -68,6 +69,16 @@ class PeerEntry(msgspec.Struct):
 
 class JoinedRoom(Frame, tag="joined_room"):
     own_id: str
+    peers: list[PeerEntry]
+    # ext; Switchboard always sends both. None only when decoding another palava server.
+    host_id: str | None = None
+    topology: Topology | None = None
+
+
+class HostChanged(Frame, tag="host_changed"):
+    """ext: the host left; `peers` is the receiver's view of the room from now on."""
+
+    host_id: str
     peers: list[PeerEntry]
 
 

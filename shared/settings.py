@@ -28,6 +28,8 @@ class Settings:
     # Rooms are hashed onto this many shard streams; every process must agree on it.
     shards: int = 64
     room_capacity: int = 100
+    # Members of a star room (protocol.md, "Star rooms"): a join costs O(1) frames there.
+    star_room_capacity: int = 1000
     shutdown_seconds: int = 3
     # A relay's hold on a shard expires this long after its last renewal; a dead relay's
     # shards are taken over at most ~0.3 s after that.
@@ -78,8 +80,9 @@ class Settings:
 
     def check(self) -> None:
         """Refuse values that would make the service misbehave rather than fail."""
-        for name in ("shards", "room_capacity", "lease_ttl_ms", "batch_size", "stream_maxlen",
-                     "max_frame_bytes", "send_buffer_bytes", "gateway_ttl_ms", "frame_burst"):
+        for name in ("shards", "room_capacity", "star_room_capacity", "lease_ttl_ms",
+                     "batch_size", "stream_maxlen", "max_frame_bytes", "send_buffer_bytes",
+                     "gateway_ttl_ms", "frame_burst"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_NAMES[name]} must be at least 1")
         if self.relay_linger_ms < 0:
@@ -95,6 +98,7 @@ ENV_NAMES: dict[str, str] = {
     "log_level": "LOG_LEVEL",
     "shards": "SWITCHBOARD_SHARDS",
     "room_capacity": "SWITCHBOARD_ROOM_CAPACITY",
+    "star_room_capacity": "SWITCHBOARD_STAR_ROOM_CAPACITY",
     "shutdown_seconds": "SWITCHBOARD_SHUTDOWN_SECONDS",
     "lease_ttl_ms": "SWITCHBOARD_LEASE_TTL_MS",
     "batch_size": "SWITCHBOARD_BATCH_SIZE",

@@ -11,7 +11,8 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from shared.frames import Error, JoinedRoom, Pong
+from shared.events import Topology
+from shared.frames import Error, HostChanged, JoinedRoom, Pong
 from switchboard_client.events import PEER_EVENTS, ServerEvent, decode_event
 
 E = TypeVar("E")
@@ -29,11 +30,16 @@ class SignalingError(Exception):
 
 
 class SignalingClient:
-    """One peer's connection. Events that a `wait_for` skips stay queued for `next_event`."""
+    """One peer's connection. Events that a `wait_for` skips stay queued for `next_event`.
+
+    `own_id`, `host_id` and `topology` follow the room as its events are read: `joined_room`
+    sets them, `host_changed` moves the host."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.own_id: str | None = None
+        self.host_id: str | None = None
+        self.topology: Topology | None = None
         self._backlog: list[ServerEvent] = []
 
     @classmethod
@@ -54,13 +60,22 @@ class SignalingClient:
         await self.ws.send(orjson.dumps({"event": event, **fields}).decode())
 
     async def join(self, room_id: str, *, name: str | None = None,
-                   user_agent: str | None = None, timeout: float = 10.0) -> JoinedRoom:
-        """Join a room; returns `joined_room`, raises SignalingError when refused."""
+                   user_agent: str | None = None, topology: Topology | str | None = None,
+                   timeout: float = 10.0) -> JoinedRoom:
+        """Join a room; returns `joined_room`, raises SignalingError when refused.
+
+        `topology` "star" opens (or must find) a star room; None takes the room's."""
         status = {k: v for k, v in (("name", name), ("user_agent", user_agent)) if v}
-        await self.send("join_room", room_id=room_id, status=status)
-        joined = await self.wait_for(JoinedRoom, timeout, raise_errors=True)
-        self.own_id = joined.own_id
-        return joined
+        fields: dict[str, Any] = {"room_id": room_id, "status": status}
+        if topology is not None:
+            fields["topology"] = str(topology)
+        await self.send("join_room", **fields)
+        return await self.wait_for(JoinedRoom, timeout, raise_errors=True)
+
+    @property
+    def is_host(self) -> bool:
+        """Whether this peer is its room's host (as of the events read so far)."""
+        return self.own_id is not None and self.own_id == self.host_id
 
     async def leave(self) -> None:
         await self.send("leave_room")
@@ -106,7 +121,12 @@ class SignalingClient:
         if self._backlog:
             return self._backlog.pop(0)
         frame = await asyncio.wait_for(self.ws.recv(), timeout)
-        return decode_event(frame)
+        event = decode_event(frame)
+        if isinstance(event, JoinedRoom):
+            self.own_id, self.host_id, self.topology = event.own_id, event.host_id, event.topology
+        elif isinstance(event, HostChanged):
+            self.host_id = event.host_id
+        return event
 
     async def wait_for(self, kind: type[E], timeout: float = 10.0, *,
                        match: Callable[[E], bool] | None = None,

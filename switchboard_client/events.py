@@ -8,6 +8,7 @@ import msgspec
 
 from shared.frames import (
     Error,
+    HostChanged,
     Info,
     JoinedRoom,
     NewPeer,
@@ -28,11 +29,12 @@ class PeerMessage(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
-ServerEvent = (JoinedRoom | NewPeer | PeerLeft | PeerUpdatedStatus | Error | Shutdown | Pong
-               | Info | PeerMessage)
+ServerEvent = (JoinedRoom | NewPeer | PeerLeft | PeerUpdatedStatus | HostChanged | Error
+               | Shutdown | Pong | Info | PeerMessage)
 
 _room_frames = msgspec.json.Decoder(
-    JoinedRoom | NewPeer | PeerLeft | PeerUpdatedStatus | Error | Shutdown | Pong | Info)
+    JoinedRoom | NewPeer | PeerLeft | PeerUpdatedStatus | HostChanged | Error | Shutdown | Pong
+    | Info)
 
 
 class _Head(msgspec.Struct):

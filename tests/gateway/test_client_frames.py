@@ -17,7 +17,7 @@ from gateway.client_frames import (
     parse_frame,
     parse_status,
 )
-from shared.events import Status
+from shared.events import Status, Topology
 
 BOTH = pytest.mark.parametrize("in_room", [False, True])
 
@@ -103,6 +103,38 @@ def test_join_while_in_a_room(text: str) -> None:
 def test_join_with_extra_fields() -> None:
     text = '{"event":"join_room","room_id":"r","peer_id":"p","data":1,"token":"t","foo":[1]}'
     assert parse_frame(text, False) == JoinRoom("r", Status())
+
+
+@pytest.mark.parametrize("topology, named", [
+    ('"star"', Topology.STAR),
+    ('"mesh"', Topology.MESH),
+    ("null", None),  # as if absent: the room's topology
+])
+def test_join_names_a_topology(topology: str, named: Topology | None) -> None:
+    text = '{"event":"join_room","room_id":"r","topology":' + topology + "}"
+    assert parse_frame(text, False) == JoinRoom("r", Status(), named)
+
+
+@pytest.mark.parametrize("topology", ['"Star"', '"ring"', '""', '"mesh "', "1", "true",
+                                      '["star"]', '{"kind":"star"}'])
+def test_join_with_an_unknown_topology(topology: str) -> None:
+    text = '{"event":"join_room","room_id":"r","topology":' + topology + "}"
+    assert parse_frame(text, False) == Refusal("wrong topology", "join_room")
+
+
+@pytest.mark.parametrize("text, refusal", [
+    # The palava checks come first, so that a palava client's frame gets palava's answer.
+    ('{"event":"join_room","topology":"x"}', "no room id given"),
+    ('{"event":"join_room","room_id":"r","topology":"x","status":{"name":" "}}',
+     "blank name not allowed"),
+])
+def test_a_bad_topology_is_looked_at_after_the_palava_fields(text: str, refusal: str) -> None:
+    assert parse_frame(text, False) == Refusal(refusal, "join_room")
+
+
+def test_a_bad_topology_while_in_a_room_is_already_joined() -> None:
+    text = '{"event":"join_room","room_id":"r","topology":"x"}'
+    assert parse_frame(text, True) == Refusal("already joined another room", "join_room")
 
 
 # -- status: one table for join_room, update_status and parse_status --------------------------

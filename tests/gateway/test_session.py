@@ -14,6 +14,7 @@ from shared.events import (
     Leave,
     SendToPeer,
     Status,
+    Topology,
     UpdateStatus,
     event_encoder,
 )
@@ -80,6 +81,21 @@ def test_join_goes_to_the_rooms_shard_stream(room: str, shards: int) -> None:
         stream_of(room, shards),
         Join(conn=CONN, room=room_digest(room), gateway=GW, seq=1, status=Status(name="Ann")),
     )
+
+
+@pytest.mark.parametrize("named, topology", [
+    ({}, None), ({"topology": "star"}, Topology.STAR), ({"topology": "mesh"}, Topology.MESH)])
+def test_join_carries_the_topology_it_names(named: dict[str, str],
+                                             topology: Topology | None) -> None:
+    forward = join(session(), "lobby", **named)
+    assert isinstance(forward, Forward) and forward.event.topology is topology
+
+
+def test_a_join_with_an_unknown_topology_is_refused_and_leaves_no_room() -> None:
+    s = session()
+    assert reply(join(s, "a", topology="ring")) == error("wrong topology", "join_room")
+    assert s.room is None
+    assert isinstance(join(s, "a", topology="star"), Forward)
 
 
 @pytest.mark.parametrize("room", ["lobby", "my secret room", "✈ trip"])

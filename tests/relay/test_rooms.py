@@ -2,63 +2,30 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 
 from relay.rooms import CloseRoom, DropMember, Effect, OpenRoom, Publish, PutMember, RoomBook
 from shared.events import (
     EMPTY_STATUS,
-    AnyEvent,
-    Join,
     JoinRefused,
     Leave,
     Member,
     SendToPeer,
     Status,
     UpdateStatus,
-    control_decoder,
 )
-
-ROOM = "d" * 128  # rooms are keyed by digest; the relay never sees a name
-OTHER_ROOM = "e" * 128
-GW = "gw-1"
-ANN = Status(name="Ann", user_agent="chrome")
-
-
-def error(text: str, received: str) -> dict[str, Any]:
-    return {"event": "error", "message": text, "description": text, "received_msg": received}
-
-
-def run(book: RoomBook, event: AnyEvent, entry_id: str = "99-0") -> list[Any]:
-    """Apply one event; Publish payloads come back decoded (JSON frame or control)."""
-    out: list[Effect] = []
-    book.apply(event, entry_id, out)
-    return [("publish", e.conn, decode(e.payload)) if isinstance(e, Publish) else e for e in out]
-
-
-def decode(payload: bytes) -> Any:
-    if payload.startswith(b"{"):
-        return json.loads(payload)
-    return control_decoder.decode(payload)
-
-
-def join(conn: str, status: Status = EMPTY_STATUS, seq: int = 1, room: str = ROOM) -> Join:
-    return Join(conn=conn, room=room, gateway=GW, seq=seq, status=status)
-
-
-def book_with(*members: tuple[str, Status], capacity: int = 100) -> RoomBook:
-    """A book whose room ROOM holds `members`, joined in that order at "1-0", "2-0", ..."""
-    book = RoomBook(capacity)
-    for i, (conn, status) in enumerate(members, 1):
-        run(book, join(conn, status), f"{i}-0")
-    return book
-
-
-def snapshot(book: RoomBook) -> dict[str, dict[str, Member]]:
-    return {room: dict(members) for room, members in book.rooms.items()}
-
+from tests.relay.rooms_support import (
+    ANN,
+    GW,
+    OTHER_ROOM,
+    ROOM,
+    book_with,
+    error,
+    join,
+    joined,
+    run,
+    snapshot,
+)
 
 # -- join_room ---------------------------------------------------------------------------
 
@@ -68,10 +35,10 @@ def snapshot(book: RoomBook) -> dict[str, dict[str, Member]]:
     (ANN, {"name": "Ann", "user_agent": "chrome"}),
 ])
 def test_join_of_an_empty_room_opens_it(status: Status, shown: dict[str, str]) -> None:
-    book = RoomBook(capacity=100)
+    book = RoomBook(capacity=100, star_capacity=1000)
     assert run(book, join("a", status), "1-0") == [
         OpenRoom(ROOM),
-        ("publish", "a", {"event": "joined_room", "own_id": "a", "peers": []}),
+        ("publish", "a", joined("a", [], host="a")),
         PutMember(ROOM, "a", Member(status=status, gateway=GW, joined="1-0")),
     ]
 
@@ -87,7 +54,7 @@ def test_second_join_lists_the_first_and_tells_it(
     book = book_with(("a", first))
     assert run(book, join("b", second), "2-0") == [
         ("publish", "b",
-         {"event": "joined_room", "own_id": "b", "peers": [{"peer_id": "a", "status": first_shown}]}),
+         joined("b", [{"peer_id": "a", "status": first_shown}], host="a")),
         ("publish", "a", {"event": "new_peer", "peer_id": "b", "status": second_shown}),
         PutMember(ROOM, "b", Member(status=second, gateway=GW, joined="2-0")),
     ]
@@ -96,11 +63,11 @@ def test_second_join_lists_the_first_and_tells_it(
 def test_joined_room_lists_every_other_member_in_join_order() -> None:
     book = book_with(("a", ANN), ("b", Status()), ("c", Status(name="Cy")))
     effects = run(book, join("d"))
-    assert effects[0] == ("publish", "d", {"event": "joined_room", "own_id": "d", "peers": [
+    assert effects[0] == ("publish", "d", joined("d", [
         {"peer_id": "a", "status": {"name": "Ann", "user_agent": "chrome"}},
         {"peer_id": "b", "status": {}},
         {"peer_id": "c", "status": {"name": "Cy"}},
-    ]})
+    ], host="a"))
     told = [(conn, frame["event"]) for _, conn, frame in effects[1:4]]
     assert told == [("a", "new_peer"), ("b", "new_peer"), ("c", "new_peer")]
 
@@ -109,7 +76,7 @@ def test_rooms_are_separate() -> None:
     book = book_with(("a", ANN))
     effects = run(book, join("b", room=OTHER_ROOM))
     assert effects[0] == OpenRoom(OTHER_ROOM)
-    assert effects[1] == ("publish", "b", {"event": "joined_room", "own_id": "b", "peers": []})
+    assert effects[1] == ("publish", "b", joined("b", [], host="b"))
 
 
 @pytest.mark.parametrize("capacity", [1, 2, 3])
@@ -132,8 +99,7 @@ def test_a_place_freed_by_a_leave_can_be_taken() -> None:
     book = book_with(("a", Status()), ("b", Status()), capacity=2)
     run(book, Leave(conn="a", room=ROOM))
     assert run(book, join("c"))[0] == (
-        "publish", "c",
-        {"event": "joined_room", "own_id": "c", "peers": [{"peer_id": "b", "status": {}}]})
+        "publish", "c", joined("c", [{"peer_id": "b", "status": {}}], host="b"))
 
 
 def test_a_member_joining_again_is_refused_and_stays() -> None:
@@ -146,16 +112,15 @@ def test_a_member_joining_again_is_refused_and_stays() -> None:
 # -- leave_room ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("leaver, rest", [
-    ("a", ["b", "c"]),
     ("b", ["a", "c"]),
     ("c", ["a", "b"]),
 ])
-def test_leave_tells_the_rest(leaver: str, rest: list[str]) -> None:
+def test_leave_of_a_non_host_tells_the_rest(leaver: str, rest: list[str]) -> None:
     book = book_with(("a", Status()), ("b", Status()), ("c", Status()))
     assert run(book, Leave(conn=leaver, room=ROOM)) == [DropMember(ROOM, leaver)] + [
         ("publish", conn, {"event": "peer_left", "sender_id": leaver}) for conn in rest
     ]
-    assert list(book.rooms[ROOM]) == rest
+    assert list(book.rooms[ROOM].members) == rest
 
 
 def test_last_leave_closes_the_room_and_sends_nothing() -> None:
@@ -168,7 +133,7 @@ def test_a_closed_room_opens_again_on_the_next_join() -> None:
     book = book_with(("a", Status()))
     run(book, Leave(conn="a", room=ROOM))
     assert run(book, join("b"))[:2] == [
-        OpenRoom(ROOM), ("publish", "b", {"event": "joined_room", "own_id": "b", "peers": []})]
+        OpenRoom(ROOM), ("publish", "b", joined("b", [], host="b"))]
 
 
 @pytest.mark.parametrize("conn, room", [
@@ -309,14 +274,14 @@ def member(joined: str, status: Status = EMPTY_STATUS) -> Member:
 def test_load_orders_members_by_their_join_stream_id(
     stored: dict[str, str], order: list[str],
 ) -> None:
-    book = RoomBook(capacity=100)
+    book = RoomBook(capacity=100, star_capacity=1000)
     book.load(ROOM, {conn: member(joined) for conn, joined in stored.items()})
     joined_room = run(book, join("new"))[0][2]
     assert [peer["peer_id"] for peer in joined_room["peers"]] == order
 
 
 def test_a_loaded_room_keeps_its_statuses_and_members() -> None:
-    book = RoomBook(capacity=100)
+    book = RoomBook(capacity=100, star_capacity=1000)
     book.load(ROOM, {"a": member("1-0", ANN), "b": member("2-0")})
     assert run(book, SendToPeer(conn="b", room=ROOM, peer="a", data=OFFER)) == [
         ("publish", "a", {"event": "offer", "sdp": "v=0", "sender_id": "b"})]
@@ -327,6 +292,6 @@ def test_a_loaded_room_keeps_its_statuses_and_members() -> None:
 
 
 def test_a_loaded_full_room_refuses_a_join() -> None:
-    book = RoomBook(capacity=2)
+    book = RoomBook(capacity=2, star_capacity=1000)
     book.load(ROOM, {"a": member("1-0"), "b": member("2-0")})
     assert run(book, join("c"))[0] == ("publish", "c", error("room is full", "join_room"))

@@ -73,19 +73,19 @@ async def _commit(redis: Redis, shard: Shard, ids: list[str], relay: str = ME) -
 async def test_a_batch_commits_state_frames_checkpoint_and_ack_together(redis: Redis) -> None:
     ids = await _add_joins(redis, "a", "b")
     assert await _read(redis, ME, 10) == ids
-    shard = Shard(SHARD, RoomBook(capacity=10), checkpoint="")
+    shard = Shard(SHARD, RoomBook(capacity=10, star_capacity=10), checkpoint="")
     assert await _commit(redis, shard, ids) == COMMITTED
     assert (await redis.get(keys.shard_checkpoint(SHARD))).decode() == ids[-1]
     assert (await redis.xpending(keys.shard_stream(SHARD), keys.GROUP))["pending"] == 0
-    reloaded = await load_shard(redis, SHARD, capacity=10)
-    assert list(reloaded.book.rooms["d1"]) == ["a", "b"]
+    reloaded = await load_shard(redis, SHARD, RoomBook(capacity=10, star_capacity=10))
+    assert list(reloaded.book.rooms["d1"].members) == ["a", "b"]
     assert reloaded.checkpoint == ids[-1]
 
 
 async def test_a_relay_without_the_lease_changes_nothing(redis: Redis) -> None:
     ids = await _add_joins(redis, "a")
     await _read(redis, OTHER, 10)
-    shard = Shard(SHARD, RoomBook(capacity=10), checkpoint="")
+    shard = Shard(SHARD, RoomBook(capacity=10, star_capacity=10), checkpoint="")
     assert await _commit(redis, shard, ids, relay=OTHER) == LEASE_LOST
     assert await redis.get(keys.shard_checkpoint(SHARD)) is None
     assert await redis.smembers(keys.shard_rooms(SHARD)) == set()
@@ -95,7 +95,7 @@ async def test_a_stale_checkpoint_is_refused(redis: Redis) -> None:
     ids = await _add_joins(redis, "a")
     await _read(redis, ME, 10)
     await redis.set(keys.shard_checkpoint(SHARD), "99999999999999-0")
-    shard = Shard(SHARD, RoomBook(capacity=10), checkpoint="")
+    shard = Shard(SHARD, RoomBook(capacity=10, star_capacity=10), checkpoint="")
     assert await _commit(redis, shard, ids) == CHECKPOINT_MOVED
 
 
@@ -105,7 +105,7 @@ async def test_entries_a_former_holder_read_are_not_skipped(redis: Redis) -> Non
     ids = await _add_joins(redis, "a", "b", "c")
     assert await _read(redis, OTHER, 1) == ids[:1]
     assert await _read(redis, ME, 10) == ids[1:]
-    shard = Shard(SHARD, RoomBook(capacity=10), checkpoint="")
+    shard = Shard(SHARD, RoomBook(capacity=10, star_capacity=10), checkpoint="")
     assert await _commit(redis, shard, ids[1:]) == ENTRIES_MISSED
     assert await redis.get(keys.shard_checkpoint(SHARD)) is None
 
@@ -114,7 +114,7 @@ async def test_applied_entries_leave_the_stream(redis: Redis) -> None:
     """Nothing of an applied event (peer ids, SDP) stays in Redis once committed."""
     ids = await _add_joins(redis, "a", "b", "c")
     assert await _read(redis, ME, 10) == ids
-    shard = Shard(SHARD, RoomBook(capacity=10), checkpoint="")
+    shard = Shard(SHARD, RoomBook(capacity=10, star_capacity=10), checkpoint="")
     assert await _commit(redis, shard, ids[:2]) == COMMITTED
     remaining = await redis.xrange(keys.shard_stream(SHARD))
     assert [raw.decode() for raw, _ in remaining] == ids[2:]

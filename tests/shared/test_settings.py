@@ -14,6 +14,7 @@ VARIABLES = [
     ("LOG_LEVEL", "debug", "log_level", "debug"),
     ("SWITCHBOARD_SHARDS", "16", "shards", 16),
     ("SWITCHBOARD_ROOM_CAPACITY", "3", "room_capacity", 3),
+    ("SWITCHBOARD_STAR_ROOM_CAPACITY", "250", "star_room_capacity", 250),
     ("SWITCHBOARD_SHUTDOWN_SECONDS", "0", "shutdown_seconds", 0),
     ("SWITCHBOARD_LEASE_TTL_MS", "2500", "lease_ttl_ms", 2500),
     ("SWITCHBOARD_BATCH_SIZE", "32", "batch_size", 32),
@@ -27,7 +28,8 @@ VARIABLES = [
 
 NUMERIC = [(env, field) for env, _, field, value in VARIABLES if not isinstance(value, str)]
 AT_LEAST_ONE = [
-    "SWITCHBOARD_SHARDS", "SWITCHBOARD_ROOM_CAPACITY", "SWITCHBOARD_LEASE_TTL_MS",
+    "SWITCHBOARD_SHARDS", "SWITCHBOARD_ROOM_CAPACITY", "SWITCHBOARD_STAR_ROOM_CAPACITY",
+    "SWITCHBOARD_LEASE_TTL_MS",
     "SWITCHBOARD_BATCH_SIZE", "SWITCHBOARD_STREAM_MAXLEN", "SWITCHBOARD_MAX_FRAME_BYTES",
     "SWITCHBOARD_SEND_BUFFER_BYTES",
 ]
@@ -53,6 +55,7 @@ def test_unrelated_variables_are_ignored() -> None:
     ("shards", 64),  # architecture.md
     # protocol.md, "Limits"
     ("room_capacity", 100),
+    ("star_room_capacity", 1000),  # protocol.md, "Star rooms"
     ("max_frame_bytes", 64 * 1024),
     ("send_buffer_bytes", 1024 * 1024),
     ("idle_timeout_s", 60.0),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shared.events import Status
+from shared.events import Status, Topology
 from shared.frames import (
     Error,
+    HostChanged,
     Info,
     JoinedRoom,
     NewPeer,
@@ -23,6 +24,10 @@ from switchboard_client import PeerMessage, decode_event
 @pytest.mark.parametrize(("frame", "event"), [
     ('{"event":"joined_room","own_id":"a","peers":[{"peer_id":"b","status":{"name":"B"}}]}',
      JoinedRoom(own_id="a", peers=[PeerEntry(peer_id="b", status=Status(name="B"))])),
+    ('{"event":"joined_room","own_id":"a","peers":[],"host_id":"a","topology":"star"}',
+     JoinedRoom(own_id="a", peers=[], host_id="a", topology=Topology.STAR)),
+    ('{"event":"host_changed","host_id":"b","peers":[{"peer_id":"b","status":{}}]}',
+     HostChanged(host_id="b", peers=[PeerEntry(peer_id="b", status=Status())])),
     ('{"event":"new_peer","peer_id":"b","status":{}}', NewPeer(peer_id="b", status=Status())),
     ('{"event":"peer_left","sender_id":"b"}', PeerLeft(sender_id="b")),
     ('{"event":"peer_updated_status","status":{"user_agent":"chrome"},"sender_id":"b"}',
