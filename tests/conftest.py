@@ -13,6 +13,10 @@ import pytest
 from tests.peers import Peer
 from tests.processes import Cluster, RedisServer, start_cluster, start_redis
 
+# Star rooms in the shared cluster: above 100 members, so that a test can show one past
+# the mesh limit of palava, and small enough to fill in a second.
+STAR_CAPACITY = 120
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
@@ -30,6 +34,7 @@ def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
     # are tested with their defaults on gateways of their own (tests/faults).
     cluster = start_cluster(redis_server, gateways=2, relays=2,
                             SWITCHBOARD_ROOM_CAPACITY="3", SWITCHBOARD_SHUTDOWN_SECONDS="1",
+                            SWITCHBOARD_STAR_ROOM_CAPACITY=str(STAR_CAPACITY),
                             SWITCHBOARD_FRAME_BURST="2000", SWITCHBOARD_FRAME_RATE="2000")
     yield cluster
     cluster.stop()

@@ -55,6 +55,11 @@ class Peer:
         self.id = joined["own_id"]
         return joined
 
+    async def assert_alive(self) -> None:
+        """The socket still works, and nothing was queued for it before the answer."""
+        await self.send(event="ping")
+        assert await self.recv() == {"event": "pong"}
+
     async def expect_silence(self, seconds: float = 0.3) -> None:
         """Nothing arrives: used after a frame that must produce no answer."""
         try:

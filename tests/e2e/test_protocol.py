@@ -6,7 +6,7 @@ so most exchanges below cross gateways. The fixture cluster has room capacity 3.
 
 Nothing here sleeps to synchronise: each step waits for the frame it expects (with a
 timeout). "Nothing else arrived" is shown by a later frame that must be the next one on
-that socket (`assert_alive`, `assert_room_intact`); `expect_silence` is used only where the
+that socket (`Peer.assert_alive`, `assert_room_intact`); `expect_silence` is used only where the
 spec says there is no answer at all.
 """
 
@@ -70,12 +70,6 @@ async def recv_strict(peer: Peer, timeout: float = 5.0) -> dict[str, Any]:
     return decoded
 
 
-async def assert_alive(peer: Peer) -> None:
-    """The socket still works, and nothing was queued for it before the answer."""
-    await peer.send(event="ping")
-    assert await peer.recv() == {"event": "pong"}
-
-
 async def assert_room_intact(members: list[tuple[Peer, dict[str, Any]]]) -> None:
     """The room holds exactly these members with these statuses, and no member had any
     other frame pending: each member in turn sends an empty `update_status`, and every
@@ -130,7 +124,7 @@ async def test_ws_path_is_an_alias_of_root(cluster: Cluster, peers: list[Peer],
                                            room: str) -> None:
     alias = await Peer.connect(cluster.url(1) + "ws")
     try:
-        await assert_alive(alias)
+        await alias.assert_alive()
         await peers[0].join(room, ANN)
         joined = await alias.join(room)
         assert joined["peers"] == [{"peer_id": peers[0].id, "status": ANN}]
@@ -162,7 +156,7 @@ async def test_plain_http_on_the_websocket_path_is_refused_and_the_gateway_carri
         assert status.startswith(b"HTTP/1.1 426 "), status
     finally:
         writer.close()
-    await assert_alive(peers[0])
+    await peers[0].assert_alive()
 
 
 # --- join_room -----------------------------------------------------------------------
@@ -328,7 +322,7 @@ async def test_refused_peer_is_not_in_any_room(peers: list[Peer], room: str) -> 
     await expect_error(d, "currently not in any room", "update_status")
     await d.send(event="send_to_peer", peer_id=a.id, data={"event": "message", "x": 1})
     await expect_error(d, "currently not in any room", "send_to_peer")
-    await assert_alive(d)
+    await d.assert_alive()
     await assert_room_intact([(a, ANN), (b, BOB), (c, {})])
 
 
@@ -533,7 +527,7 @@ async def test_error(peers: list[Peer], room: str, who: str, frame: Frame, text:
     await expect_error(sender, text, received)
 
     # The connection stays open and works; nothing else was sent to it.
-    await assert_alive(sender)
+    await sender.assert_alive()
     # The other members are unaffected: same members, same statuses, no stray frames.
     await assert_room_intact([(a, ANN), (b, BOB)])
     if sender is outsider:
@@ -556,7 +550,7 @@ async def test_send_to_member_of_another_room_is_unknown_peer(peers: list[Peer],
     await c.expect("new_peer")
     await a.send(event="send_to_peer", peer_id=d.id, data={"event": "offer", "sdp": "v=0"})
     await expect_error(a, "unknown peer", "send_to_peer")
-    await assert_alive(a)
+    await a.assert_alive()
     await assert_room_intact([(a, ANN), (b, BOB)])
     await assert_room_intact([(c, {}), (d, {})])  # d got nothing
 
@@ -755,7 +749,7 @@ async def test_leave_room(peers: list[Peer], room: str) -> None:
     # Leaving again, in no room, is ignored: no answer at all.
     await b.send(event="leave_room")
     await b.expect_silence()
-    await assert_alive(b)
+    await b.assert_alive()
     # And b can join another room, which is empty, then come back.
     assert (await b.join(room + "-b"))["peers"] == []
     await b.send(event="leave_room")
@@ -771,7 +765,7 @@ async def test_leave_room_without_a_room_is_ignored(peers: list[Peer]) -> None:
     fresh = peers[1]
     await fresh.send(event="leave_room")
     await fresh.expect_silence()
-    await assert_alive(fresh)
+    await fresh.assert_alive()
 
 
 async def test_closed_socket_counts_as_leave(peers: list[Peer], room: str) -> None:

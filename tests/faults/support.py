@@ -63,6 +63,11 @@ def tracebacks(cluster: Cluster) -> dict[str, str]:
     return {p.name: p.log() for p in processes(cluster) if "Traceback" in p.log()}
 
 
+def pid_of(process_id: str) -> int:
+    """The pid in a relay or gateway id, `<kind>-<host>-<pid>-<random>`."""
+    return int(process_id.rsplit("-", 2)[1])
+
+
 def resident_kib(pid: int) -> int:
     """VmRSS of a process, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

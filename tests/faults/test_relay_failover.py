@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import keys
-from tests.faults.support import Member, kill_after_renewal, record
+from tests.faults.support import Member, kill_after_renewal, pid_of, record
 from tests.peers import Peer
 from tests.processes import Cluster, Process, eventually
 
@@ -31,11 +31,6 @@ RATE = 20.0  # messages per second per sender: far below the 50/s (burst 200) fr
 ROOMS_PER_RELAY = 5  # rooms on the victim's shards, and as many on the survivor's
 WARM_UP = 20  # messages on every (sender, target) stream before the kill
 AFTER_TAKEOVER = 10  # and after the takeover
-
-
-def _pid_of(process_id: str) -> int:
-    """The pid in a relay or gateway id, `<kind>-<host>-<pid>-<random>`."""
-    return int(process_id.rsplit("-", 2)[1])
 
 
 async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
@@ -58,8 +53,8 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
         await eventually(balanced, 20, "both relays to hold half of the shards each")
         victim: Process = cluster.relays[0]
         lease_of = await holders()
-        victim_id = next(h for h in lease_of if h and _pid_of(h) == victim.pid)
-        assert {_pid_of(h) for h in lease_of if h} == relay_pids
+        victim_id = next(h for h in lease_of if h and pid_of(h) == victim.pid)
+        assert {pid_of(h) for h in lease_of if h} == relay_pids
 
         # Rooms: as many on the victim's shards ("affected") as on the survivor's.
         affected: list[str] = []
@@ -228,7 +223,7 @@ async def test_relay_sigkill_mid_traffic_loses_and_duplicates_nothing(
 
         # The shards: all held again, by living relays only, within the TTL and a margin.
         assert victim_id not in survivor_ids and None not in survivor_ids
-        assert all(_pid_of(h) in relay_pids - {victim.pid} for h in survivor_ids if h)
+        assert all(pid_of(h) in relay_pids - {victim.pid} for h in survivor_ids if h)
         assert takeover_s <= TAKEOVER_BOUND_S, (
             f"shards taken over {takeover_s:.2f} s after the kill")
         assert first_again_s <= TAKEOVER_BOUND_S + 0.5, (

@@ -41,6 +41,7 @@ class NextJoin(NextEvent, tag="join", frozen=True):
     gateway: str
     seq: int
     status: NextStatus = NextStatus()
+    topology: str | None = None
     resumable: bool = False  # new
 
 
@@ -68,6 +69,7 @@ class NextMember(msgspec.Struct, frozen=True):
     status: NextStatus
     gateway: str
     joined: str
+    topology: str = "mesh"
     resumable: bool = False  # new
 
 
