@@ -70,9 +70,9 @@ ERROR_TEXTS = frozenset({
     "room id too long", "already joined another room", "room is full",
     "blank name not allowed", "name too long", "unknown user agent", "invalid status",
     "currently not in any room", "cannot send raw data", "unknown peer", "event not allowed",
-    "service unavailable", "rate limit exceeded",
+    "service unavailable", "rate limit exceeded", "wrong topology",
 })
-BROADCASTS = frozenset({"new_peer", "peer_left", "peer_updated_status"})
+BROADCASTS = frozenset({"new_peer", "peer_left", "peer_updated_status", "host_changed"})
 SPEC_CLOSES = frozenset({1007, 1009})
 
 # --- JSON the way a fuzzer writes it ------------------------------------------------------
@@ -191,7 +191,7 @@ def _unrepresentable_read(frame: Object) -> bool:
     section 9), so the answer is then either: these frames are
     test_unrepresentable_numbers_...'s."""
     read = [value for key, value in frame.pairs
-            if key in ("event", "room_id", "status", "peer_id")]
+            if key in ("event", "room_id", "status", "peer_id", "topology")]
     return any(isinstance(item, Number) and item.unrepresentable()
                for value in read for item in _walk(value))
 
@@ -320,6 +320,9 @@ class SessionModel:
         status = self._status(frame.get("status", {}))
         if isinstance(status, str):
             return error(status, "join_room")
+        # Fuzzers only ever open mesh rooms, so "mesh" (or none, or null) always fits.
+        if frame.get("topology") not in (None, "mesh"):
+            return error("wrong topology", "join_room")
         self.in_room, self.status = True, status
         return ("joined_room",)
 
@@ -427,7 +430,8 @@ def frames_strategy(room: str, utf8_closes: bool) -> st.SearchStrategy[tuple[int
         "event": or_wrong(st.one_of(st.sampled_from(PEER_EVENTS), st.text(max_size=10))),
         "sender_id": anything(), "sdp": anything(), "candidate": anything()})
     fields = {
-        "join_room": {"room_id": or_wrong(rooms), "status": or_wrong(status)},
+        "join_room": {"room_id": or_wrong(rooms), "status": or_wrong(status),
+                      "topology": or_wrong(st.just("mesh"))},
         "update_status": {"status": or_wrong(status)},
         "send_to_peer": {"peer_id": or_wrong(peers), "data": or_wrong(data)},
     }
@@ -481,7 +485,8 @@ def sweep(room: str) -> list[Any]:
                         *HUGE_NUMBERS]
     valid: dict[str, dict[str, Any]] = {
         "ping": {}, "info": {}, "leave_room": {},
-        "join_room": {"room_id": room, "status": {"name": "n", "user_agent": "safari"}},
+        "join_room": {"room_id": room, "status": {"name": "n", "user_agent": "safari"},
+                      "topology": "mesh"},
         "update_status": {"status": {"name": "n", "user_agent": "edge"}},
         "send_to_peer": {"peer_id": OWN, "data": {"event": "offer", "sdp": "v=0"}},
     }
