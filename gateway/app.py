@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sanic import Request, Sanic, response
 
+from gateway.browser_library import library_routes
 from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
 from gateway.heartbeat import Heartbeat
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> App:
     app.add_route(not_an_upgrade, "/", name="ws_root")
     app.add_route(not_an_upgrade, "/ws", name="ws_alias")
     app.blueprint(demo_routes(Path(settings.palava_bundle)))
+    app.blueprint(library_routes())
 
     @app.get("/healthz")
     async def healthz(request: Request) -> response.HTTPResponse:

@@ -1,4 +1,5 @@
-"""The demo page: a video call in the browser, built on the real palava-client library.
+"""The demo pages: a mesh video call built on the real palava-client library (`/demo`), and
+a one-to-many broadcast built on Switchboard's own browser library (`/demo/broadcast`).
 
 `GET /demo` serves `gateway/demo_page/index.html` (package data), which loads
 `palava.bundle.js` from npm's `palava-client` (installed by scripts/setup.sh, never
@@ -14,13 +15,13 @@ from pathlib import Path
 from sanic import Blueprint, Request, response
 from sanic.exceptions import NotFound
 
+from gateway.static_files import CSS, HTML, JAVASCRIPT, file_response
+
 PAGES = Path(__file__).with_name("demo_page")
 BUNDLE = "palava.bundle.js"
-JAVASCRIPT = "text/javascript; charset=utf-8"
-# The page's own files by the name they are served under: nothing else is served from PAGES.
-ASSETS = {"demo.js": JAVASCRIPT, "demo.css": "text/css; charset=utf-8"}
-# A redeploy may change any of these, and they are small: let browsers revalidate.
-NO_CACHE = {"Cache-Control": "no-cache"}
+# The pages' own files by the name they are served under: nothing else is served from PAGES.
+ASSETS = {"demo.js": JAVASCRIPT, "demo.css": CSS, "broadcast.js": JAVASCRIPT,
+          "page.js": JAVASCRIPT}
 
 
 def demo_routes(bundle: Path) -> Blueprint:
@@ -30,19 +31,19 @@ def demo_routes(bundle: Path) -> Blueprint:
     @routes.get("/demo")
     async def page(request: Request) -> response.HTTPResponse:
         name = "index.html" if bundle.is_file() else "missing.html"
-        return await response.file(PAGES / name, mime_type="text/html; charset=utf-8",
-                                   headers=NO_CACHE)
+        return await file_response(PAGES / name, HTML)
+
+    @routes.get("/demo/broadcast")
+    async def broadcast(request: Request) -> response.HTTPResponse:
+        # Built on the browser library (/client/switchboard.js): palava-client not needed.
+        return await file_response(PAGES / "broadcast.html", HTML)
 
     @routes.get("/demo/<name:str>")
     async def asset(request: Request, name: str) -> response.HTTPResponse:
         if name == BUNDLE:
-            path, mime_type = bundle, JAVASCRIPT
-        elif name in ASSETS:
-            path, mime_type = PAGES / name, ASSETS[name]
-        else:
+            return await file_response(bundle, JAVASCRIPT)
+        if name not in ASSETS:
             raise NotFound(f"no demo file {name!r}")
-        if not path.is_file():
-            raise NotFound(f"{name} is not installed")
-        return await response.file(path, mime_type=mime_type, headers=NO_CACHE)
+        return await file_response(PAGES / name, ASSETS[name])
 
     return routes

@@ -199,6 +199,15 @@ def start_cluster(redis: RedisServer, gateways: int, relays: int, **env: str) ->
     return cluster
 
 
+def http_get(port: int, path: str) -> tuple[int, str, str]:
+    """GET http://127.0.0.1:`port``path`: status, Content-Type and body, errors included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.headers["Content-Type"], reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read().decode()
+
+
 def _http_ok(port: int, path: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as reply:

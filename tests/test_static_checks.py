@@ -1,4 +1,5 @@
-"""The code stays `mypy --strict` and `ruff` clean (style.md, point 8)."""
+"""The code stays `mypy --strict` and `ruff` clean (style.md, point 8), and the browser
+library's JSDoc types hold (TypeScript's checker, from npm: nothing is compiled)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import subprocess
 import sys
 
 from tests.processes import ROOT
+
+TSC = ROOT / "node_modules" / ".bin" / "tsc"
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -20,4 +23,14 @@ def test_ruff_finds_nothing() -> None:
 
 def test_mypy_strict_finds_nothing() -> None:
     result = _run("mypy", "--no-incremental")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_browser_library_type_checks() -> None:
+    assert TSC.exists(), f"{TSC} is missing: scripts/test installs it (package.json)"
+    modules = sorted(str(path) for path in (ROOT / "gateway" / "client").glob("*.js"))
+    result = subprocess.run(
+        [str(TSC), "--noEmit", "--allowJs", "--checkJs", "--strict", "--target", "es2022",
+         "--module", "es2022", "--lib", "es2022,dom,dom.iterable", *modules],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

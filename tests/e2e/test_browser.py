@@ -6,12 +6,8 @@ each other's camera; a third page joins and leaves, a fourth finds the room full
 line typed on one page shows on the other. A second test loses the connection, then the
 gateway (shutdown notice), and the page must rejoin by itself each time.
 
-The browser is Debian's chromium (installed by scripts/setup.sh), driven by the Python
-playwright package through `executable_path`: no browser is downloaded. It runs in a
-network namespace that has only loopback (tests/netns.py), so its calls go over
-127.0.0.1 and nowhere else; the gateways' ports are bridged into it. Pages show their
-state on `window.demo` (gateway/demo_page/demo.js), which the waits below read (bounded);
-nothing sleeps.
+The browser (tests/e2e/tabs.py) runs in a loopback-only network namespace; the pages show
+their state on `window.demo` (gateway/demo_page/demo.js), which the waits below read.
 """
 
 from __future__ import annotations
@@ -19,102 +15,35 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright.async_api import Browser
 
+from tests.e2e.tabs import ARTIFACTS, Tab
 from tests.netns import LoopbackNamespace
-from tests.processes import ROOT, Cluster
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless", "--no-sandbox", "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    # Chromium leaves loopback out of ICE unless told; in the namespace it is all there is.
-    "--allow-loopback-in-peer-connection",
-]
-# Chromium calls itself offline where no interface but loopback exists, and palava-client
-# will not connect while `navigator.onLine` is false. The pages are served over loopback.
-ONLINE = "Object.defineProperty(Navigator.prototype, 'onLine', {get: () => true});"
-ARTIFACTS = ROOT / "tests" / "artifacts"
+from tests.processes import Cluster, http_get
 
 JOIN_S = 15
 CALL_S = 25
 SEE_S = 15
 
 
-# --- fixtures: a loopback-only namespace with the gateways in it, and a browser there ---
-
-
-@pytest.fixture(scope="module")
-async def netns(cluster: Cluster) -> AsyncIterator[LoopbackNamespace]:
-    namespace = LoopbackNamespace.create()
-    for _, port in cluster.gateways[:2]:
-        await namespace.bridge(port)
-    yield namespace
-    await namespace.close()
-
-
-@pytest.fixture(scope="module")
-async def browser(netns: LoopbackNamespace, tmp_path_factory: pytest.TempPathFactory
-                  ) -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/test installs Debian's chromium"
-    wrapper = netns.wrapper(tmp_path_factory.mktemp("chromium"), str(CHROMIUM))
-    async with async_playwright() as playwright:
-        # A fresh profile (user data dir) per launch; every page gets a context of its own.
-        launched = await playwright.chromium.launch(executable_path=wrapper, headless=True,
-                                                    args=FLAGS)
-        yield launched
-        await launched.close()
-
-
 # --- one browser tab on the demo page ---
 
 
-class DemoPage:
-    """A page of its own browser context, with what it logged for failure messages."""
+class DemoPage(Tab):
+    """The mesh demo page (/demo), whose state is `window.demo`."""
 
-    def __init__(self, context: BrowserContext, page: Page, name: str) -> None:
-        self.context = context
-        self.page = page
-        self.name = name
-        self.log: list[str] = []
-        page.on("console", lambda message: self.log.append(f"{message.type}: {message.text}"))
-        page.on("pageerror", lambda error: self.log.append(f"page error: {error}"))
+    STATE = "window.demo"
 
     @classmethod
     async def open(cls, browser: Browser, port: int, room: str, name: str) -> DemoPage:
         """Open /demo?room=..&name=.. on that gateway: the page joins by itself."""
-        context = await browser.new_context(viewport={"width": 1100, "height": 480})
-        await context.add_init_script(ONLINE)
-        demo = cls(context, await context.new_page(), name)
         query = urlencode({"room": room, "name": name})
-        await demo.page.goto(f"http://127.0.0.1:{port}/demo?{query}")
-        return demo
-
-    async def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = await self.page.evaluate("window.demo")
-        return state
-
-    async def wait(self, condition: str, arg: Any = None, timeout_s: float = SEE_S,
-                   what: str = "") -> None:
-        """Until the JS function `condition(arg)` is true on the page (or fail saying why)."""
-        try:
-            await self.page.wait_for_function(condition, arg=arg, polling=100,
-                                             timeout=timeout_s * 1000)
-        except PlaywrightTimeout:
-            state = json.dumps(await self.state(), indent=1)
-            log = "\n".join(self.log[-30:])
-            pytest.fail(f"{self.name}: timed out after {timeout_s} s waiting for "
-                        f"{what or condition}\nwindow.demo = {state}\nconsole:\n{log}")
+        return await cls.load(browser, f"http://127.0.0.1:{port}/demo?{query}", name)
 
     async def joined(self) -> str:
         """Wait until in the room; the peer id the server gave."""
@@ -152,10 +81,6 @@ class DemoPage:
             && [...document.querySelectorAll('#chat-log li')].some(
                 item => item.textContent === name + ':' + text)
         """, [name, text], what=f"chat line {name}: {text!r}")
-
-    async def close(self) -> None:
-        await self.context.close()
-
 
 def gateway_port(cluster: Cluster, index: int) -> int:
     return cluster.gateways[index][1]
@@ -268,27 +193,19 @@ async def test_the_page_rejoins_after_a_lost_connection_and_a_shutdown(
 # --- the page without palava-client, and what else /demo serves ---
 
 
-def _get(port: int, path: str) -> tuple[int, str, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
-            return reply.status, reply.headers["Content-Type"], reply.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read().decode()
-
-
 def test_every_gateway_serves_the_demo_and_palava_client(cluster: Cluster) -> None:
     for index in (0, 1):
         port = gateway_port(cluster, index)
-        status, kind, page = _get(port, "/demo")
+        status, kind, page = http_get(port, "/demo")
         assert (status, kind) == (200, "text/html; charset=utf-8")
         assert '<script src="/demo/palava.bundle.js"></script>' in page
-        status, kind, bundle = _get(port, "/demo/palava.bundle.js")
+        status, kind, bundle = http_get(port, "/demo/palava.bundle.js")
         assert (status, kind) == (200, "text/javascript; charset=utf-8")
         assert "palava v2." in bundle
-        assert _get(port, "/demo/demo.js")[:2] == (200, "text/javascript; charset=utf-8")
-        assert _get(port, "/demo/demo.css")[:2] == (200, "text/css; charset=utf-8")
-        assert _get(port, "/demo/index.html")[0] == 404  # only the names above
-        assert _get(port, "/demo/..%2fdemo.py")[0] == 404
+        assert http_get(port, "/demo/demo.js")[:2] == (200, "text/javascript; charset=utf-8")
+        assert http_get(port, "/demo/demo.css")[:2] == (200, "text/css; charset=utf-8")
+        assert http_get(port, "/demo/index.html")[0] == 404  # only the names above
+        assert http_get(port, "/demo/..%2fdemo.py")[0] == 404
 
 
 def test_without_palava_client_the_demo_says_how_to_install_it(
@@ -296,12 +213,12 @@ def test_without_palava_client_the_demo_says_how_to_install_it(
 ) -> None:
     process, port = cluster.start_gateway(SWITCHBOARD_PALAVA_BUNDLE=str(tmp_path / "none.js"))
     try:
-        status, kind, page = _get(port, "/demo")
+        status, kind, page = http_get(port, "/demo")
         assert (status, kind) == (200, "text/html; charset=utf-8")
         assert "npm install --no-audit --no-fund --no-package-lock" in page
         assert "SWITCHBOARD_PALAVA_BUNDLE" in page
-        assert _get(port, "/demo/palava.bundle.js")[0] == 404
-        assert _get(port, "/demo/demo.css")[0] == 200
+        assert http_get(port, "/demo/palava.bundle.js")[0] == 404
+        assert http_get(port, "/demo/demo.css")[0] == 200
     finally:
         assert process.stop() == 0
 

@@ -1,0 +1,107 @@
+/**
+ * The signaling socket: one WebSocket to a Switchboard gateway, speaking the palava
+ * protocol and Switchboard's extensions (protocol.md). Requests go out as methods; every
+ * frame the server sends comes in as a `frame` event, and the end of the socket as `close`.
+ * @module
+ */
+
+import { emit } from './events.js';
+
+/**
+ * @typedef {object} Status  what the server keeps of a peer (protocol.md, update_status)
+ * @property {string} [name]
+ * @property {string} [user_agent]
+ */
+
+/**
+ * @typedef {object} PeerEntry
+ * @property {string} peer_id
+ * @property {Status} status
+ */
+
+/**
+ * @typedef {{event: string} & Record<string, any>} Frame  a server frame, as JSON
+ */
+
+export class SignalingChannel extends EventTarget {
+  /** @type {WebSocket | null} */
+  #socket = null;
+
+  /** @param {string} url  the gateway's WebSocket address, e.g. `wss://signal.example/` */
+  constructor(url) {
+    super();
+    this.url = url;
+  }
+
+  /**
+   * Open the socket. Resolves once it is open; rejects when it closes before.
+   * @returns {Promise<void>}
+   */
+  open() {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(this.url);
+      this.#socket = socket;
+      socket.onopen = () => resolve();
+      socket.onmessage = (message) => this.#receive(message.data);
+      socket.onclose = (closed) => {
+        reject(new Error(`cannot reach ${this.url} (close code ${closed.code})`));
+        if (this.#socket === socket) {
+          this.#socket = null;
+          emit(this, 'close', { code: closed.code, reason: closed.reason });
+        }
+      };
+    });
+  }
+
+  /** Whether frames can be sent now. */
+  get isOpen() {
+    return this.#socket !== null && this.#socket.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Send one client frame; false when the socket is not open (the frame is not kept).
+   * @param {string} event
+   * @param {Record<string, unknown>} [fields]
+   */
+  send(event, fields = {}) {
+    if (!this.isOpen || this.#socket === null) {
+      return false;
+    }
+    this.#socket.send(JSON.stringify({ ...fields, event }));
+    return true;
+  }
+
+  /**
+   * `data` to one peer of the room; the server adds `sender_id` (protocol.md, send_to_peer).
+   * @param {string} peerId
+   * @param {{event: string} & Record<string, unknown>} data
+   */
+  sendToPeer(peerId, data) {
+    return this.send('send_to_peer', { peer_id: peerId, data });
+  }
+
+  /** Close the socket; no `close` event follows a close asked for here. */
+  close() {
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket !== null) {
+      socket.close(1000);
+    }
+  }
+
+  /** @param {unknown} text */
+  #receive(text) {
+    if (typeof text !== 'string') {
+      return;  // the server sends text frames only
+    }
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (frame !== null && typeof frame === 'object' && typeof frame.event === 'string') {
+      emit(this, 'frame', /** @type {Frame} */ (frame));
+    }
+  }
+}
