@@ -40,7 +40,7 @@ _TEXT = WSMsgType.TEXT
 class Task:
     """What one worker does. Clients and pairs are dealt to workers by index modulo `workers`."""
 
-    kind: str  # "closed" (throughput), "paced" (latency, CPU), "storm", "idle"
+    kind: str  # "closed" (throughput), "paced" (latency, CPU), "storm", "idle", "rooms"
     protocol: str
     port: int
     tag: str  # unique per scenario run: room names and client ids start with it
@@ -55,6 +55,7 @@ class Task:
     room_size: int = 4
     concurrency: int = 100  # connections being opened at once, by all workers together
     drain_timeout: float = 10.0
+    topology: str | None = None  # rooms: "star", or None (mesh)
 
 
 class Run:
@@ -121,6 +122,7 @@ class Client(WSListener):
         self.peers: list[str] = []
         self.joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.joined_ns = 0
+        self.frames = 0  # text frames received
         self.new_peers = 0
         self.last_event_ns = 0
         self.inbound: Direction | None = None
@@ -133,6 +135,7 @@ class Client(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
         if kind is _TEXT:
+            self.frames += 1
             self.adapter.dispatch(self, orjson.loads(frame.get_payload_as_memoryview()))
         elif kind is WSMsgType.CLOSE:
             if not self.closing:
@@ -191,6 +194,7 @@ class Worker:
         self.directions: list[Direction] = []
         self.connecting = asyncio.Semaphore(max(1, task.concurrency // task.workers))
         self.heartbeats: asyncio.Task[None] | None = None
+        self.firsts: list[tuple[int, Client]] = []  # rooms: each room's first member
         self.run: Run | None = None
 
     async def connect(self) -> Client:
@@ -202,10 +206,10 @@ class Worker:
         self.clients.append(client)
         return client
 
-    async def join(self, room: str) -> Client:
+    async def join(self, room: str, topology: str | None = None) -> Client:
         """Connect and join `room` (PeerJS: connect and wait for OPEN)."""
         client = await self.connect()
-        frame = self.adapter.join_frame(room)
+        frame = self.adapter.join_frame(room, topology)
         if frame is not None:
             client.send(frame)
         try:
@@ -339,6 +343,59 @@ class Worker:
                 "lost": expected - new_peers, "latencies": latencies.tobytes(),
                 "errors": self.errors[:20], "error_count": len(self.errors)}
 
+    # rooms: the first member of every room is in before the storm (in a star room, the
+    # host); then `clients` more join, dealt to the workers by index, `room_size - 1` a room.
+
+    def _room_of(self, client: int) -> int:
+        return client // (self.task.room_size - 1)
+
+    def _joiners(self, room: int) -> int:
+        per_room = self.task.room_size - 1
+        return min(per_room, self.task.clients - room * per_room)
+
+    async def setup_rooms(self) -> None:
+        task = self.task
+        rooms = self._room_of(task.clients - 1) + 1
+        self.firsts = [(room, await self.join(f"{task.tag}-{room}", task.topology))
+                       for room in range(task.worker, rooms, task.workers)]
+
+    async def run_rooms(self, t0: int) -> dict[str, Any]:
+        task = self.task
+        for client in self.clients:
+            client.frames = client.new_peers = 0
+        latencies = array("q")
+        # The first of each room hears of every joiner; in a mesh room, each joiner also of
+        # those after it (a star room's clients hear of nobody).
+        expected = sum(self._joiners(room) for room, _ in self.firsts)
+
+        async def one(index: int) -> Client | None:
+            nonlocal expected
+            room = self._room_of(index)
+            async with self.connecting:
+                started = _now()
+                try:
+                    client = await self.join(f"{task.tag}-{room}", task.topology)
+                except Exception as exc:  # refused, reset, timed out: a lost join
+                    self.errors.append(f"join failed: {exc!r}")
+                    return None
+                latencies.append(client.joined_ns - started)
+            if task.topology != "star":
+                expected += self._joiners(room) - len(client.peers)
+            return client
+
+        joiners = [c for c in await asyncio.gather(
+            *(one(i) for i in range(task.worker, task.clients, task.workers))) if c]
+        await _poll(lambda: sum(c.new_peers for c in self.clients) >= expected,
+                    task.drain_timeout, None)
+        new_peers = sum(c.new_peers for c in self.clients)
+        return {"joined": len(joiners), "start_ns": t0,
+                "last_joined_ns": max((c.joined_ns for c in joiners), default=t0),
+                "last_event_ns": max((c.last_event_ns for c in self.clients), default=t0),
+                "frames": sum(c.frames for c in self.clients), "new_peers": new_peers,
+                "expected_new_peers": expected, "lost": expected - new_peers,
+                "latencies": latencies.tobytes(), "errors": self.errors[:20],
+                "error_count": len(self.errors)}
+
     async def setup_idle(self) -> None:
         await self.join_rooms()
         self.start_heartbeats()
@@ -388,11 +445,15 @@ async def _work(conn: Connection, task: Task) -> None:
         await worker.setup_pairs()
     elif task.kind == "idle":
         await worker.setup_idle()
+    elif task.kind == "rooms":
+        await worker.setup_rooms()
     conn.send(("ready", None))
     _, t0 = await _command(conn)
     await asyncio.sleep(max(0.0, (t0 - _now()) / 1e9))
     if task.kind == "storm":
         result = await worker.run_storm(t0)
+    elif task.kind == "rooms":
+        result = await worker.run_rooms(t0)
     elif task.kind == "idle":
         joined = sum(c.joined.done() for c in worker.clients)
         result = {"clients": joined, "lost": 0, "errors": worker.errors[:20],

@@ -43,7 +43,7 @@ class Adapter(Protocol):
 
     def new_client_id(self) -> str: ...
     def url(self, port: int, client_id: str) -> str: ...
-    def join_frame(self, room: str) -> bytes | None: ...
+    def join_frame(self, room: str, topology: str | None = None) -> bytes | None: ...
     def candidate_template(self, dst_id: str) -> bytes: ...
     def dispatch(self, client: Receiver, msg: dict[str, Any]) -> None: ...
 
@@ -62,8 +62,11 @@ class Switchboard:
     def url(self, port: int, client_id: str) -> str:
         return f"ws://127.0.0.1:{port}/"
 
-    def join_frame(self, room: str) -> bytes | None:
-        return b'{"event":"join_room","room_id":"%s"}' % room.encode()
+    def join_frame(self, room: str, topology: str | None = None) -> bytes | None:
+        if topology is None:
+            return b'{"event":"join_room","room_id":"%s"}' % room.encode()
+        return b'{"event":"join_room","room_id":"%s","topology":"%s"}' % (
+            room.encode(), topology.encode())
 
     def candidate_template(self, dst_id: str) -> bytes:
         """A send_to_peer frame with `%d` for the sequence number and the send time."""
@@ -96,8 +99,8 @@ class PeerJS:
         return (f"ws://127.0.0.1:{port}/myapp/peerjs?key=peerjs&id={client_id}"
                 f"&token={client_id[:8]}")
 
-    def join_frame(self, room: str) -> bytes | None:
-        return None  # a client is in once OPEN arrives
+    def join_frame(self, room: str, topology: str | None = None) -> bytes | None:
+        return None  # a client is in once OPEN arrives (PeerJS has no rooms)
 
     def candidate_template(self, dst_id: str) -> bytes:
         # The peerjs client's candidate message: {candidate, type, connectionId}.

@@ -34,6 +34,12 @@ ROWS = {
                  "lower", 1),
              Row("", "KB/conn, all server processes", "all_kib_per_conn", "lower", 1),
              Row("", "idle CPU, % of a core", "idle_cpu_percent", "lower", 2)],
+    "rooms": [Row("6 room storms", "star room: joins/s", "star_joins_per_s", "higher"),
+              Row("", "star room: frames per join", "star_frames_per_join", "lower", 2),
+              Row("", "star room: s until all joined", "star_all_joined_s", "lower", 2),
+              Row("", "mesh rooms: joins/s", "mesh_joins_per_s", "higher"),
+              Row("", "mesh rooms: frames per join", "mesh_frames_per_join", "lower", 2),
+              Row("", "mesh rooms: s until all joined", "mesh_all_joined_s", "lower", 2)],
 }
 
 
@@ -71,6 +77,9 @@ def describe(name: str, results: dict[str, Any]) -> str:
         return f"{r['pairs']} pairs, {r['offered_per_s']:,} msg/s offered, {r['seconds']:g} s"
     if name == "idle":
         return f"{r['clients']} sockets, {r['idle_seconds']:g} s idle"
+    if name == "rooms":
+        return (f"host + {r['joiners']} joiners; mesh rooms of {r['mesh_room_size']}; "
+                f"{r['concurrency']} at once")
     return ""
 
 
@@ -126,7 +135,8 @@ PeerJS = one node process; all on the same cores as the load generator. Join sto
 server has no rooms, so its "join" is connect + OPEN and it sends no new_peer. Idle: the
 Switchboard sockets sit in rooms of 2; PeerJS clients send HEARTBEAT every 5 s (as its
 browser client does). CPU per message counts every server process (Switchboard: gateway,
-relay and Redis) from /proc/<pid>/stat, from the start until the last message arrived."""
+relay and Redis) from /proc/<pid>/stat, from the start until the last message arrived.
+Room storms (Switchboard only): frames per join counts every frame any member received."""
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -144,7 +154,8 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
     except ImportError:
         return "no plot: matplotlib is not installed (pip install -e '.[bench]')"
     panels = [(name, row) for name, rows in ROWS.items() if name in scenarios for row in rows
-              if row.key not in ("all_joined_s", "p50_ms") and
+              if row.key not in ("all_joined_s", "p50_ms", "star_all_joined_s",
+                                 "mesh_all_joined_s") and
               (name, row.key) != ("cpu", "p99_ms")]
     columns = 3
     figure, axes = plt.subplots(-(-len(panels) // columns), columns,

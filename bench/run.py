@@ -7,7 +7,8 @@ and exits non-zero if any message or event that was sent did not arrive (or arri
 order, or a server answered with an error).
 
 Scenarios: throughput (closed loop), latency (at half the lower of the two maxima), storm
-(join storm), cpu (CPU per message at a fixed load), idle (idle connections).
+(join storm), cpu (CPU per message at a fixed load), idle (idle connections), rooms (join
+storms into a star room and into mesh rooms; Switchboard only, PeerJS has no rooms).
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ from bench.servers import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ("throughput", "latency", "storm", "cpu", "idle")
+ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms")
+# Scenarios that only Switchboard can run.
+SWITCHBOARD_ONLY = ("rooms",)
 # About 10 s of load in all: small enough for the CI suite, large enough to catch a loss.
 SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_clients=40,
                  storm_concurrency=20, cpu_pairs=10, cpu_rate=40.0, cpu_seconds=0.5,
-                 idle_clients=100, idle_seconds=0.5)
+                 idle_clients=100, idle_seconds=0.5, star_members=40, mesh_room_size=10)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
              "cpu_pairs": "CPU scenario pairs",
              "cpu_rate": "CPU scenario msg/s per pair (half each way)",
              "cpu_seconds": "CPU scenario seconds", "idle_clients": "idle sockets",
-             "idle_seconds": "seconds of idle CPU measurement"}
+             "idle_seconds": "seconds of idle CPU measurement",
+             "star_members": "room storms: members of the star room, host included",
+             "mesh_room_size": "room storms: members per mesh room"}
     for field in fields(Settings):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults,
                             field.name)), default=None,
@@ -83,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     base = SMOKE if args.smoke else Settings()
     values = asdict(base)
-    for name in ("pairs", "storm_clients", "cpu_pairs", "idle_clients"):
+    for name in ("pairs", "storm_clients", "cpu_pairs", "idle_clients", "star_members"):
         values[name] = max(2, int(values[name] * args.scale))
     for name in values:
         if getattr(args, name) is not None:
@@ -178,11 +183,14 @@ def _one(name: str, server: Server, settings: Settings, rate: float | None) -> d
             result = scenarios.paced(server, settings, settings.cpu_pairs,
                                      settings.cpu_rate * settings.cpu_pairs,
                                      settings.cpu_seconds)
+        elif name == "rooms":
+            result = scenarios.room_storms(server, settings)
         else:
             result = scenarios.idle(server, settings)
     except (WorkerFailed, OSError, TimeoutError) as exc:
         result = {"failed": str(exc), "lost": None}
     brief = {k: result.get(k) for k in ("msgs_per_s", "p99_ms", "joins_per_s",
+                                        "star_joins_per_s", "star_frames_per_join",
                                         "server_cpu_per_1k", "main_kib_per_conn", "lost",
                                         "error_count", "failed") if k in result}
     print(f"{time.monotonic() - started:.1f} s {brief}", flush=True)
@@ -263,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             rate = 0.5 * min(m for m in maxima if m)
         results[scenario] = {}
         for name in names:
+            if scenario in SWITCHBOARD_ONLY and name != "switchboard":
+                continue
             server = servers[name] = _start(name, settings)
             try:
                 results[scenario][name] = _one(scenario, server, settings, rate)

@@ -1,4 +1,4 @@
-"""The five scenarios, run against one server at a time by forked load-generator workers.
+"""The scenarios, run against one server at a time by forked load-generator workers.
 
 Each scenario deals its pairs or clients to `workers` processes (bench.loadgen), waits until
 all are set up, starts them together, and reads the server's CPU and memory from /proc
@@ -44,6 +44,11 @@ class Settings:
     cpu_seconds: float = 10.0
     idle_clients: int = 10_000
     idle_seconds: float = 20.0  # one server ping interval (SWITCHBOARD_PING_INTERVAL)
+    # Room storms (Switchboard only): a star room filled to this many members (the host
+    # first; the default fills SWITCHBOARD_STAR_ROOM_CAPACITY), and as many joiners into
+    # mesh rooms of `mesh_room_size`, each with its first member in before.
+    star_members: int = 1000
+    mesh_room_size: int = 100
 
 
 class WorkerFailed(RuntimeError):
@@ -226,6 +231,46 @@ def storm(server: Server, settings: Settings) -> dict[str, Any]:
         "server_cpu_by_process_s": measured.cpu_by_process,
         "others_cpu_s": round(measured.machine_cpu - measured.server_cpu, 3),  # incl. clients
     }
+
+
+def room_storms(server: Server, settings: Settings) -> dict[str, Any]:
+    """(6) How joins cost by topology: a star room fills up (its host first), then as many
+    joiners go into mesh rooms of `mesh_room_size`. Frames per join: every frame any
+    member received during the storm, per join (a star client's join costs its
+    joined_room and the host's new_peer; a mesh join tells everyone already there)."""
+    joiners = settings.star_members - 1
+    results: dict[str, Any] = {"joiners": joiners, "star_members": settings.star_members,
+                               "mesh_room_size": settings.mesh_room_size,
+                               "concurrency": settings.storm_concurrency}
+    lost = errors = 0
+    first_errors: list[str] = []
+    for name, topology, size in (("star", "star", settings.star_members),
+                                 ("mesh", None, settings.mesh_room_size)):
+        task = _task("rooms", server, settings, clients=joiners, room_size=size,
+                     topology=topology, concurrency=settings.storm_concurrency)
+        measured = _run_workers(server, task, 60, 180)
+        runs = measured.results
+        start = min(r["start_ns"] for r in runs)
+        joined = sum(r["joined"] for r in runs)
+        all_joined = (max(r["last_joined_ns"] for r in runs) - start) / 1e9
+        all_events = (max(r["last_event_ns"] for r in runs) - start) / 1e9
+        latencies = sorted(x for r in runs for x in array("q", r["latencies"]))
+        results.update({
+            f"{name}_joined": joined,
+            f"{name}_joins_per_s": round(joined / all_joined) if all_joined > 0 else None,
+            f"{name}_all_joined_s": round(all_joined, 3),
+            f"{name}_all_events_s": round(all_events, 3),
+            f"{name}_frames_per_join": round(sum(r["frames"] for r in runs) / max(joined, 1),
+                                             2),
+            f"{name}_join_p99_ms": (round(latencies[int(len(latencies) * 0.99)] / 1e6, 2)
+                                    if latencies else None),
+            f"{name}_server_cpu_ms_per_join": round(1000 * measured.server_cpu /
+                                                    max(joined, 1), 3),
+        })
+        lost += (joiners - joined) + sum(r["lost"] for r in runs)
+        errors += sum(r["error_count"] for r in runs)
+        first_errors += [e for r in runs for e in r["errors"]]
+    return {**results, "lost": lost, "error_count": errors, "errors": first_errors[:10]}
 
 
 def idle(server: Server, settings: Settings) -> dict[str, Any]:

@@ -19,7 +19,8 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     [path] = tmp_path.glob("bench-*.json")
     results = json.loads(path.read_text())
     assert results["ok"] and results["lost"] == 0 and not results["problems"], output
-    assert set(results["scenarios"]) == {"throughput", "latency", "storm", "cpu", "idle"}
+    assert set(results["scenarios"]) == {"throughput", "latency", "storm", "cpu", "idle",
+                                         "rooms"}
     for scenario, by_server in results["scenarios"].items():
         assert "switchboard" in by_server, scenario
         for server, result_ in by_server.items():
@@ -33,3 +34,10 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     assert all(user + kernel > 0 for user, kernel in split.values()), split
     assert "Server CPU per message delivered, by process" in result.stdout
     assert "gateway " in result.stdout.split("by process")[1]
+    # Room storms: a star client's join costs two frames (its joined_room, the host's
+    # new_peer); a mesh join tells everyone there. PeerJS has no rooms to storm.
+    rooms = results["scenarios"]["rooms"]
+    assert set(rooms) == {"switchboard"}
+    assert rooms["switchboard"]["star_frames_per_join"] == 2.0
+    assert rooms["switchboard"]["mesh_frames_per_join"] > 3
+    assert "6 room storms" in result.stdout
