@@ -1,9 +1,9 @@
 """StarSession (/client/switchboard.js) and the broadcast demo in headless Chromium.
 
 A host with a fake camera and three clients, on both gateways of the shared cluster, run
-StarSession as a page of a user's would: every client plays the host's video; a client's
-message reaches the host and the two other clients with its `senderId`; the host's `peers`
-shows three connected links. Then the host calls `close()`: the longest-present client
+StarSession as a page of a user's would: every client plays the host's video, and the host
+(only) the one client's that has a camera; a client's message reaches the host and the
+two other clients with its `senderId`; the host's `peers` shows three connected links. Then the host calls `close()`: the longest-present client
 becomes host, the other two connect to it without reloading, and messages flow again.
 The broadcast demo (/demo/broadcast), built on StarSession, is driven through its page.
 
@@ -27,6 +27,13 @@ LINK_S = 25  # ICE, DTLS and the DataChannel, on a loaded 2-core machine
 
 # Runs in a page of the gateway's origin: import the library, start a session, record.
 HARNESS = """async ({room, name, camera, options}) => {
+  // Every RTCPeerConnection the library makes, so that a test can kill one (as a dead
+  // network would) and watch the library recover.
+  const Native = window.RTCPeerConnection;
+  window.connections = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.connections.push(this); }
+  };
   const { StarSession } = await import('/client/switchboard.js');
   const stream = camera
     ? await navigator.mediaDevices.getUserMedia({ video: true, audio: true }) : null;
@@ -113,7 +120,9 @@ async def test_a_host_and_three_clients_then_a_handover(
 ) -> None:
     ports = [port for _, port in cluster.gateways[:2]]
     host = await StarTab.start(browser, ports[0], room, "Host", camera=True)
-    clients = [await StarTab.start(browser, ports[i % 2], room, f"Client{i}")
+    # Client1 has a camera too: its stream goes to the host only (and, once it is host,
+    # to everyone).
+    clients = [await StarTab.start(browser, ports[i % 2], room, f"Client{i}", camera=i == 1)
                for i in (1, 2, 3)]
     tabs = [host, *clients]
     try:
@@ -128,6 +137,9 @@ async def test_a_host_and_three_clients_then_a_handover(
                            && Object.keys(window.star.states).length === 4""", ids, LINK_S,
                         "three connected links in `peers`")
         assert (await host.state())["states"][host.peer_id] == "connected"
+        await host.plays_video_of(ids[0])
+        for client in clients[1:]:
+            assert set((await client.state())["playing"]) == {host.peer_id}
         first_links_ms = max(await connected_after_start(clients, host.peer_id))
 
         # A client's message: to the host and, relayed, to the two others; not back to it.
@@ -149,6 +161,7 @@ async def test_a_host_and_three_clients_then_a_handover(
             await client.wait("id => window.star.hostId === id", new_host.peer_id,
                               what="the new host")
             await client.connected_to(new_host.peer_id)
+            await client.plays_video_of(new_host.peer_id)
         await new_host.wait("ids => ids.every(id => window.star.states[id] === 'connected')",
                             ids[1:], LINK_S,
                             "two connected links after the handover")
@@ -197,6 +210,32 @@ async def test_a_client_without_signaling_keeps_its_link(
         await quiet.heard(other.peer_id, {"text": "and back"})
     finally:
         await asyncio.gather(*(tab.close() for tab in (host, quiet, other)))
+
+
+async def test_a_link_that_dies_is_negotiated_again(
+        browser: Browser, cluster: Cluster, room: str) -> None:
+    """The client's RTCPeerConnection dies under it: the host sees its channel close and
+    offers a new connection, which the client takes; messages flow again."""
+    ports = [port for _, port in cluster.gateways[:2]]
+    host = await StarTab.start(browser, ports[0], room, "Host", camera=True)
+    client = await StarTab.start(browser, ports[1], room, "Client")
+    try:
+        await client.connected_to(host.peer_id)
+        await host.connected_to(client.peer_id)
+        await client.page.evaluate("() => window.connections.forEach(pc => pc.close())")
+        await client.wait("""id => window.star.events.filter(
+            ([type, peer]) => type === 'connected' && peer === id).length === 2""",
+                          host.peer_id, LINK_S, "a second connected link to the host")
+        events = (await host.state())["events"]
+        assert events.count(["negotiating", client.peer_id]) == 2, events
+        await client.plays_video_of(host.peer_id)
+        await client.send({"text": "back"})
+        await host.heard(client.peer_id, {"text": "back"})
+        await host.send({"text": "welcome back"})
+        await client.heard(host.peer_id, {"text": "welcome back"})
+        assert not (await client.state())["errors"] and not (await host.state())["errors"]
+    finally:
+        await asyncio.gather(host.close(), client.close())
 
 
 # --- the broadcast demo ----------------------------------------------------------------
