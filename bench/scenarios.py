@@ -203,6 +203,24 @@ def paced(server: Server, settings: Settings, pairs: int, rate: float,
             "p999_ms": ms(0.999), "max_ms": ms(1.0), **_pairs_summary(measured)}
 
 
+def _join_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Joins of a storm: how many, how fast, how long until all joined (and until every
+    new_peer arrived), join latency percentiles."""
+    start = min(r["start_ns"] for r in runs)
+    joined = sum(r["joined"] for r in runs)
+    all_joined = (max(r["last_joined_ns"] for r in runs) - start) / 1e9
+    all_events = (max(r["last_event_ns"] for r in runs) - start) / 1e9
+    latencies = sorted(x for r in runs for x in array("q", r["latencies"]))
+
+    def ms(q: float) -> float | None:
+        return round(latencies[int(len(latencies) * q)] / 1e6, 2) if latencies else None
+
+    return {"joined": joined,
+            "joins_per_s": round(joined / all_joined) if all_joined > 0 else None,
+            "all_joined_s": round(all_joined, 3), "all_events_s": round(all_events, 3),
+            "join_p50_ms": ms(0.5), "join_p99_ms": ms(0.99)}
+
+
 def storm(server: Server, settings: Settings) -> dict[str, Any]:
     """(3) K clients connect and join rooms of 4 as fast as they can."""
     clients = settings.storm_clients
@@ -210,21 +228,12 @@ def storm(server: Server, settings: Settings) -> dict[str, Any]:
                  concurrency=settings.storm_concurrency)
     measured = _run_workers(server, task, 60, 180)
     results = measured.results
-    start = min(r["start_ns"] for r in results)
-    joined = sum(r["joined"] for r in results)
-    all_joined = (max(r["last_joined_ns"] for r in results) - start) / 1e9
-    all_events = (max(r["last_event_ns"] for r in results) - start) / 1e9
-    latencies = sorted(x for r in results for x in array("q", r["latencies"]))
+    figures = _join_figures(results)
     return {
-        "clients": clients, "joined": joined, "concurrency": settings.storm_concurrency,
-        "joins_per_s": round(joined / all_joined) if all_joined > 0 else None,
-        "all_joined_s": round(all_joined, 3), "all_events_s": round(all_events, 3),
-        "join_p50_ms": round(latencies[len(latencies) // 2] / 1e6, 2) if latencies else None,
-        "join_p99_ms": (round(latencies[int(len(latencies) * 0.99)] / 1e6, 2)
-                        if latencies else None),
+        "clients": clients, "concurrency": settings.storm_concurrency, **figures,
         "new_peers": sum(r["new_peers"] for r in results),
         "expected_new_peers": sum(r["expected_new_peers"] for r in results),
-        "lost": (clients - joined) + sum(r["lost"] for r in results),
+        "lost": (clients - figures["joined"]) + sum(r["lost"] for r in results),
         "error_count": sum(r["error_count"] for r in results),
         "errors": [e for r in results for e in r["errors"]][:10],
         "server_cpu_s": round(measured.server_cpu, 3),
@@ -250,20 +259,12 @@ def room_storms(server: Server, settings: Settings) -> dict[str, Any]:
                      topology=topology, concurrency=settings.storm_concurrency)
         measured = _run_workers(server, task, 60, 180)
         runs = measured.results
-        start = min(r["start_ns"] for r in runs)
-        joined = sum(r["joined"] for r in runs)
-        all_joined = (max(r["last_joined_ns"] for r in runs) - start) / 1e9
-        all_events = (max(r["last_event_ns"] for r in runs) - start) / 1e9
-        latencies = sorted(x for r in runs for x in array("q", r["latencies"]))
+        figures = _join_figures(runs)
+        joined = figures["joined"]
+        results.update({f"{name}_{key}": value for key, value in figures.items()})
         results.update({
-            f"{name}_joined": joined,
-            f"{name}_joins_per_s": round(joined / all_joined) if all_joined > 0 else None,
-            f"{name}_all_joined_s": round(all_joined, 3),
-            f"{name}_all_events_s": round(all_events, 3),
             f"{name}_frames_per_join": round(sum(r["frames"] for r in runs) / max(joined, 1),
                                              2),
-            f"{name}_join_p99_ms": (round(latencies[int(len(latencies) * 0.99)] / 1e6, 2)
-                                    if latencies else None),
             f"{name}_server_cpu_ms_per_join": round(1000 * measured.server_cpu /
                                                     max(joined, 1), 3),
         })

@@ -19,7 +19,10 @@
  *                hostChangedAt and reconnectedAt (the latest handover)
  */
 import { StarSession } from '/client/switchboard.js';
-import { $, MAX_CHAT_TEXT, addChatLine, addNotice, now, play } from './page.js';
+import {
+  $, MAX_CHAT_TEXT, addChatLine, addNotice, joinIfNamed, now, play, rememberRoomInAddress,
+  wireControls,
+} from './page.js';
 
 const broadcast = window.broadcast = {
   state: 'idle',
@@ -295,39 +298,12 @@ function renderButtons() {
   $('share-camera').hidden = !hosting || !camera || presenting === camera;
 }
 
-function rememberRoomInAddress(roomId) {
-  const params = new URLSearchParams(location.search);
-  params.set('room', roomId);
-  history.replaceState(null, '', `${location.pathname}?${params}`);
-}
-
 function start() {
-  const params = new URLSearchParams(location.search);
-  $('room').value = params.get('room') || '';
-  $('name').value = params.get('name') || '';
-  $('join-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const roomId = $('room').value.trim();
-    const name = $('name').value.trim();
-    if (roomId && name && !session) {
-      join(roomId, name);
-    }
-  });
-  $('leave').addEventListener('click', () => stop('left'));
+  wireControls({ join, leave: () => stop('left'), chat: sendChat, inRoom: () => !!session });
   $('share-screen').addEventListener('click', shareScreen);
   $('share-camera').addEventListener('click', shareCamera);
-  $('chat-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const text = $('chat-input').value.trim().slice(0, MAX_CHAT_TEXT);
-    if (text) {
-      sendChat(text);
-      $('chat-input').value = '';
-    }
-  });
   setState('idle');
-  if ($('room').value.trim() && $('name').value.trim()) {
-    $('join-form').requestSubmit();
-  }
+  joinIfNamed();
 }
 
 start();

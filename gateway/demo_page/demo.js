@@ -16,7 +16,10 @@
  *               received, palava's peer_connection_established, first remote video frame
  *   reconnects  how many times the page joined again after losing the server
  */
-import { $, MAX_CHAT_TEXT, addChatLine, addNotice, now, play } from './page.js';
+import {
+  $, MAX_CHAT_TEXT, addChatLine, addNotice, joinIfNamed, now, play, rememberRoomInAddress,
+  wireControls,
+} from './page.js';
 
 /* global palava */
 
@@ -361,13 +364,6 @@ function setState(state) {
   $('local-name').textContent = demo.name ? `${demo.name} (you)` : 'you';
 }
 
-function rememberRoomInAddress(roomId) {
-  // So that the address bar holds a link to share.
-  const params = new URLSearchParams(location.search);
-  params.set('room', roomId);
-  history.replaceState(null, '', `${location.pathname}?${params}`);
-}
-
 // --- the page's controls ---
 
 function start() {
@@ -377,30 +373,9 @@ function start() {
     return;
   }
   $('palava-version').textContent = palava.LIB_VERSION;
-  const params = new URLSearchParams(location.search);
-  $('room').value = params.get('room') || '';
-  $('name').value = params.get('name') || '';
-  $('join-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const roomId = $('room').value.trim();
-    const name = $('name').value.trim();
-    if (roomId && name && !session) {
-      join(roomId, name);
-    }
-  });
-  $('leave').addEventListener('click', () => stop('left'));
-  $('chat-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const text = $('chat-input').value.trim().slice(0, MAX_CHAT_TEXT);
-    if (text) {
-      sendChat(text);
-      $('chat-input').value = '';
-    }
-  });
+  wireControls({ join, leave: () => stop('left'), chat: sendChat, inRoom: () => !!session });
   setState('idle');
-  if ($('room').value.trim() && $('name').value.trim()) {
-    $('join-form').requestSubmit();
-  }
+  joinIfNamed();
 }
 
 start();

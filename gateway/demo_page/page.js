@@ -86,3 +86,60 @@ export function play(video, stream) {
     }).catch(() => {});
   }
 }
+
+/**
+ * @typedef {object} Controls  what a page does when its controls are used
+ * @property {(roomId: string, name: string) => void} join  the join form, when not in a room
+ * @property {() => void} leave  the leave button
+ * @property {(text: string) => void} chat  the chat form, with the trimmed text
+ * @property {() => boolean} inRoom  whether the page is in (or joining) a room
+ */
+
+/**
+ * Wire the join form, the leave button and the chat form, filling the form from the
+ * address (`?room=..&name=..`).
+ * @param {Controls} controls
+ */
+export function wireControls(controls) {
+  const params = new URLSearchParams(location.search);
+  const input = (/** @type {string} */ id) => /** @type {HTMLInputElement} */ ($(id));
+  input('room').value = params.get('room') || '';
+  input('name').value = params.get('name') || '';
+  $('join-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const roomId = input('room').value.trim();
+    const name = input('name').value.trim();
+    if (roomId && name && !controls.inRoom()) {
+      controls.join(roomId, name);
+    }
+  });
+  $('leave').addEventListener('click', () => controls.leave());
+  $('chat-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = input('chat-input').value.trim().slice(0, MAX_CHAT_TEXT);
+    if (text) {
+      controls.chat(text);
+      input('chat-input').value = '';
+    }
+  });
+}
+
+/** Join at once when the address named a room and a name. */
+export function joinIfNamed() {
+  const form = /** @type {HTMLFormElement} */ ($('join-form'));
+  const filled = ['room', 'name'].every(
+    (id) => /** @type {HTMLInputElement} */ ($(id)).value.trim() !== '');
+  if (filled) {
+    form.requestSubmit();
+  }
+}
+
+/**
+ * Put the room in the address bar, so that it holds a link to share.
+ * @param {string} roomId
+ */
+export function rememberRoomInAddress(roomId) {
+  const params = new URLSearchParams(location.search);
+  params.set('room', roomId);
+  history.replaceState(null, '', `${location.pathname}?${params}`);
+}
