@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from gateway.app import create_app
+from gateway.join_tokens import JoinTokens, PublicKeyError
 from gateway.ws_upgrade import GatewayHttpProtocol
 from shared.logs import configure_logging
 from shared.runtime import tune_garbage_collector
-from shared.settings import Settings
+from shared.settings import ENV_NAMES, Settings
+
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    try:
+        JoinTokens(settings.join_secret, settings.join_public_key)
+    except PublicKeyError as exc:
+        sys.exit(str(exc))
+    if not settings.turn_secret and any(
+            not url.startswith("stun:") for url in settings.ice_url_list):
+        log.warning("%s names TURN servers but %s is not set: joined_room leaves them out",
+                    ENV_NAMES["ice_urls"], ENV_NAMES["turn_secret"])
     app = create_app(settings)
     tune_garbage_collector()
     # One process per gateway: scale by running more of them (Procfile, k8s replicas).

@@ -16,6 +16,7 @@ from gateway.browser_library import library_routes
 from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
 from gateway.heartbeat import Heartbeat
+from gateway.origins import AllowedOrigins
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
 from shared import keys
@@ -33,6 +34,7 @@ def create_app(settings: Settings) -> App:
     app: App = Sanic("switchboard", configure_logging=False)
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
     app.ctx.settings = settings
+    app.ctx.allowed_origins = AllowedOrigins(settings.allowed_origin_list)
 
     @app.before_server_start
     async def start(app: App) -> None:

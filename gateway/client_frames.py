@@ -27,6 +27,10 @@ class _Frame(msgspec.Struct):
     status: Any = msgspec.UNSET
     peer_id: Any = None
     topology: Any = None
+    resumable: Any = None
+    token: Any = None  # a join token
+    resume_token: Any = None
+    last_frame_seq: Any = None
     # Kept as the client's bytes so that SDP and candidates pass through untouched.
     data: msgspec.Raw = msgspec.Raw()
 
@@ -50,6 +54,15 @@ class JoinRoom(NamedTuple):
     room_id: str
     status: Status
     topology: Topology | None = None  # None: the room's (mesh for a new room)
+    resumable: bool = False
+    token: object = None  # a join token, checked by the session when tokens are required
+
+
+class ResumeRequest(NamedTuple):
+    """`resume` (protocol.md, "Resume"): take a peer over with its resume token."""
+
+    resume_token: str
+    last_frame_seq: int
 
 
 class LeaveRoom(NamedTuple):
@@ -65,7 +78,7 @@ class SendToPeer(NamedTuple):
     data: bytes  # a JSON object holding a valid `event`, with no `sender_id`
 
 
-Command = Ping | InfoRequest | JoinRoom | LeaveRoom | UpdateStatus | SendToPeer
+Command = Ping | InfoRequest | JoinRoom | LeaveRoom | UpdateStatus | SendToPeer | ResumeRequest
 
 
 class Refusal(NamedTuple):
@@ -134,7 +147,17 @@ def _join_room(frame: _Frame, in_room: bool) -> JoinRoom | ErrorText:
     topology = parse_topology(frame.topology)
     if isinstance(topology, ErrorText):
         return topology
-    return JoinRoom(room_id, status, topology)
+    # Only JSON true asks for resume; the token is looked at by the session.
+    return JoinRoom(room_id, status, topology, frame.resumable is True, frame.token)
+
+
+def _resume(frame: _Frame, in_room: bool) -> ResumeRequest | ErrorText:
+    if in_room:
+        return ErrorText.ALREADY_JOINED
+    token, last = frame.resume_token, frame.last_frame_seq
+    if not isinstance(token, str) or type(last) is not int or last < 0:
+        return ErrorText.CANNOT_RESUME
+    return ResumeRequest(token, last)
 
 
 _TOPOLOGIES = {topology.value: topology for topology in Topology}
@@ -188,4 +211,5 @@ _PARSERS: dict[str, Any] = {
     "leave_room": lambda frame, in_room: LeaveRoom(),
     "update_status": _update_status,
     "send_to_peer": _send_to_peer,
+    "resume": _resume,
 }

@@ -5,9 +5,23 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gateway import client_frames as cf
+from gateway.join_tokens import JoinTokens
+from gateway.resume_tokens import new_token, token_digest, token_target
 from shared import keys
-from shared.events import AnyEvent, Join, JoinRefused, Leave, SendToPeer, UpdateStatus
-from shared.frames import INFO, PONG, error_frame
+from shared.events import (
+    AnyEvent,
+    Detach,
+    Join,
+    JoinRefused,
+    Leave,
+    Resume,
+    Resumed,
+    SendToPeer,
+    UpdateStatus,
+)
+from shared.frames import INFO, PONG, ErrorText, error_frame
+
+_OPEN = JoinTokens("", "")  # no join tokens required
 
 
 class Forward(NamedTuple):
@@ -21,26 +35,40 @@ class Session:
     """A peer: its id, the room it is in (as digest and shard stream), its join counter.
 
     The relay owns membership; the session keeps only what routing needs and what lets
-    the gateway answer "already joined" and "not in any room" without asking.
+    the gateway answer "already joined" and "not in any room" without asking. `socket_id`
+    names the socket (its channel); `conn_id` is the peer it is, the same until it
+    resumes another (protocol.md, "Resume").
     """
 
-    __slots__ = ("conn_id", "gateway_id", "shards", "room", "stream", "join_seq")
+    __slots__ = ("conn_id", "socket_id", "gateway_id", "shards", "room", "stream", "join_seq",
+                 "resumable", "resuming", "token", "join_tokens")
 
-    def __init__(self, conn_id: str, gateway_id: str, shards: int) -> None:
-        self.conn_id = conn_id
+    def __init__(self, socket_id: str, gateway_id: str, shards: int,
+                 join_tokens: JoinTokens = _OPEN) -> None:
+        self.socket_id = socket_id
+        self.conn_id = socket_id
         self.gateway_id = gateway_id
         self.shards = shards
         self.room: str | None = None
         self.stream = ""
         self.join_seq = 0
+        self.resumable = False  # the current membership is
+        self.resuming = False  # a resume is on its way to the relay
+        # The resume token the next joined_room hands out (in clear: only this process
+        # and the client ever see it).
+        self.token: str | None = None
+        self.join_tokens = join_tokens
 
     def handle(self, text: str | bytes) -> bytes | Forward | None:
         """A client frame in; a reply for the client, an event for a relay, or nothing."""
         room = self.room
-        command = cf.parse_frame(text, room is not None)
-        # parse_frame refuses send_to_peer and update_status outside a room: `room` is set.
+        command = cf.parse_frame(text, room is not None or self.resuming)
+        # parse_frame refuses send_to_peer and update_status outside a room; while a
+        # resume is pending, the session does.
         if isinstance(command, cf.SendToPeer):  # the hot path first
-            return self._forward(SendToPeer(conn=self.conn_id, room=room or "",
+            if room is None:
+                return error_frame(ErrorText.NOT_IN_ROOM, "send_to_peer")
+            return self._forward(SendToPeer(conn=self.conn_id, room=room,
                                             peer=command.peer_id, data=command.data))
         if isinstance(command, cf.Refusal):
             return error_frame(command.text, command.received)
@@ -51,30 +79,87 @@ class Session:
         if isinstance(command, cf.JoinRoom):
             return self._join(command)
         if isinstance(command, cf.UpdateStatus):
+            if room is None:
+                return error_frame(ErrorText.NOT_IN_ROOM, "update_status")
             return self._forward(
-                UpdateStatus(conn=self.conn_id, room=room or "", status=command.status))
+                UpdateStatus(conn=self.conn_id, room=room, status=command.status))
+        if isinstance(command, cf.ResumeRequest):
+            return self._resume(command)
         return self.leave()  # cf.LeaveRoom
 
-    def _join(self, command: cf.JoinRoom) -> Forward:
+    def _join(self, command: cf.JoinRoom) -> Forward | bytes:
+        if self.join_tokens.required and not self.join_tokens.allows(command.token,
+                                                                     command.room_id):
+            return error_frame(ErrorText.NOT_ALLOWED, "join_room")
         self.room = keys.room_digest(command.room_id)
-        self.stream = keys.shard_stream(keys.shard_of(self.room, self.shards))
+        shard = keys.shard_of(self.room, self.shards)
+        self.stream = keys.shard_stream(shard)
         self.join_seq += 1
-        return self._forward(Join(conn=self.conn_id, room=self.room, gateway=self.gateway_id,
-                                  seq=self.join_seq, status=command.status,
-                                  topology=command.topology))
+        self.resumable = command.resumable
+        self.token = new_token(shard, self.conn_id) if command.resumable else None
+        return self._forward(Join(
+            conn=self.conn_id, room=self.room, gateway=self.gateway_id, seq=self.join_seq,
+            status=command.status, topology=command.topology,
+            token_digest=token_digest(self.token) if self.token else "",
+            socket="" if self.socket_id == self.conn_id else self.socket_id))
+
+    def _resume(self, command: cf.ResumeRequest) -> Forward | bytes:
+        target = token_target(command.resume_token, self.shards)
+        if target is None:  # not a token this service hands out: no relay need look
+            return error_frame(ErrorText.CANNOT_RESUME, "resume")
+        self.stream = keys.shard_stream(target.shard)
+        self.join_seq += 1
+        self.resuming = True
+        self.token = new_token(target.shard, target.conn)
+        return self._forward(Resume(
+            conn=target.conn, room="", gateway=self.gateway_id, seq=self.join_seq,
+            socket=self.socket_id, token_digest=token_digest(command.resume_token),
+            new_token_digest=token_digest(self.token),
+            last_frame_seq=command.last_frame_seq))
 
     def leave(self) -> Forward | None:
-        """Leave the current room (also what a closing socket does); None when in none."""
+        """leave_room: leave the current room; None when in none."""
         if self.room is None:
             return None
-        forward = self._forward(Leave(conn=self.conn_id, room=self.room))
-        self.room = None
+        # A resumable member's leave names this socket: if another socket has taken the
+        # peer over meanwhile, the peer stays.
+        forward = self._forward(Leave(conn=self.conn_id, room=self.room,
+                                      socket=self.socket_id if self.resumable else ""))
+        self._no_room()
+        return forward
+
+    def closed(self) -> Forward | None:
+        """The socket closed: a resumable peer is detached (it may resume within its grace
+        period), any other leaves."""
+        if self.room is None or not self.resumable:
+            return self.leave()
+        forward = self._forward(Detach(conn=self.conn_id, room=self.room,
+                                       socket=self.socket_id))
+        self._no_room()
         return forward
 
     def join_refused(self, refusal: JoinRefused) -> None:
-        """The relay turned the join down (room full): the socket is in no room."""
+        """The relay turned the join or resume down: the socket is in no room."""
         if refusal.seq == self.join_seq:
-            self.room = None
+            self._no_room()
+
+    def resumed(self, resumed: Resumed) -> None:
+        """The relay accepted the resume: this socket is that peer now, in its room."""
+        if resumed.seq == self.join_seq:
+            self.conn_id = resumed.conn
+            self.room = resumed.room
+            self.resuming = False
+            self.resumable = True
+
+    def taken_over(self) -> None:
+        """Another socket resumed this peer: this one is in no room (and is closed)."""
+        self._no_room()
+
+    def _no_room(self) -> None:
+        self.room = None
+        self.resuming = False
+        self.resumable = False
+        self.token = None
 
     def _forward(self, event: AnyEvent) -> Forward:
         return Forward(self.stream, event)

@@ -13,6 +13,8 @@ import msgspec
 from redis.exceptions import RedisError
 
 from gateway.event_sink import EventSink
+from gateway.ice_servers import IceServers
+from gateway.join_tokens import JoinTokens
 from gateway.outbox import Outbox
 from gateway.rate_limit import FrameRate, Verdict
 from gateway.session import Forward, Session
@@ -22,10 +24,15 @@ from shared import keys
 from shared.close_codes import CloseCode
 from shared.events import (
     AnyEvent,
+    Detach,
     Join,
     JoinRefused,
     Leave,
+    ReplayBroken,
+    Resume,
+    Resumed,
     SendToPeer,
+    TakenOver,
     UpdateStatus,
     control_decoder,
     event_encoder,
@@ -49,30 +56,38 @@ def _spawn(work: Coroutine[Any, Any, None]) -> None:
 
 _EVENT_NAMES: dict[type[AnyEvent], str] = {
     Join: "join_room", Leave: "leave_room", UpdateStatus: "update_status",
-    SendToPeer: "send_to_peer",
+    SendToPeer: "send_to_peer", Resume: "resume", Detach: "leave_room",
 }
+_JOINED_ROOM = b'{"event":"joined_room"'
+
 
 
 class Socket:
     """One client connection: its session, its outbox, its WebSocket, its limits."""
 
-    __slots__ = ("connection", "session", "outbox", "channel", "rate", "batches")
+    __slots__ = ("connection", "session", "outbox", "channel", "rate", "gateway",
+                 "awaiting_joined")
 
     def __init__(self, connection: WsConnection, session: Session, outbox: Outbox,
-                 rate: FrameRate, batches: list[Outbox]) -> None:
+                 rate: FrameRate, gateway: Gateway) -> None:
         self.connection = connection
         self.session = session
         self.outbox = outbox
-        self.channel = keys.connection_channel(session.conn_id).encode()
+        self.channel = keys.connection_channel(session.socket_id).encode()
         self.rate = rate
-        self.batches = batches  # the gateway's outboxes holding a batch
+        self.gateway = gateway
+        # A join or resume is on its way: its joined_room gets this gateway's fields.
+        self.awaiting_joined = False
 
     def deliver(self, payload: bytes) -> None:
         """What the relay published for this socket: a frame, or a word for the gateway.
         Frames wait for the end of the read from Redis (Gateway.send_batches)."""
         if payload[:1] == b"{":
+            if self.awaiting_joined and payload.startswith(_JOINED_ROOM):
+                self.awaiting_joined = False
+                payload = self.gateway.joined_room_for(self.session, payload)
             if self.outbox.push_batched(payload):
-                self.batches.append(self.outbox)
+                self.gateway.batches.append(self.outbox)
             return
         try:
             control = control_decoder.decode(payload)
@@ -82,6 +97,13 @@ class Socket:
             return
         if isinstance(control, JoinRefused):
             self.session.join_refused(control)
+        elif isinstance(control, Resumed):
+            self.session.resumed(control)
+        elif isinstance(control, TakenOver):
+            self.session.taken_over()
+            self.connection.close(CloseCode.TAKEN_OVER, "resumed elsewhere")
+        elif isinstance(control, ReplayBroken):
+            self.gateway.replay_broken(self)
 
 
 class Gateway:
@@ -95,8 +117,10 @@ class Gateway:
         self.subscriber = subscriber
         self.sockets: dict[bytes, Socket] = {}
         self.draining = False
-        self._batches: list[Outbox] = []
+        self.batches: list[Outbox] = []  # outboxes holding frames of the current read
         subscriber.after_deliveries = self.send_batches
+        self.join_tokens = JoinTokens(settings.join_secret, settings.join_public_key)
+        self.ice = IceServers(settings.turn_secret, settings.turn_ttl_s, settings.ice_url_list)
         self._held: set[Socket] = set()
         sink.drained = self._release_held
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
@@ -114,10 +138,10 @@ class Gateway:
             connection.close(CloseCode.SHUTDOWN, "shutdown")
             return
         settings = self.settings
-        session = Session(str(uuid.uuid4()), self.id, settings.shards)
+        session = Session(str(uuid.uuid4()), self.id, settings.shards, self.join_tokens)
         rate = FrameRate(settings.frame_rate, settings.frame_burst, connection.last_heard)
         outbox = Outbox(connection, settings.send_buffer_bytes)
-        socket = Socket(connection, session, outbox, rate, self._batches)
+        socket = Socket(connection, session, outbox, rate, self)
         self.sockets[socket.channel] = socket
         try:
             # While Redis is away the socket is still served (ping, info, errors); its
@@ -165,7 +189,9 @@ class Gateway:
         event = forward.event
         # A reply could not reach an unsubscribed socket: refuse rather than lose it.
         # A leave still goes out, so that the peer is removed from its room.
-        if type(event) is Leave or self.subscriber.is_live(socket.channel):
+        if type(event) in (Leave, Detach) or self.subscriber.is_live(socket.channel):
+            if type(event) in (Join, Resume):
+                socket.awaiting_joined = True
             self.sink.submit(forward.stream, event_encoder.encode(event),
                              lambda _: self._not_taken(socket, forward))
             if self.sink.busy and socket not in self._held:
@@ -178,7 +204,7 @@ class Gateway:
     def send_batches(self) -> None:
         """One write per socket for what one read from Redis brought it: at full load a
         socket often gets several frames at once, and each write is a system call."""
-        batches, self._batches[:] = list(self._batches), []
+        batches, self.batches[:] = list(self.batches), []
         for outbox in batches:
             try:
                 outbox.send_batch()
@@ -191,12 +217,33 @@ class Gateway:
         for socket in held:
             socket.connection.release()
 
+    def joined_room_for(self, session: Session, frame: bytes) -> bytes:
+        """A joined_room with what only this gateway may know: the resume token (the
+        relay has its digest alone) and the TURN credentials (the secret stays here)."""
+        fields = self.ice.fields(session.conn_id, time.time()) if self.ice.any else {}
+        if session.token is not None:
+            fields["resume_token"] = session.token
+        if not fields:
+            return frame
+        return b"".join((frame[:-1], b",", msgspec.json.encode(fields)[1:]))
+
+    def replay_broken(self, socket: Socket) -> None:
+        """The resumed socket cannot be given every frame it lacks (never expected): its
+        peer leaves, as if it could not resume, rather than miss frames in silence."""
+        log.error("kept frames missing for resumed peer %s: it leaves", socket.session.conn_id)
+        leave = socket.session.leave()
+        if leave is not None:
+            self._forward(socket, leave)
+        socket.outbox.push(error_frame(ErrorText.CANNOT_RESUME, "resume"))
+        socket.connection.close(CloseCode.INTERNAL_ERROR, "cannot resume")
+
     def _not_taken(self, socket: Socket, forward: Forward) -> None:
         event = forward.event
-        if isinstance(event, Leave):
+        if isinstance(event, Leave | Detach):
             # If Redis kept its data, the peer would otherwise stay a member for good.
             _spawn(self._leave_when_back(forward))
-        elif isinstance(event, Join):  # the join never reached a relay
+        elif isinstance(event, Join | Resume):  # it never reached a relay
+            socket.awaiting_joined = False
             socket.session.join_refused(JoinRefused(seq=event.seq))
         name = _EVENT_NAMES[type(event)]
         socket.outbox.push(error_frame(ErrorText.SERVICE_UNAVAILABLE, name))
@@ -220,7 +267,7 @@ class Gateway:
             return
         try:
             self.subscriber.unsubscribe(socket.channel)
-            leave = socket.session.leave()
+            leave = socket.session.closed()
             if leave is not None:
                 self._forward(socket, leave)
         finally:

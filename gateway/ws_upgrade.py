@@ -102,7 +102,11 @@ class GatewayHttpProtocol(HttpProtocol):
         requests = [event for event in handshake.events_received()
                     if isinstance(event, HandshakeRequest)]
         if requests:
-            response = handshake.accept(requests[0])
+            origin = requests[0].headers.get("Origin")
+            if self.app.ctx.allowed_origins.allows(origin):
+                response = handshake.accept(requests[0])
+            else:  # protocol.md, "Origins": refused before any frame
+                response = handshake.reject(403, "this origin may not open a WebSocket here\n")
             handshake.send_response(response)
             accepted = response.status_code == 101
         else:  # not even HTTP: websockets has written its 400

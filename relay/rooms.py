@@ -1,22 +1,43 @@
 """The room state machine: pure, no Redis, no await.
 
-It takes one decoded event (and the stream id it came with) and returns what must
-happen: frames to publish to sockets and member records to write. The Redis layer
-(`relay.store`) commits those effects atomically with the batch's checkpoint.
+It takes one decoded event (and the stream id it came with, whose milliseconds are the
+event's time) and returns what must happen: frames to publish to sockets, frames to keep
+for resumable peers, member records to write. The Redis layer (`relay.store`) commits
+those effects atomically with the batch's checkpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from hmac import compare_digest
 
+from msgspec.structs import replace
+
+from relay.effects import (
+    CloseRoom,
+    DropKept,
+    DropMember,
+    Effect,
+    Keep,
+    OpenRoom,
+    Publish,
+    PutMember,
+    Replay,
+    stream_order,
+)
+from relay.room import Members, Room
 from shared.events import (
     AnyEvent,
+    Detach,
+    Expire,
     Join,
     JoinRefused,
     Leave,
     Member,
+    Resume,
+    Resumed,
     SendToPeer,
+    TakenOver,
     Topology,
     UpdateStatus,
     event_encoder,
@@ -26,7 +47,6 @@ from shared.frames import (
     HostChanged,
     JoinedRoom,
     NewPeer,
-    PeerEntry,
     PeerLeft,
     PeerUpdatedStatus,
     encode_frame,
@@ -35,105 +55,54 @@ from shared.frames import (
 )
 
 
-class Publish(NamedTuple):
-    conn: str
-    payload: bytes
-
-
-class PutMember(NamedTuple):
-    room: str
-    conn: str
-    member: Member
-
-
-class DropMember(NamedTuple):
-    room: str
-    conn: str
-
-
-class OpenRoom(NamedTuple):
-    room: str
-
-
-class CloseRoom(NamedTuple):
-    room: str
-
-
-Effect = Publish | PutMember | DropMember | OpenRoom | CloseRoom
-
-# Room members in join order (dicts keep insertion order): the first is the oldest.
-Members = dict[str, Member]
-
-
-def stream_order(entry_id: str) -> tuple[int, int]:
-    """Sort key of a Redis stream id ``"<ms>-<seq>"``."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-class Room:
-    """One room: its members in join order and its topology.
-
-    The host is the member present longest, the first in `members` (protocol.md, "Host").
-    Because a relay applies a room's events one at a time (rule 1), the host is a fact of
-    the room's state, never a race between two joins.
-    """
-
-    __slots__ = ("members", "topology")
-
-    def __init__(self, topology: Topology, members: Members | None = None) -> None:
-        self.members: Members = {} if members is None else members
-        self.topology = topology
-
-    @property
-    def host(self) -> str:
-        return next(iter(self.members))
-
-    def sees_only_host(self, conn: str) -> bool:
-        """In a star room, every member but the host sees the host alone."""
-        return self.topology is Topology.STAR and conn != self.host
-
-    def view(self, viewer: str) -> list[PeerEntry]:
-        """The other members `viewer` is shown: what a fresh join would list."""
-        if self.sees_only_host(viewer):
-            host = self.host
-            return [PeerEntry(peer_id=host, status=self.members[host].status)]
-        return [PeerEntry(peer_id=conn, status=m.status)
-                for conn, m in self.members.items() if conn != viewer]
-
-    def watchers(self, conn: str) -> list[str]:
-        """The members shown `conn` (itself excluded): who hears of its joins and leaves."""
-        if self.sees_only_host(conn):
-            return [self.host]
-        return [other for other in self.members if other != conn]
-
-    def may_address(self, sender: str, target: str) -> bool:
-        """send_to_peer: a star room's non-host may address only the host (or itself)."""
-        return target in self.members and (
-            target == sender or not self.sees_only_host(sender) or target == self.host)
+def channel_of(conn: str, member: Member) -> str:
+    """The channel of the socket a member is on: its peer id, unless it was resumed."""
+    return member.socket or conn
 
 
 class RoomBook:
     """The rooms of one shard, in memory, and the rules that change them."""
 
-    def __init__(self, capacity: int, star_capacity: int) -> None:
+    def __init__(self, capacity: int, star_capacity: int, keep_frames: int = 1000,
+                 grace_ms: int = 15_000) -> None:
         self.capacity = capacity
         self.star_capacity = star_capacity
+        self.keep_frames = keep_frames  # SWITCHBOARD_RESUME_BUFFER_FRAMES
+        self.grace_ms = grace_ms  # SWITCHBOARD_RESUME_GRACE_S
         self.rooms: dict[str, Room] = {}
+        self.room_of: dict[str, str] = {}  # member -> its room's digest (resume finds it so)
+        self.frame_seqs: dict[str, int] = {}  # resumable member -> last frame_seq sent
+        self._overflowed: list[str] = []  # detached members sent more than is kept
 
-    def load(self, room: str, members: Members) -> None:
+    def load(self, digest: str, members: Members, frame_seqs: Mapping[str, int]) -> None:
         """Install a room read back from Redis, ordering members by join."""
         ordered = dict(sorted(members.items(), key=lambda item: stream_order(item[1].joined)))
-        self.rooms[room] = Room(next(iter(ordered.values())).topology, ordered)
+        self.rooms[digest] = Room(next(iter(ordered.values())).topology, ordered)
+        for conn, member in ordered.items():
+            self.room_of[conn] = digest
+            if member.resumable:
+                self.frame_seqs[conn] = frame_seqs.get(conn, 0)
 
     def gateways(self) -> set[str]:
         """The gateways that hold this shard's members' sockets."""
-        return {m.gateway for room in self.rooms.values() for m in room.members.values()}
+        return {m.gateway for room in self.rooms.values() for m in room.members.values()
+                if m.gateway}
 
-    def members_on(self, gateways: set[str]) -> list[Leave]:
-        """Leave events for every member whose socket was on one of `gateways`."""
-        return [Leave(conn=conn, room=digest) for digest, room in self.rooms.items()
-                for conn, member in room.members.items() if member.gateway in gateways]
+    def members_on(self, gateways: set[str]) -> list[Leave | Detach]:
+        """What a gateway's death means for its members: a resumable one is detached (its
+        grace period begins), any other leaves."""
+        return [
+            Detach(conn=conn, room=digest, socket=channel_of(conn, member))
+            if member.resumable else Leave(conn=conn, room=digest)
+            for digest, room in self.rooms.items()
+            for conn, member in room.members.items() if member.gateway in gateways]
+
+    def expired(self, now_ms: int) -> list[Expire]:
+        """Detached members whose grace period is over by `now_ms`."""
+        return [Expire(conn=conn, room=digest, until=member.detached_until)
+                for digest, room in self.rooms.items()
+                for conn, member in room.members.items()
+                if member.detached_until and member.detached_until <= now_ms]
 
     def apply(self, event: AnyEvent, entry_id: str, out: list[Effect]) -> None:
         """Apply one event; append its effects to `out` in the order they must happen."""
@@ -142,33 +111,53 @@ class RoomBook:
         elif isinstance(event, Join):
             self._join(event, entry_id, out)
         elif isinstance(event, Leave):
-            self._leave(event.room, event.conn, out)
+            self._on_leave(event, out)
         elif isinstance(event, UpdateStatus):
             self._update_status(event, out)
+        elif isinstance(event, Detach):
+            self._detach(event, stream_order(entry_id)[0], out)
+        elif isinstance(event, Expire):
+            self._expire(event, out)
+        elif isinstance(event, Resume):
+            self._resume(event, stream_order(entry_id)[0], out)
+        while self._overflowed:
+            # More frames arrived for a detached peer than are kept: it can never
+            # resume, so it leaves now (protocol.md, "Resume").
+            conn = self._overflowed.pop()
+            self._leave(self.room_of.get(conn, ""), conn, out)
+
+    # --- joining and leaving ---------------------------------------------------------
 
     def _join(self, event: Join, entry_id: str, out: list[Effect]) -> None:
         room = self.rooms.get(event.room)
+        reply = event.socket or event.conn
         refusal = None if room is None else self._refusal(room, event)
         if refusal is not None:
-            out.append(Publish(event.conn, error_frame(refusal, "join_room")))
+            out.append(Publish(reply, error_frame(refusal, "join_room")))
             if refusal is not ErrorText.ALREADY_JOINED:  # then the socket stays where it is
-                out.append(Publish(event.conn, event_encoder.encode(JoinRefused(seq=event.seq))))
+                out.append(Publish(reply, event_encoder.encode(JoinRefused(seq=event.seq))))
             return
         if room is None:
             room = self.rooms[event.room] = Room(event.topology or Topology.MESH)
             out.append(OpenRoom(event.room))
             joined = JoinedRoom(own_id=event.conn, peers=[], host_id=event.conn,
                                 topology=room.topology)
-            out.append(Publish(event.conn, encode_frame(joined)))
+            out.append(Publish(reply, encode_frame(joined)))
         else:
+            # joined_room is the answer to the join, so never numbered: frame_seq starts
+            # after it.
             joined = JoinedRoom(own_id=event.conn, peers=room.view(event.conn),
                                 host_id=room.host, topology=room.topology)
-            out.append(Publish(event.conn, encode_frame(joined)))
+            out.append(Publish(reply, encode_frame(joined)))
             new_peer = encode_frame(NewPeer(peer_id=event.conn, status=event.status))
-            self._to(room.watchers(event.conn), new_peer, out)
+            self._to(room, room.watchers(event.conn), new_peer, out)
         member = Member(status=event.status, gateway=event.gateway, joined=entry_id,
-                        topology=room.topology)
+                        topology=room.topology, token=event.token_digest,
+                        socket="" if reply == event.conn else reply)
         room.members[event.conn] = member
+        self.room_of[event.conn] = event.room
+        if member.resumable:
+            self.frame_seqs[event.conn] = 0
         out.append(PutMember(event.room, event.conn, member))
 
     def _refusal(self, room: Room, event: Join) -> ErrorText | None:
@@ -182,19 +171,30 @@ class RoomBook:
             return ErrorText.ROOM_FULL
         return None
 
+    def _on_leave(self, event: Leave, out: list[Effect]) -> None:
+        member = self._member(event.room, event.conn)
+        if member is not None and event.socket and channel_of(event.conn, member) != event.socket:
+            return  # that socket's peer was resumed by another socket, which stays
+        self._leave(event.room, event.conn, out)
+
     def _leave(self, digest: str, conn: str, out: list[Effect]) -> None:
         room = self.rooms.get(digest)
-        if room is None or conn not in room.members:
+        member = None if room is None else room.members.get(conn)
+        if room is None or member is None:
             return  # leaving a room one is not in is no error (protocol.md)
         was_host = conn == room.host
         watchers = room.watchers(conn)
         del room.members[conn]
+        del self.room_of[conn]
         out.append(DropMember(digest, conn))
+        if member.resumable:
+            self.frame_seqs.pop(conn, None)
+            out.append(DropKept(conn))
         if not room.members:
             del self.rooms[digest]
             out.append(CloseRoom(digest))
             return
-        self._to(watchers, encode_frame(PeerLeft(sender_id=conn)), out)
+        self._to(room, watchers, encode_frame(PeerLeft(sender_id=conn)), out)
         if was_host:
             self._host_changed(room, out)
 
@@ -206,10 +206,73 @@ class RoomBook:
             if room.sees_only_host(conn):
                 if shared_view is None:
                     shared_view = encode_frame(HostChanged(host_id=host, peers=room.view(conn)))
-                out.append(Publish(conn, shared_view))
+                self._deliver(room, conn, shared_view, out)
             else:
                 frame = HostChanged(host_id=host, peers=room.view(conn))
-                out.append(Publish(conn, encode_frame(frame)))
+                self._deliver(room, conn, encode_frame(frame), out)
+
+    # --- resume (protocol.md, "Resume") -------------------------------------------------
+
+    def _detach(self, event: Detach, now_ms: int, out: list[Effect]) -> None:
+        member = self._member(event.room, event.conn)
+        if (member is None or member.detached_until
+                or channel_of(event.conn, member) != event.socket):
+            return  # gone, detached already, or resumed by another socket meanwhile
+        if not member.resumable:
+            self._leave(event.room, event.conn, out)
+            return
+        detached = replace(member, gateway="", detached_until=now_ms + self.grace_ms,
+                           detached_seq=self.frame_seqs.get(event.conn, 0))
+        self.rooms[event.room].members[event.conn] = detached
+        out.append(PutMember(event.room, event.conn, detached))
+
+    def _expire(self, event: Expire, out: list[Effect]) -> None:
+        member = self._member(event.room, event.conn)
+        if member is not None and member.detached_until == event.until:
+            self._leave(event.room, event.conn, out)
+
+    def _resume(self, event: Resume, now_ms: int, out: list[Effect]) -> None:
+        digest = self.room_of.get(event.conn, "")
+        member = self._member(digest, event.conn)
+        if member is None or not member.resumable or not compare_digest(
+                member.token, event.token_digest):
+            self._refuse_resume(event, out)
+            return
+        sent = self.frame_seqs.get(event.conn, 0)
+        missing = sent - event.last_frame_seq
+        if missing < 0:
+            self._refuse_resume(event, out)  # it names a frame it was never sent
+            return
+        if missing > self.keep_frames or (member.detached_until
+                                          and now_ms > member.detached_until):
+            # Frames it lacks are no longer kept, or its grace period is over: it leaves
+            # as usual.
+            self._refuse_resume(event, out)
+            self._leave(digest, event.conn, out)
+            return
+        room = self.rooms[digest]
+        if not member.detached_until:
+            # The old socket is still open: it is taken over and closed (4001).
+            out.append(Publish(channel_of(event.conn, member), event_encoder.encode(TakenOver())))
+        resumed = replace(member, gateway=event.gateway,
+                          socket="" if event.socket == event.conn else event.socket,
+                          detached_until=0, detached_seq=0, token=event.new_token_digest)
+        room.members[event.conn] = resumed
+        out.append(PutMember(digest, event.conn, resumed))
+        out.append(Publish(event.socket, event_encoder.encode(
+            Resumed(seq=event.seq, conn=event.conn, room=digest))))
+        joined = JoinedRoom(own_id=event.conn, peers=room.view(event.conn), host_id=room.host,
+                            topology=room.topology, resumed=True)
+        out.append(Publish(event.socket, encode_frame(joined)))
+        if missing:
+            out.append(Replay(event.conn, event.socket, missing))
+
+    @staticmethod
+    def _refuse_resume(event: Resume, out: list[Effect]) -> None:
+        out.append(Publish(event.socket, error_frame(ErrorText.CANNOT_RESUME, "resume")))
+        out.append(Publish(event.socket, event_encoder.encode(JoinRefused(seq=event.seq))))
+
+    # --- statuses and messages ------------------------------------------------------
 
     def _update_status(self, event: UpdateStatus, out: list[Effect]) -> None:
         room = self.rooms.get(event.room)
@@ -218,26 +281,50 @@ class RoomBook:
             out.append(Publish(event.conn, error_frame(ErrorText.NOT_IN_ROOM, "update_status")))
             return
         status = member.status.merged(event.status)
-        member = Member(status=status, gateway=member.gateway, joined=member.joined,
-                        topology=member.topology)
+        member = replace(member, status=status)
         room.members[event.conn] = member
         out.append(PutMember(event.room, event.conn, member))
         frame = encode_frame(PeerUpdatedStatus(status=status, sender_id=event.conn))
         # The sender hears its own update too, in join order among those who see it.
         if room.sees_only_host(event.conn):
-            self._to([room.host, event.conn], frame, out)
+            self._to(room, [room.host, event.conn], frame, out)
         else:
-            self._to(room.members, frame, out)
+            self._to(room, list(room.members), frame, out)
 
     def _send_to_peer(self, event: SendToPeer, out: list[Effect]) -> None:
         room = self.rooms.get(event.room)
-        if room is None or event.conn not in room.members:
+        sender = None if room is None else room.members.get(event.conn)
+        if room is None or sender is None:
             out.append(Publish(event.conn, error_frame(ErrorText.NOT_IN_ROOM, "send_to_peer")))
         elif not room.may_address(event.conn, event.peer):
-            out.append(Publish(event.conn, error_frame(ErrorText.UNKNOWN_PEER, "send_to_peer")))
+            out.append(Publish(channel_of(event.conn, sender),
+                               error_frame(ErrorText.UNKNOWN_PEER, "send_to_peer")))
         else:
-            out.append(Publish(event.peer, peer_message_frame(event.data, event.conn)))
+            self._deliver(room, event.peer, peer_message_frame(event.data, event.conn), out)
 
-    @staticmethod
-    def _to(conns: Iterable[str], frame: bytes, out: list[Effect]) -> None:
-        out.extend(Publish(conn, frame) for conn in conns)
+    # --- delivery ---------------------------------------------------------------------
+
+    def _member(self, digest: str, conn: str) -> Member | None:
+        room = self.rooms.get(digest)
+        return None if room is None else room.members.get(conn)
+
+    def _to(self, room: Room, conns: Iterable[str], frame: bytes, out: list[Effect]) -> None:
+        for conn in conns:
+            self._deliver(room, conn, frame, out)
+
+    def _deliver(self, room: Room, conn: str, frame: bytes, out: list[Effect]) -> None:
+        """`frame` (JSON, ending in `}`) to a member: as it is, or, to a resumable peer,
+        numbered and kept."""
+        member = room.members[conn]
+        if not member.token:
+            out.append(Publish(member.socket or conn, frame))
+            return
+        seq = self.frame_seqs.get(conn, 0) + 1
+        self.frame_seqs[conn] = seq
+        numbered = b"".join((frame[:-1], b',"frame_seq":', str(seq).encode(), b"}"))
+        if member.detached_until:
+            out.append(Keep(conn, "", seq, numbered))
+            if seq - member.detached_seq > self.keep_frames:
+                self._overflowed.append(conn)
+        else:
+            out.append(Keep(conn, member.socket or conn, seq, numbered))

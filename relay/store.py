@@ -8,19 +8,22 @@ from dataclasses import dataclass, field
 import msgspec
 from redis.asyncio import Redis
 
-from relay.rooms import (
+from relay.effects import (
     CloseRoom,
+    DropKept,
     DropMember,
     Effect,
+    Keep,
     OpenRoom,
     Publish,
     PutMember,
-    RoomBook,
+    Replay,
     stream_order,
 )
+from relay.rooms import RoomBook
 from relay.scripts import LuaScript
 from shared import keys
-from shared.events import member_decoder
+from shared.events import ReplayBroken, event_encoder, member_decoder
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +31,15 @@ _member_encoder = msgspec.msgpack.Encoder()
 
 # One shard's batch, all or nothing (architecture.md, rule 2). The lease and checkpoint
 # checks fence off a relay that lost the shard mid-batch: its commit changes nothing.
-# KEYS: lease, checkpoint, stream, room index, then the room hashes the ops name by index.
+# KEYS: lease, checkpoint, stream, room index, frame counters, then the room hashes and
+# kept-frame lists the ops name by index.
 # ARGV: relay id, expected checkpoint ("" for none), new checkpoint, group, id of the
 # batch's first entry not yet applied ("" for none), n, n stream ids to XACK, then ops:
-# P channel payload | H key# field value | D key# field | A digest | R digest.
+# P channel payload | H key# field value | D key# field | A digest | R digest |
+# K channel key# frame (publish unless channel is "", and keep) |
+# T key# peer seq max ttl_ms (after a batch's K: trim, expire, count) |
+# Y channel key# count broken (replay the last count kept frames; `broken` if fewer) |
+# X key# peer (drop the kept frames and the counter).
 #
 # The gap check keeps the checkpoint a true high-water mark: if a relay that lost the
 # shard read entries with '>' after we took it over, they sit in its PEL, unseen by us;
@@ -50,14 +58,36 @@ while i <= #ARGV do
   local op = ARGV[i]
   if op == 'P' then
     redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2]); i = i + 3
+  elseif op == 'K' then
+    if ARGV[i + 1] ~= '' then redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 3]) end
+    redis.call('RPUSH', KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3]); i = i + 4
   elseif op == 'H' then
     redis.call('HSET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]); i = i + 4
   elseif op == 'D' then
     redis.call('HDEL', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]); i = i + 3
+  elseif op == 'T' then
+    local kept = KEYS[tonumber(ARGV[i + 1])]
+    redis.call('LTRIM', kept, -tonumber(ARGV[i + 4]), -1)
+    redis.call('PEXPIRE', kept, ARGV[i + 5])
+    redis.call('HSET', KEYS[5], ARGV[i + 2], ARGV[i + 3]); i = i + 6
+  elseif op == 'Y' then
+    local count = tonumber(ARGV[i + 3])
+    local frames = redis.call('LRANGE', KEYS[tonumber(ARGV[i + 2])], -count, -1)
+    if #frames < count then
+      redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 4])
+    else
+      for _, frame in ipairs(frames) do redis.call('PUBLISH', ARGV[i + 1], frame) end
+    end
+    i = i + 5
+  elseif op == 'X' then
+    redis.call('DEL', KEYS[tonumber(ARGV[i + 1])])
+    redis.call('HDEL', KEYS[5], ARGV[i + 2]); i = i + 3
   elseif op == 'A' then
     redis.call('SADD', KEYS[4], ARGV[i + 1]); i = i + 2
-  else
+  elseif op == 'R' then
     redis.call('SREM', KEYS[4], ARGV[i + 1]); i = i + 2
+  else
+    return redis.error_reply('unknown commit op ' .. tostring(op))
   end
 end
 redis.call('SET', KEYS[2], ARGV[3])
@@ -95,46 +125,53 @@ class Shard:
 async def load_shard(redis: Redis, number: int, book: RoomBook) -> Shard:
     """Rebuild a shard's rooms into the empty `book`, and its checkpoint, from Redis (on
     takeover)."""
-    checkpoint, digests = await (
+    checkpoint, digests, counters = await (
         redis.pipeline(transaction=True)
         .get(keys.shard_checkpoint(number))
         .smembers(keys.shard_rooms(number))
+        .hgetall(keys.frame_counters(number))
         .execute()
     )
+    frame_seqs = {conn.decode(): int(seq) for conn, seq in counters.items()}
     rooms = sorted(d.decode() for d in digests)
     pipe = redis.pipeline(transaction=False)
     for digest in rooms:
         pipe.hgetall(keys.room_members(number, digest))
     for digest, raw in zip(rooms, await pipe.execute(), strict=True):
         if raw:
-            book.load(digest, {k.decode(): member_decoder.decode(v) for k, v in raw.items()})
+            book.load(digest, {k.decode(): member_decoder.decode(v) for k, v in raw.items()},
+                      frame_seqs)
     return Shard(number, book, checkpoint.decode() if checkpoint else "")
 
 
 class Committer:
     """Turns a batch's effects into one atomic script call per shard."""
 
-    def __init__(self, relay_id: str) -> None:
+    def __init__(self, relay_id: str, keep_frames: int, kept_ttl_ms: int) -> None:
         self.relay_id = relay_id
+        self.keep_frames = keep_frames  # the newest frames a resumable peer's list keeps
+        self.kept_ttl_ms = kept_ttl_ms  # and how long after the last one it stays
 
     def command(
         self, shard: Shard, first_new: str, new_checkpoint: str, ids: list[bytes],
         effects: list[Effect],
     ) -> bytes:
         """The shard's commit as one EVALSHA; its result is COMMITTED or why not."""
-        room_keys: dict[str, int] = {}
+        number = shard.number
+        key_indices: dict[str, int] = {}
         key_list = [
-            keys.shard_lease(shard.number),
-            keys.shard_checkpoint(shard.number),
+            keys.shard_lease(number),
+            keys.shard_checkpoint(number),
             shard.stream,
-            keys.shard_rooms(shard.number),
+            keys.shard_rooms(number),
+            keys.frame_counters(number),
         ]
 
-        def key_index(room: str) -> int:
-            index = room_keys.get(room)
+        def key_index(key: str) -> int:
+            index = key_indices.get(key)
             if index is None:
-                key_list.append(keys.room_members(shard.number, room))
-                index = room_keys[room] = len(key_list)
+                key_list.append(key)
+                index = key_indices[key] = len(key_list)
             return index
 
         args: list[str | bytes | int] = [
@@ -142,16 +179,35 @@ class Committer:
             len(ids), *ids,
         ]
         prefix = keys.CHANNEL_PREFIX
+        last_kept: dict[str, int] = {}  # peer -> its batch's last frame_seq, for 'T'
         for effect in effects:
             if type(effect) is Publish:
-                args += ("P", prefix + effect.conn, effect.payload)
+                args += ("P", prefix + effect.channel, effect.payload)
+            elif type(effect) is Keep:
+                kept = key_index(keys.kept_frames(number, effect.conn))
+                args += ("K", prefix + effect.channel if effect.channel else "", kept,
+                         effect.payload)
+                last_kept[effect.conn] = effect.seq
             elif type(effect) is PutMember:
-                args += ("H", key_index(effect.room), effect.conn,
+                args += ("H", key_index(keys.room_members(number, effect.room)), effect.conn,
                          _member_encoder.encode(effect.member))
             elif type(effect) is DropMember:
-                args += ("D", key_index(effect.room), effect.conn)
+                args += ("D", key_index(keys.room_members(number, effect.room)), effect.conn)
+            elif type(effect) is Replay:
+                args += ("Y", prefix + effect.channel,
+                         key_index(keys.kept_frames(number, effect.conn)), effect.frames,
+                         _REPLAY_BROKEN)
+            elif type(effect) is DropKept:
+                last_kept.pop(effect.conn, None)  # nothing of it may stay behind
+                args += ("X", key_index(keys.kept_frames(number, effect.conn)), effect.conn)
             elif type(effect) is OpenRoom:
                 args += ("A", effect.room)
             elif type(effect) is CloseRoom:
                 args += ("R", effect.room)
+        for conn, seq in last_kept.items():
+            args += ("T", key_index(keys.kept_frames(number, conn)), conn, seq,
+                     self.keep_frames, self.kept_ttl_ms)
         return COMMIT.command(key_list, args)
+
+
+_REPLAY_BROKEN = event_encoder.encode(ReplayBroken())

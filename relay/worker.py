@@ -41,7 +41,12 @@ class Relay:
         self.redis = redis
         self.id = process_id("relay")
         self.leases = Leases(redis, self.id, settings.shards, settings.lease_ttl_ms)
-        self.committer = Committer(self.id)
+        # A resumable peer's kept frames outlive its last one by this much at most: any
+        # frame it may lack when its socket is found dead (idle timeout + a ping) plus
+        # its grace period, and a margin.
+        kept_ttl_ms = int(1000 * (settings.resume_grace_s + settings.idle_timeout_s
+                                  + settings.ping_interval_s) + 60_000)
+        self.committer = Committer(self.id, settings.resume_buffer_frames, kept_ttl_ms)
         self.owned: dict[int, Shard] = {}
         self.by_stream: dict[bytes, int] = {
             keys.shard_stream(s).encode(): s for s in range(settings.shards)
@@ -73,6 +78,7 @@ class Relay:
                     next_claim = now + _CLAIM_EVERY_S
                 if now >= next_sweep:
                     await self.remove_dead_gateways()
+                    await self.expire_detached()
                     next_sweep = now + _SWEEP_EVERY_S
                 if not self.owned:
                     await self._pause(max(0.0, next_claim - time.monotonic()))
@@ -151,8 +157,23 @@ class Relay:
             for leave in shard.book.members_on(dead):
                 pipe.xadd(shard.stream, {b"e": event_encoder.encode(leave)},
                           maxlen=self.settings.stream_maxlen, approximate=True)
-        log.info("gateways gone: %s; removing %d peers", sorted(dead), len(pipe))
+        log.info("gateways gone: %s; removing or detaching %d peers", sorted(dead), len(pipe))
         await pipe.execute()
+
+    async def expire_detached(self) -> None:
+        """Detached peers whose grace period is over leave (protocol.md, "Resume").
+
+        As a leave, the expiry goes through the shard stream; one that a resume overtook
+        changes nothing (it names the deadline it was sent for)."""
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.owned.values():
+            for expire in shard.book.expired(now_ms):
+                pipe.xadd(shard.stream, {b"e": event_encoder.encode(expire)},
+                          maxlen=self.settings.stream_maxlen, approximate=True)
+        if len(pipe):
+            log.info("grace over for %d detached peers", len(pipe))
+            await pipe.execute()
 
     async def readiness_problems(self) -> list[str]:
         """Why the service cannot serve rooms now (for /readyz); empty when it can."""
@@ -179,7 +200,9 @@ class Relay:
             start = reply[0]
             if start in (b"0-0", "0-0"):
                 break
-        book = RoomBook(self.settings.room_capacity, self.settings.star_room_capacity)
+        settings = self.settings
+        book = RoomBook(settings.room_capacity, settings.star_room_capacity,
+                        settings.resume_buffer_frames, int(settings.resume_grace_s * 1000))
         return await load_shard(self.redis, number, book)
 
     async def _connection(self) -> RespConnection:

@@ -12,5 +12,6 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012  # subscription lost: the client should rejoin
     TRY_AGAIN_LATER = 1013  # slow consumer
+    TAKEN_OVER = 4001  # another socket resumed this socket's peer
     SHUTDOWN = 4200  # palava: the server is stopping
     REFUSED = 4242  # palava: protocol-level refusal at open

@@ -42,16 +42,46 @@ class Event(msgspec.Struct, frozen=True, tag_field="t"):
     room: str  # digest of the room name, never the name
 
 
-class Join(Event, tag="join", frozen=True):
+class Join(Event, tag="join", frozen=True, omit_defaults=True):
     gateway: str
     seq: int  # the socket's join counter, echoed in JoinRefused
     status: Status = EMPTY_STATUS
     # The topology the client named; None takes the room's (mesh for a new room).
     topology: Topology | None = None
+    # A resumable join (protocol.md, "Resume"): the digest of the resume token the
+    # gateway handed the client. The token itself never crosses Redis.
+    token_digest: str = ""
+    # The channel of the socket, when it is not the peer id (a socket that resumed a
+    # peer, then left and joins again: it keeps that peer id).
+    socket: str = ""
 
 
-class Leave(Event, tag="leave", frozen=True):
-    pass
+class Leave(Event, tag="leave", frozen=True, omit_defaults=True):
+    # When set, the leave is that socket's: a member another socket resumed stays.
+    socket: str = ""
+
+
+class Detach(Event, tag="detach", frozen=True):
+    """A resumable peer's socket closed without leave_room: its grace period begins."""
+
+    socket: str  # the socket that closed (a member resumed elsewhere is not detached)
+
+
+class Expire(Event, tag="expire", frozen=True):
+    """A detached peer's grace period is over (sent by the relay's sweep)."""
+
+    until: int  # the deadline it was sent for: a peer that resumed since has another
+
+
+class Resume(Event, tag="resume", frozen=True):
+    """A new socket takes a resumable peer over (`room` is "": found by the peer id)."""
+
+    gateway: str
+    seq: int  # the socket's join counter, echoed in JoinRefused
+    socket: str  # the new socket's channel
+    token_digest: str  # of the token presented
+    new_token_digest: str  # of the token the gateway hands out next
+    last_frame_seq: int
 
 
 class UpdateStatus(Event, tag="status", frozen=True):
@@ -65,7 +95,7 @@ class SendToPeer(Event, tag="send", frozen=True):
     data: bytes
 
 
-AnyEvent = Join | Leave | UpdateStatus | SendToPeer
+AnyEvent = Join | Leave | UpdateStatus | SendToPeer | Detach | Expire | Resume
 
 event_encoder = msgspec.msgpack.Encoder()
 event_decoder = msgspec.msgpack.Decoder(AnyEvent)
@@ -82,6 +112,18 @@ class Member(msgspec.Struct, frozen=True, omit_defaults=True):
     # knows it without a key of its own (and leaves none behind). Omitted for mesh: a
     # mesh member's record is the same bytes as before star rooms existed.
     topology: Topology = Topology.MESH
+    # Resume (protocol.md): the digest of the peer's current resume token ("": the peer
+    # joined without resumable), the channel of its socket when it is not the peer id,
+    # and while no socket is attached, until when (ms, Redis time) and how many frames
+    # it had been sent then.
+    token: str = ""
+    socket: str = ""
+    detached_until: int = 0
+    detached_seq: int = 0
+
+    @property
+    def resumable(self) -> bool:
+        return bool(self.token)
 
 
 member_decoder = msgspec.msgpack.Decoder(Member)
@@ -96,9 +138,28 @@ class Control(msgspec.Struct, frozen=True, tag_field="t"):
 
 
 class JoinRefused(Control, tag="join_refused", frozen=True):
+    """The join (or resume) numbered `seq` was refused: the socket is in no room."""
+
     seq: int
 
 
-AnyControl = JoinRefused
+class Resumed(Control, tag="resumed", frozen=True):
+    """The resume numbered `seq` succeeded: the socket is that peer now, in `room`."""
+
+    seq: int
+    conn: str
+    room: str
+
+
+class TakenOver(Control, tag="taken_over", frozen=True):
+    """Another socket resumed this socket's peer: close this one (4001), no leave."""
+
+
+class ReplayBroken(Control, tag="replay_broken", frozen=True):
+    """Redis had fewer kept frames than the relay counted (never expected): the resumed
+    socket cannot be given what it lacks, so its peer leaves rather than miss frames."""
+
+
+AnyControl = JoinRefused | Resumed | TakenOver | ReplayBroken
 
 control_decoder = msgspec.msgpack.Decoder(AnyControl)

@@ -37,6 +37,8 @@ class ErrorText(StrEnum):
     SERVICE_UNAVAILABLE = "service unavailable"
     RATE_LIMITED = "rate limit exceeded"
     WRONG_TOPOLOGY = "wrong topology"
+    CANNOT_RESUME = "cannot resume"
+    NOT_ALLOWED = "not allowed"
 
 
 class Frame(msgspec.Struct, tag_field="event", omit_defaults=True):
@@ -73,6 +75,7 @@ class JoinedRoom(Frame, tag="joined_room"):
     # ext; Switchboard always sends both. None only when decoding another palava server.
     host_id: str | None = None
     topology: Topology | None = None
+    resumed: bool | None = None  # ext: true when a resume took the peer over
 
 
 class HostChanged(Frame, tag="host_changed"):

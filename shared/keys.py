@@ -54,6 +54,18 @@ def room_members(shard: int, digest: str) -> str:
     return f"sig:room:{_tag(shard)}:{digest}"
 
 
+def kept_frames(shard: int, conn: str) -> str:
+    """List of the latest frames for a resumable peer (protocol.md, "Resume"), oldest
+    first, bounded in count (SWITCHBOARD_RESUME_BUFFER_FRAMES) and in time. Gone when
+    the peer leaves."""
+    return f"sig:kept:{_tag(shard)}:{conn}"
+
+
+def frame_counters(shard: int) -> str:
+    """Hash: resumable peer id -> the frame_seq of the last frame it was sent."""
+    return f"sig:fseq:{_tag(shard)}"
+
+
 def gateway_alive(gateway_id: str) -> str:
     """Present while the gateway heartbeats (value: its start time; TTL: gateway_ttl_ms)."""
     return f"sig:gw:{gateway_id}"

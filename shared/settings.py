@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 # Where `npm install` (scripts/setup.sh) puts palava-client in a checkout of the project.
@@ -57,22 +57,35 @@ class Settings:
     relay_health_port: int = 8081
     # The palava-client browser bundle that the demo page (/demo) loads.
     palava_bundle: str = DEFAULT_PALAVA_BUNDLE
+    # Resume (protocol.md): how long a peer whose socket dropped stays a member, and how
+    # many of its latest frames are kept for it.
+    resume_grace_s: float = 15.0
+    resume_buffer_frames: int = 1000
+    # TURN credentials (coturn's use-auth-secret) and ICE servers for joined_room.
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl_s: int = 10800
+    ice_urls: str = ""
+    # Join tokens: an HS256 secret and/or a PEM public key (RS256/ES256), or a file of it.
+    join_secret: str = field(default="", repr=False)
+    join_public_key: str = ""
+    # WebSocket upgrades whose Origin is not on this comma-separated list get 403.
+    allowed_origins: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (default: the process environment)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for field in fields(cls):
-            raw = env.get(ENV_NAMES[field.name])
+        for setting in fields(cls):
+            raw = env.get(ENV_NAMES[setting.name])
             if raw is None or raw == "":
                 continue
-            kind = type(getattr(cls(), field.name))
+            kind = type(getattr(cls(), setting.name))
             try:
-                values[field.name] = kind(raw)
+                values[setting.name] = kind(raw)
             except ValueError:
                 raise SettingsError(
-                    f"{ENV_NAMES[field.name]}={raw!r} is not a valid {kind.__name__}"
+                    f"{ENV_NAMES[setting.name]}={raw!r} is not a valid {kind.__name__}"
                 ) from None
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
@@ -82,13 +95,28 @@ class Settings:
         """Refuse values that would make the service misbehave rather than fail."""
         for name in ("shards", "room_capacity", "star_room_capacity", "lease_ttl_ms",
                      "batch_size", "stream_maxlen", "max_frame_bytes", "send_buffer_bytes",
-                     "gateway_ttl_ms", "frame_burst"):
+                     "gateway_ttl_ms", "frame_burst", "resume_buffer_frames", "turn_ttl_s"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_NAMES[name]} must be at least 1")
         if self.relay_linger_ms < 0:
             raise SettingsError(f"{ENV_NAMES['relay_linger_ms']} must not be negative")
         if self.shutdown_seconds < 0:
             raise SettingsError(f"{ENV_NAMES['shutdown_seconds']} must not be negative")
+        if self.resume_grace_s <= 0:
+            raise SettingsError(f"{ENV_NAMES['resume_grace_s']} must be positive")
+        for url in self.ice_url_list:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise SettingsError(f"{ENV_NAMES['ice_urls']}: {url!r} is not a stun:, "
+                                    "turn: or turns: URL")
+
+    @property
+    def ice_url_list(self) -> list[str]:
+        return [url.strip() for url in self.ice_urls.split(",") if url.strip()]
+
+    @property
+    def allowed_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.allowed_origins.split(",")
+                if origin.strip()]
 
 
 ENV_NAMES: dict[str, str] = {
@@ -113,4 +141,12 @@ ENV_NAMES: dict[str, str] = {
     "gateway_ttl_ms": "SWITCHBOARD_GATEWAY_TTL_MS",
     "relay_health_port": "SWITCHBOARD_RELAY_HEALTH_PORT",
     "palava_bundle": "SWITCHBOARD_PALAVA_BUNDLE",
+    "resume_grace_s": "SWITCHBOARD_RESUME_GRACE_S",
+    "resume_buffer_frames": "SWITCHBOARD_RESUME_BUFFER_FRAMES",
+    "turn_secret": "SWITCHBOARD_TURN_SECRET",
+    "turn_ttl_s": "SWITCHBOARD_TURN_TTL",
+    "ice_urls": "SWITCHBOARD_ICE_URLS",
+    "join_secret": "SWITCHBOARD_JOIN_SECRET",
+    "join_public_key": "SWITCHBOARD_JOIN_PUBLIC_KEY",
+    "allowed_origins": "SWITCHBOARD_ALLOWED_ORIGINS",
 }

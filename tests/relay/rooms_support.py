@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relay.rooms import Effect, Publish, RoomBook
+from relay.effects import Effect, Publish
+from relay.rooms import RoomBook
 from shared.events import (
     EMPTY_STATUS,
     AnyEvent,
@@ -30,7 +31,7 @@ def run(book: RoomBook, event: AnyEvent, entry_id: str = "99-0") -> list[Any]:
     """Apply one event; Publish payloads come back decoded (JSON frame or control)."""
     out: list[Effect] = []
     book.apply(event, entry_id, out)
-    return [("publish", e.conn, decode(e.payload)) if isinstance(e, Publish) else e for e in out]
+    return [("publish", e.channel, decode(e.payload)) if isinstance(e, Publish) else e for e in out]
 
 
 def decode(payload: bytes) -> Any:

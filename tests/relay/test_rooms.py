@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.rooms import CloseRoom, DropMember, Effect, OpenRoom, Publish, PutMember, RoomBook
+from relay.effects import CloseRoom, DropMember, Effect, OpenRoom, Publish, PutMember
+from relay.rooms import RoomBook
 from shared.events import (
     EMPTY_STATUS,
     JoinRefused,
@@ -275,14 +276,14 @@ def test_load_orders_members_by_their_join_stream_id(
     stored: dict[str, str], order: list[str],
 ) -> None:
     book = RoomBook(capacity=100, star_capacity=1000)
-    book.load(ROOM, {conn: member(joined) for conn, joined in stored.items()})
+    book.load(ROOM, {conn: member(joined) for conn, joined in stored.items()}, {})
     joined_room = run(book, join("new"))[0][2]
     assert [peer["peer_id"] for peer in joined_room["peers"]] == order
 
 
 def test_a_loaded_room_keeps_its_statuses_and_members() -> None:
     book = RoomBook(capacity=100, star_capacity=1000)
-    book.load(ROOM, {"a": member("1-0", ANN), "b": member("2-0")})
+    book.load(ROOM, {"a": member("1-0", ANN), "b": member("2-0")}, {})
     assert run(book, SendToPeer(conn="b", room=ROOM, peer="a", data=OFFER)) == [
         ("publish", "a", {"event": "offer", "sdp": "v=0", "sender_id": "b"})]
     assert run(book, join("c"))[0][2]["peers"] == [
@@ -293,5 +294,5 @@ def test_a_loaded_room_keeps_its_statuses_and_members() -> None:
 
 def test_a_loaded_full_room_refuses_a_join() -> None:
     book = RoomBook(capacity=2, star_capacity=1000)
-    book.load(ROOM, {"a": member("1-0"), "b": member("2-0")})
+    book.load(ROOM, {"a": member("1-0"), "b": member("2-0")}, {})
     assert run(book, join("c"))[0] == ("publish", "c", error("room is full", "join_room"))

@@ -18,7 +18,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.rooms import CloseRoom, DropMember, Effect, OpenRoom, Publish, PutMember, RoomBook
+from relay.effects import CloseRoom, DropMember, Effect, OpenRoom, Publish, PutMember
+from relay.rooms import RoomBook
 from shared.events import (
     AnyEvent,
     Join,
@@ -157,8 +158,8 @@ class World:
         for effect in out:
             if isinstance(effect, Publish):
                 # Only members hear of the room; the event's author may hear an answer.
-                assert effect.conn in members or effect.conn == event.conn, (effect, event)
-                self.receive(effect.conn, effect.payload, event, accepted)
+                assert effect.channel in members or effect.channel == event.conn, (effect, event)
+                self.receive(effect.channel, effect.payload, event, accepted)
             elif isinstance(effect, PutMember):
                 self.stored.setdefault(effect.room, {})[effect.conn] = effect.member
             elif isinstance(effect, DropMember):
@@ -168,7 +169,7 @@ class World:
             else:
                 assert isinstance(effect, OpenRoom) and effect.room not in self.stored
         if isinstance(event, SendToPeer) and accepted:
-            assert [e for e in out if isinstance(e, Publish)][0].conn == event.peer
+            assert [e for e in out if isinstance(e, Publish)][0].channel == event.peer
 
     def receive(self, conn: str, payload: bytes, event: AnyEvent, accepted: bool) -> None:
         client = self.clients[conn]
@@ -222,7 +223,7 @@ class World:
         """A relay that takes the shard over reads the same rooms back (rule 3)."""
         book = RoomBook(CAPACITY[Topology.MESH], CAPACITY[Topology.STAR])
         for digest, members in self.stored.items():
-            book.load(digest, dict(members))
+            book.load(digest, dict(members), {})
         assert {d: (r.topology, list(r.members)) for d, r in book.rooms.items()} == {
             d: (r.topology, list(r.members)) for d, r in self.model.items()}
 

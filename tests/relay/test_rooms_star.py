@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from relay.rooms import CloseRoom, DropMember, PutMember, RoomBook
+from relay.effects import CloseRoom, DropMember, PutMember
+from relay.rooms import RoomBook
 from shared.events import (
     EMPTY_STATUS,
     JoinRefused,
@@ -116,7 +117,7 @@ def test_a_loaded_room_keeps_its_host_whatever_order_redis_gives() -> None:
         "late": Member(status=EMPTY_STATUS, gateway=GW, joined="30-0"),
         "first": Member(status=EMPTY_STATUS, gateway=GW, joined="9-7"),
         "mid": Member(status=EMPTY_STATUS, gateway=GW, joined="10-0"),
-    })
+    }, {})
     assert run(book, join("new"))[0][2]["host_id"] == "first"
     effects = run(book, Leave(conn="first", room=ROOM))
     assert {frame["host_id"] for _, frame in publishes(effects)
@@ -296,7 +297,7 @@ def test_a_loaded_star_room_keeps_its_topology_host_and_views() -> None:
     book.load(ROOM, {
         "c1": Member(status=EMPTY_STATUS, gateway=GW, joined="5-0", topology=STAR),
         "h": Member(status=ANN, gateway=GW, joined="4-2", topology=STAR),
-    })
+    }, {})
     assert run(book, join("c2"))[0][2] == joined(
         "c2", [entry("h", {"name": "Ann", "user_agent": "chrome"})], host="h", topology="star")
     assert run(book, join("m", room=OTHER_ROOM, topology=MESH))[1][2]["topology"] == "mesh"

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from relay.rooms import Effect, RoomBook
+from relay.effects import Effect
+from relay.rooms import RoomBook
 from relay.store import (
     CHECKPOINT_MOVED,
     COMMIT,
@@ -61,7 +62,7 @@ async def _commit(redis: Redis, shard: Shard, ids: list[str], relay: str = ME) -
     where = redis.connection_pool.connection_kwargs
     conn = await RespConnection.open(f"redis://{where['host']}:{where['port']}/{where['db']}")
     try:
-        command = Committer(relay).command(shard, ids[0], ids[-1],
+        command = Committer(relay, keep_frames=10, kept_ttl_ms=60_000).command(shard, ids[0], ids[-1],
                                            [i.encode() for i in ids], book_effects)
         (result,) = await conn.request(command, 1, 5.0)
     finally:

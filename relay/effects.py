@@ -1,0 +1,67 @@
+"""What applying an event makes happen: the room state machine's output, committed by
+`relay.store` atomically with the batch's checkpoint (architecture.md, rule 2)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from shared.events import Member
+
+
+class Publish(NamedTuple):
+    """A frame (or a control message) for one socket's channel."""
+
+    channel: str
+    payload: bytes
+
+
+class Keep(NamedTuple):
+    """A numbered frame for a resumable peer: published to its socket (none while it is
+    detached: `channel` "") and kept for a resume (protocol.md, "Resume")."""
+
+    conn: str
+    channel: str
+    seq: int
+    payload: bytes
+
+
+class Replay(NamedTuple):
+    """The last `frames` frames kept for `conn`, to `channel`, in order (a resume)."""
+
+    conn: str
+    channel: str
+    frames: int
+
+
+class DropKept(NamedTuple):
+    """A resumable peer left: its kept frames and its frame counter go."""
+
+    conn: str
+
+
+class PutMember(NamedTuple):
+    room: str
+    conn: str
+    member: Member
+
+
+class DropMember(NamedTuple):
+    room: str
+    conn: str
+
+
+class OpenRoom(NamedTuple):
+    room: str
+
+
+class CloseRoom(NamedTuple):
+    room: str
+
+
+Effect = Publish | Keep | Replay | DropKept | PutMember | DropMember | OpenRoom | CloseRoom
+
+
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """Sort key of a Redis stream id ``"<ms>-<seq>"``."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
