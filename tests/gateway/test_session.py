@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import jwt
 import pytest
 
+from gateway.join_tokens import JoinTokens
+from gateway.resume_tokens import token_digest
 from gateway.session import Forward, Session
 from shared.events import (
+    Detach,
     Join,
     JoinRefused,
     Leave,
+    Resume,
+    Resumed,
     SendToPeer,
     Status,
     Topology,
@@ -173,3 +180,122 @@ def test_join_refused_for_an_older_join_keeps_the_room() -> None:
     s.join_refused(JoinRefused(seq=1))  # late, about the first join
     assert reply(join(s, "again")) == error("already joined another room", "join_room")
     assert s.leave() == Forward(stream_of("lobby", 8), Leave(conn=CONN, room=room_digest("lobby")))
+
+
+# -- resume (protocol.md, "Resume") -----------------------------------------------------
+
+NEW_SOCKET = "9a40b026-7a50-49f1-97a4-d5b17215a9c4"
+
+
+def resumable_join(s: Session, room: str = "lobby") -> Join:
+    forward = join(s, room, resumable=True)
+    assert isinstance(forward, Forward) and isinstance(forward.event, Join)
+    return forward.event
+
+
+def test_a_resumable_join_sends_only_the_tokens_digest() -> None:
+    s = session()
+    event = resumable_join(s)
+    assert s.token is not None and s.token.startswith(f"{shard_of(room_digest('lobby'), 8)}.{CONN}.")
+    assert event.token_digest == token_digest(s.token)
+    assert s.token.encode() not in event_encoder.encode(event)
+
+
+@pytest.mark.parametrize("value", [False, "true", 1, None])
+def test_only_json_true_asks_for_resume(value: object) -> None:
+    event = join(session(), "lobby", resumable=value).event
+    assert event.token_digest == ""
+
+
+def test_a_closing_resumable_socket_detaches_and_a_plain_one_leaves() -> None:
+    s = session()
+    resumable_join(s)
+    assert s.closed() == Forward(stream_of("lobby", 8), Detach(
+        conn=CONN, room=room_digest("lobby"), socket=CONN))
+    plain = session()
+    join(plain, "lobby")
+    assert plain.closed() == Forward(stream_of("lobby", 8), Leave(
+        conn=CONN, room=room_digest("lobby")))
+
+
+def test_a_resumable_members_leave_names_its_socket() -> None:
+    s = session()
+    resumable_join(s)
+    assert s.leave() == Forward(stream_of("lobby", 8), Leave(
+        conn=CONN, room=room_digest("lobby"), socket=CONN))
+
+
+def test_resume_goes_to_the_shard_its_token_names() -> None:
+    old = session()
+    resumable_join(old)
+    token = old.token
+    assert token is not None
+    s = Session(NEW_SOCKET, GW, 8)
+    forward = s.handle(frame(event="resume", resume_token=token, last_frame_seq=4))
+    assert isinstance(forward, Forward) and isinstance(forward.event, Resume)
+    assert forward.stream == stream_of("lobby", 8)
+    event = forward.event
+    assert (event.conn, event.room, event.socket, event.last_frame_seq, event.seq) == (
+        CONN, "", NEW_SOCKET, 4, 1)
+    assert event.token_digest == token_digest(token)
+    assert s.token is not None and event.new_token_digest == token_digest(s.token) != (
+        event.token_digest)
+    # While it is on its way: no room yet, and no second join or resume.
+    assert reply(s.handle(frame(event="update_status", status={}))) == error(
+        "currently not in any room", "update_status")
+    assert reply(join(s, "x")) == error("already joined another room", "join_room")
+    # Accepted: the socket is that peer now; events name it, and its leave this socket.
+    s.resumed(Resumed(seq=1, conn=CONN, room=room_digest("lobby")))
+    assert (s.conn_id, s.room) == (CONN, room_digest("lobby"))
+    assert s.leave() == Forward(stream_of("lobby", 8), Leave(
+        conn=CONN, room=room_digest("lobby"), socket=NEW_SOCKET))
+    # Joining again afterwards: the peer id stays, the socket is named.
+    again = join(s, "other")
+    assert (again.event.conn, again.event.socket) == (CONN, NEW_SOCKET)
+
+
+def test_a_refused_resume_leaves_the_socket_in_no_room() -> None:
+    old = session()
+    resumable_join(old)
+    s = Session(NEW_SOCKET, GW, 8)
+    s.handle(frame(event="resume", resume_token=old.token, last_frame_seq=0))
+    s.join_refused(JoinRefused(seq=1))
+    assert s.room is None and not s.resuming and s.conn_id == NEW_SOCKET
+    assert isinstance(join(s, "lobby"), Forward)
+
+
+@pytest.mark.parametrize("fields", [
+    {"resume_token": "garbage", "last_frame_seq": 0},
+    {"resume_token": f"99.{CONN}.AAAAAAAAAAAAAAAAAAAAAA", "last_frame_seq": 0},  # shard 99 of 8
+    {"resume_token": f"1.{CONN}.AAAAAAAAAAAAAAAAAAAAAA", "last_frame_seq": -1},
+    {"resume_token": f"1.{CONN}.AAAAAAAAAAAAAAAAAAAAAA", "last_frame_seq": 1.5},
+    {"resume_token": f"1.{CONN}.AAAAAAAAAAAAAAAAAAAAAA", "last_frame_seq": True},
+    {"resume_token": f"1.{CONN}.AAAAAAAAAAAAAAAAAAAAAA"},
+    {"last_frame_seq": 0},
+    {"resume_token": 5, "last_frame_seq": 0},
+])
+def test_a_malformed_resume_is_refused_at_once(fields: dict[str, Any]) -> None:
+    s = session()
+    assert reply(s.handle(frame(event="resume", **fields))) == error("cannot resume", "resume")
+    assert isinstance(join(s, "lobby"), Forward)
+
+
+def test_a_taken_over_socket_leaves_nothing_behind_when_it_closes() -> None:
+    s = session()
+    resumable_join(s)
+    s.taken_over()
+    assert s.closed() is None
+
+
+# -- join tokens --------------------------------------------------------------------------
+
+def test_with_join_tokens_a_join_needs_one_for_its_room() -> None:
+    secret = "a-join-secret-of-at-least-32-bytes!"
+    s = Session(CONN, GW, 8, JoinTokens(secret, ""))
+    assert reply(join(s, "lobby")) == error("not allowed", "join_room")
+    assert reply(join(s, "lobby", token="garbage")) == error("not allowed", "join_room")
+    other = jwt.encode({"room": "other", "exp": int(time.time()) + 60}, secret)
+    assert reply(join(s, "lobby", token=other)) == error("not allowed", "join_room")
+    assert s.room is None
+    good = jwt.encode({"room": "lobby", "exp": int(time.time()) + 60}, secret)
+    assert isinstance(join(s, "lobby", token=good), Forward)
