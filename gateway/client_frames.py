@@ -27,8 +27,9 @@ class _Frame(msgspec.Struct):
     status: Any = msgspec.UNSET
     peer_id: Any = None
     topology: Any = None
-    resumable: Any = None
-    token: Any = None  # a join token
+    # Looked at only as far as needed, so that no value there can fail the frame.
+    resumable: msgspec.Raw = msgspec.Raw()
+    token: msgspec.Raw = msgspec.Raw()  # a join token
     resume_token: Any = None
     last_frame_seq: Any = None
     # Kept as the client's bytes so that SDP and candidates pass through untouched.
@@ -55,7 +56,8 @@ class JoinRoom(NamedTuple):
     status: Status
     topology: Topology | None = None  # None: the room's (mesh for a new room)
     resumable: bool = False
-    token: object = None  # a join token, checked by the session when tokens are required
+    # A join token, as the client's JSON: read by the session when tokens are required.
+    token: bytes = b""
 
 
 class ResumeRequest(NamedTuple):
@@ -148,7 +150,8 @@ def _join_room(frame: _Frame, in_room: bool) -> JoinRoom | ErrorText:
     if isinstance(topology, ErrorText):
         return topology
     # Only JSON true asks for resume; the token is looked at by the session.
-    return JoinRoom(room_id, status, topology, frame.resumable is True, frame.token)
+    return JoinRoom(room_id, status, topology, bytes(frame.resumable) == b"true",
+                    bytes(frame.token))
 
 
 def _resume(frame: _Frame, in_room: bool) -> ResumeRequest | ErrorText:

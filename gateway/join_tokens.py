@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jwt
+import msgspec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 LEEWAY_S = 30
@@ -32,7 +33,13 @@ class JoinTokens:
         return bool(self._secret or self._public_key)
 
     def allows(self, token: object, room_id: str) -> bool:
-        """Whether `token` lets its bearer into `room_id` now."""
+        """Whether `token` (a string, or the JSON of one) lets its bearer into `room_id`
+        now."""
+        if isinstance(token, bytes):
+            try:
+                token = msgspec.json.decode(token, type=str) if token else None
+            except msgspec.DecodeError:  # ValidationError is one: not a string
+                return False
         if not isinstance(token, str) or not token:
             return False
         try:

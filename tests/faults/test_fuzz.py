@@ -64,14 +64,19 @@ SAFE_DEPTH = 400
 
 USER_AGENTS = ("chrome", "firefox", "safari", "edge", "opera", "unknown")
 PEER_EVENTS = ("offer", "answer", "ice_candidate", "message")
-EVENTS = ("info", "ping", "join_room", "leave_room", "update_status", "send_to_peer")
+EVENTS = ("info", "ping", "join_room", "leave_room", "update_status", "send_to_peer", "resume")
 ERROR_TEXTS = frozenset({
     "invalid message", "no event given", "unknown event", "no room id given",
     "room id too long", "already joined another room", "room is full",
     "blank name not allowed", "name too long", "unknown user agent", "invalid status",
     "currently not in any room", "cannot send raw data", "unknown peer", "event not allowed",
-    "service unavailable", "rate limit exceeded", "wrong topology",
+    "service unavailable", "rate limit exceeded", "wrong topology", "cannot resume",
+    "not allowed",
 })
+# Not a token the service hands out: the gateway refuses it without asking a relay. (A
+# well-formed one would be refused by a relay, a round trip later, while the frames sent
+# meanwhile find the socket resuming: tests/e2e/test_resume.py has those.)
+TOKEN = "1.not-a-peer.AAAAAAAAAAAAAAAAAAAAAA"
 BROADCASTS = frozenset({"new_peer", "peer_left", "peer_updated_status", "host_changed"})
 SPEC_CLOSES = frozenset({1007, 1009})
 
@@ -191,7 +196,8 @@ def _unrepresentable_read(frame: Object) -> bool:
     section 9), so the answer is then either: these frames are
     test_unrepresentable_numbers_...'s."""
     read = [value for key, value in frame.pairs
-            if key in ("event", "room_id", "status", "peer_id", "topology")]
+            if key in ("event", "room_id", "status", "peer_id", "topology", "resume_token",
+                       "last_frame_seq")]
     return any(isinstance(item, Number) and item.unrepresentable()
                for value in read for item in _walk(value))
 
@@ -280,7 +286,7 @@ class SessionModel:
             return Expect([])
         handlers: dict[str, Callable[[dict[str, Any]], Key]] = {
             "join_room": self._join, "update_status": self._update,
-            "send_to_peer": self._send,
+            "send_to_peer": self._send, "resume": self._resume,
         }
         handler = handlers.get(event)
         if handler is None:
@@ -325,6 +331,12 @@ class SessionModel:
             return error("wrong topology", "join_room")
         self.in_room, self.status = True, status
         return ("joined_room",)
+
+    def _resume(self, frame: dict[str, Any]) -> Key:
+        # No fuzzer holds a token this service handed out: none can resume.
+        if self.in_room:
+            return error("already joined another room", "resume")
+        return error("cannot resume", "resume")
 
     def _update(self, frame: dict[str, Any]) -> Key:
         if not self.in_room:
@@ -373,6 +385,9 @@ def classify(frame: Frame, own_id: str) -> Key | None:
         assert message["own_id"] == own_id, message
         return ("joined_room",)
     sender = message.get("sender_id")
+    # A fuzzer that joined resumable gets numbered frames: the numbers are resume's
+    # business (tests/e2e/test_resume.py), not what the frame answers.
+    message = {k: v for k, v in message.items() if k != "frame_seq"}
     if event == "peer_updated_status" and sender == own_id:
         return ("status", canonical(message["status"]))
     if event in BROADCASTS:
@@ -431,7 +446,10 @@ def frames_strategy(room: str, utf8_closes: bool) -> st.SearchStrategy[tuple[int
         "sender_id": anything(), "sdp": anything(), "candidate": anything()})
     fields = {
         "join_room": {"room_id": or_wrong(rooms), "status": or_wrong(status),
-                      "topology": or_wrong(st.just("mesh"))},
+                      "topology": or_wrong(st.just("mesh")), "resumable": or_wrong(st.just(True)),
+                      "token": anything()},  # no join tokens are required here: ignored
+        "resume": {"resume_token": or_wrong(st.one_of(st.text(max_size=80), st.just(TOKEN))),
+                   "last_frame_seq": or_wrong(st.integers(0, 5))},
         "update_status": {"status": or_wrong(status)},
         "send_to_peer": {"peer_id": or_wrong(peers), "data": or_wrong(data)},
     }
@@ -486,7 +504,8 @@ def sweep(room: str) -> list[Any]:
     valid: dict[str, dict[str, Any]] = {
         "ping": {}, "info": {}, "leave_room": {},
         "join_room": {"room_id": room, "status": {"name": "n", "user_agent": "safari"},
-                      "topology": "mesh"},
+                      "topology": "mesh", "resumable": True},
+        "resume": {"resume_token": TOKEN, "last_frame_seq": 0},
         "update_status": {"status": {"name": "n", "user_agent": "edge"}},
         "send_to_peer": {"peer_id": OWN, "data": {"event": "offer", "sdp": "v=0"}},
     }
