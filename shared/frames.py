@@ -7,6 +7,7 @@ use these encoders so that a frame has one shape wherever it is made.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
@@ -76,6 +77,12 @@ class JoinedRoom(Frame, tag="joined_room"):
     host_id: str | None = None
     topology: Topology | None = None
     resumed: bool | None = None  # ext: true when a resume took the peer over
+    # ext, added by the gateway (the relay never has them): the resume token, and TURN
+    # credentials and ICE servers when configured.
+    resume_token: str | None = None
+    turn_user: str | None = None
+    turn_password: str | None = None
+    ice_servers: list[dict[str, Any]] | None = None
 
 
 class HostChanged(Frame, tag="host_changed"):

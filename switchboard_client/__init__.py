@@ -10,12 +10,13 @@ Server frames arrive as typed events (`shared.frames` structs, plus `PeerMessage
 what other peers send); requests are typed methods.
 """
 
-from switchboard_client.client import SignalingClient, SignalingError
+from switchboard_client.client import ResumeFailed, SignalingClient, SignalingError
 from switchboard_client.events import PEER_EVENTS, PeerMessage, ServerEvent, decode_event
 
 __all__ = [
     "PEER_EVENTS",
     "PeerMessage",
+    "ResumeFailed",
     "ServerEvent",
     "SignalingClient",
     "SignalingError",

@@ -40,6 +40,7 @@ _room_frames = msgspec.json.Decoder(
 class _Head(msgspec.Struct):
     event: str = ""
     sender_id: str = ""
+    frame_seq: int = 0
 
 
 _head = msgspec.json.Decoder(_Head)
@@ -47,9 +48,16 @@ _head = msgspec.json.Decoder(_Head)
 
 def decode_event(frame: str | bytes) -> ServerEvent:
     """Decode one server frame; raises msgspec.ValidationError for a frame of no known kind."""
+    return decode_numbered(frame)[0]
+
+
+def decode_numbered(frame: str | bytes) -> tuple[ServerEvent, int]:
+    """A server frame and its `frame_seq` (0 for a frame that is not numbered: any frame
+    to a peer that did not join resumable, and direct replies)."""
     head = _head.decode(frame)
     if head.event in PEER_EVENTS:
         data = msgspec.json.decode(frame, type=dict[str, Any])
-        return PeerMessage(event=head.event, sender_id=head.sender_id, data=data)
+        data.pop("frame_seq", None)  # the service's numbering, not what the peer sent
+        return PeerMessage(event=head.event, sender_id=head.sender_id, data=data), head.frame_seq
     event: ServerEvent = _room_frames.decode(frame)
-    return event
+    return event, head.frame_seq
