@@ -21,7 +21,7 @@ PAGES = Path(__file__).with_name("demo_page")
 BUNDLE = "palava.bundle.js"
 # The pages' own files by the name they are served under: nothing else is served from PAGES.
 ASSETS = {"demo.js": JAVASCRIPT, "demo.css": CSS, "broadcast.js": JAVASCRIPT,
-          "page.js": JAVASCRIPT}
+          "page.js": JAVASCRIPT, "palava-resume.js": JAVASCRIPT}
 
 
 def demo_routes(bundle: Path) -> Blueprint:

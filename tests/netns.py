@@ -33,6 +33,7 @@ class Bridge:
     server: asyncio.Server | None = None
     # Both ends of every connection going through.
     streams: set[asyncio.StreamWriter] = field(default_factory=set)
+    down_until = 0.0  # loop time: until then, new connections are dropped at once
 
     def cut(self) -> None:
         """Drop every connection going through now, as a network failure would; new
@@ -40,8 +41,17 @@ class Bridge:
         for stream in list(self.streams):
             stream.transport.abort()
 
+    def outage(self, seconds: float) -> None:
+        """The network is gone for `seconds`: every connection is dropped now, and those
+        tried meanwhile are reset as they come."""
+        self.down_until = asyncio.get_running_loop().time() + seconds
+        self.cut()
+
     async def accepted(self, inside_reader: asyncio.StreamReader,
                        inside_writer: asyncio.StreamWriter) -> None:
+        if asyncio.get_running_loop().time() < self.down_until:
+            inside_writer.transport.abort()
+            return
         try:
             outside_reader, outside_writer = await asyncio.open_connection("127.0.0.1",
                                                                            self.target)

@@ -28,9 +28,10 @@ def test_mypy_strict_finds_nothing() -> None:
 
 def test_the_browser_library_type_checks() -> None:
     assert TSC.exists(), f"{TSC} is missing: scripts/test installs it (package.json)"
-    # The library, and the demo pages' shared module (the pages themselves are untyped).
+    # The library, and the demo pages' shared modules (the pages themselves are untyped).
     modules = sorted(str(path) for path in (ROOT / "gateway" / "client").glob("*.js"))
-    modules.append(str(ROOT / "gateway" / "demo_page" / "page.js"))
+    modules += [str(ROOT / "gateway" / "demo_page" / name)
+                for name in ("page.js", "palava-resume.js")]
     result = subprocess.run(
         [str(TSC), "--noEmit", "--allowJs", "--checkJs", "--strict", "--target", "es2022",
          "--module", "es2022", "--lib", "es2022,dom,dom.iterable", *modules],

@@ -6,6 +6,7 @@
  */
 
 import { emit } from './events.js';
+import { ResumableSocket } from './resumable-socket.js';
 
 /**
  * @typedef {object} Status  what the server keeps of a peer (protocol.md, update_status)
@@ -24,13 +25,19 @@ import { emit } from './events.js';
  */
 
 export class SignalingChannel extends EventTarget {
-  /** @type {WebSocket | null} */
+  /** @type {ResumableSocket | null} */
   #socket = null;
 
-  /** @param {string} url  the gateway's WebSocket address, e.g. `wss://signal.example/` */
-  constructor(url) {
+  /**
+   * @param {string} url  the gateway's WebSocket address, e.g. `wss://signal.example/`
+   * @param {boolean} [resumable]  join resumable and resume after a drop (default true):
+   *   a `close` comes only when a resume could not be had; `resuming` and `resumed`
+   *   tell of one under way
+   */
+  constructor(url, resumable = true) {
     super();
     this.url = url;
+    this.resumable = resumable;
   }
 
   /**
@@ -39,8 +46,15 @@ export class SignalingChannel extends EventTarget {
    */
   open() {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(this.url);
+      const socket = new ResumableSocket(this.url, { resumable: this.resumable });
       this.#socket = socket;
+      for (const type of ['resuming', 'resumed']) {
+        socket.addEventListener(type, () => {
+          if (this.#socket === socket) {
+            emit(this, type);
+          }
+        });
+      }
       socket.onopen = () => resolve();
       socket.onmessage = (message) => this.#receive(message.data);
       socket.onclose = (closed) => {
@@ -56,6 +70,11 @@ export class SignalingChannel extends EventTarget {
   /** Whether frames can be sent now. */
   get isOpen() {
     return this.#socket !== null && this.#socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Whether the socket dropped and is being resumed (frames sent meanwhile wait). */
+  get resuming() {
+    return this.#socket !== null && this.#socket.resuming;
   }
 
   /**

@@ -21,6 +21,8 @@
  *   stream    {peerId, stream}   media from the other side of a link
  *   error     {message}          the server refused something, or a link was given up
  *   closed                       the session ended (`close`, or a refusal on rejoining)
+ *   resuming, resumed            the signaling socket dropped and is being resumed (the
+ *                                links go on; nobody else sees a thing), and then was
  * @module
  */
 
@@ -45,6 +47,8 @@ import { SignalingChannel } from './signaling.js';
  * @property {Heartbeat | null} [heartbeat]  DataChannel heartbeats; default none
  * @property {boolean} [keepSignaling]  default true; false closes a client's socket once it
  *   is connected to the host (it rejoins when that link is lost)
+ * @property {boolean} [resumable]  default true: a dropped signaling socket is resumed, the
+ *   peer keeps its id and role; false rejoins as a new peer instead
  */
 
 const JOIN_TIMEOUT_MS = 10000;
@@ -195,8 +199,11 @@ export class StarSession extends EventTarget {
   }
 
   async #connect() {
-    const channel = new SignalingChannel(this.#url());
+    const channel = new SignalingChannel(this.#url(), this.options.resumable ?? true);
     this.#channel = channel;
+    for (const type of ['resuming', 'resumed']) {
+      channel.addEventListener(type, () => emit(this, type));
+    }
     /** @type {Promise<void>} */
     const joined = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(

@@ -11,4 +11,5 @@
 export { JoinRefused, StarSession } from './star-session.js';
 export { PeerLink, MAX_ATTEMPTS } from './peer-link.js';
 export { SignalingChannel } from './signaling.js';
+export { ResumableSocket } from './resumable-socket.js';
 export { iceServersFor } from './ice-servers.js';

@@ -4,7 +4,8 @@
  * The first to join a room presents (the star room's host): its camera or screen goes to
  * every viewer, it sees its viewers and how each link stands, and it relays the chat.
  * Viewers watch and chat. When the presenter leaves, the viewer who came first presents,
- * and everyone else connects to it, without reloading.
+ * and everyone else connects to it, without reloading. A dropped signaling connection is
+ * resumed (the media never needed it). `?token=` is passed as the join token.
  *
  * What the page shows is kept on `window.broadcast`, for tests and for the curious:
  *   state        'idle' | 'joining' | 'joined' | 'left'
@@ -13,12 +14,14 @@
  *                'connected' | 'disconnected' | null
  *   states       {peerId: connectionState}, from the presenter (StarSession's `peers`)
  *   chat         [{fromId, name, text, own, at}]
- *   notices      [{kind, text, at}]   kind: 'host' | 'error' | 'media'
+ *   notices      [{kind, text, at}]   kind: 'host' | 'error' | 'media' | 'resuming' |
+ *                'resumed'
  *   hostChanges  how many times the presenter changed since joining
+ *   resumes      how many times the signaling connection dropped and was resumed
  *   timings      epoch ms: joinedAt, connectedAt, videoAt (first frame of the presenter),
  *                hostChangedAt and reconnectedAt (the latest handover)
  */
-import { StarSession } from '/client/switchboard.js';
+import { StarSession } from '../client/switchboard.js';
 import {
   $, MAX_CHAT_TEXT, addChatLine, addNotice, joinIfNamed, now, play, rememberRoomInAddress,
   wireControls,
@@ -37,6 +40,7 @@ const broadcast = window.broadcast = {
   chat: [],
   notices: [],
   hostChanges: -1,
+  resumes: 0,
   timings: {},
 };
 
@@ -51,7 +55,8 @@ let camera = null;
 
 function join(roomId, name) {
   Object.assign(broadcast, { roomId, name, hostChanges: -1, timings: {}, states: {} });
-  session = new StarSession({ room: roomId, status: { name } });
+  const token = new URLSearchParams(location.search).get('token') || undefined;
+  session = new StarSession({ room: roomId, status: { name }, token });
   listen(session);
   rememberRoomInAddress(roomId);
   setState('joining');
@@ -99,6 +104,12 @@ function listen(s) {
   });
   s.addEventListener('message', ({ detail }) => received(detail.senderId, detail.data));
   s.addEventListener('error', ({ detail }) => notice('error', detail.message));
+  s.addEventListener('resuming', () => notice('resuming',
+    'Lost the connection to the server; resuming (the broadcast goes on)…'));
+  s.addEventListener('resumed', () => {
+    broadcast.resumes += 1;
+    notice('resumed', 'Resumed: nothing was lost, and nobody saw you go.');
+  });
   s.addEventListener('closed', () => {
     if (session === s) {
       stop('idle');

@@ -2,20 +2,26 @@
  *
  * palava-client does the WebRTC work (getUserMedia, one RTCPeerConnection per remote
  * peer, offers, answers and ICE candidates through the server); this page draws what its
- * session reports, adds a chat over `send_to_peer` `message` events, and reconnects with
- * backoff when the server goes away.
+ * session reports and adds a chat over `send_to_peer` `message` events. Its signaling
+ * socket resumes after a drop (palava-resume.js): the call goes on and the others see
+ * nothing. When a resume cannot be had, it joins again as a new peer, with backoff.
+ * `?token=` is passed as the join token; `?resume=off` joins without resume.
  *
  * What the page shows is also kept on `window.demo`, for tests and for the curious:
  *   state       'idle' | 'connecting' | 'joined' | 'reconnecting' | 'left'
  *   roomId, name, ownId
  *   peers       {peerId: {name, connected, hasTrack}}    the remote peers
  *   chat        [{fromId, name, text, own, at}]
- *   notices     [{kind, text, at}]   kind: 'shutdown' | 'error' | 'connection' | 'reconnected' | 'media'
+ *   notices     [{kind, text, at}]   kind: 'shutdown' | 'error' | 'connection' |
+ *               'reconnected' | 'media' | 'resuming' | 'resumed'
  *   timings     {joinSentAt, joinedAt, connectedAt: {peerId: t}, videoAt: {peerId: t}} of
  *               the latest join, in epoch milliseconds: join_room sent, joined_room
  *               received, palava's peer_connection_established, first remote video frame
  *   reconnects  how many times the page joined again after losing the server
+ *   resumes     how many times its socket dropped and was resumed
+ *   peersLeft   how many peer_left it was told of (since the page opened)
  */
+import { palavaIceOptions, useResumableSockets } from './palava-resume.js';
 import {
   $, MAX_CHAT_TEXT, addChatLine, addNotice, joinIfNamed, now, play, rememberRoomInAddress,
   wireControls,
@@ -40,6 +46,8 @@ const demo = window.demo = {
   notices: [],
   timings: newTimings(),
   reconnects: 0,
+  resumes: 0,
+  peersLeft: 0,
 };
 
 let session = null;
@@ -145,7 +153,7 @@ function listen(s) {
   on('room_joined', joined);
   on('room_join_error', () => connectionLost('The server did not answer the join in time'));
   on('peer_joined', addPeer);
-  on('peer_left', (peer) => removePeer(peer.id));
+  on('peer_left', (peer) => { demo.peersLeft += 1; removePeer(peer.id); });
   on('peer_update', (peer) => { if (!peer.isLocal()) updatePeer(peer); });
   on('local_stream_ready', showLocalStream);
   on('peer_stream_ready', (peer) => {
@@ -165,6 +173,21 @@ function listen(s) {
   on('signaling_not_reachable', () => connectionLost('Cannot reach the server'));
   on('argument_error', (text) => refuse(`Cannot start: ${text}.`));
   on('webrtc_no_support', (text) => refuse(`${text}.`));
+}
+
+function watchSocket(socket) {
+  socket.addEventListener('joined', ({ detail }) => {
+    // Before palava-client reads the frame: its peer connections take these servers.
+    if (session) {
+      Object.assign(session.roomOptions, palavaIceOptions(detail.ice_servers));
+    }
+  });
+  socket.addEventListener('resuming', () => notice('resuming',
+    'Lost the connection to the server; resuming (the call goes on)…'));
+  socket.addEventListener('resumed', () => {
+    demo.resumes += 1;
+    notice('resumed', 'Resumed: nothing was lost, and nobody saw you go.');
+  });
 }
 
 function joined(room) {
@@ -373,6 +396,12 @@ function start() {
     return;
   }
   $('palava-version').textContent = palava.LIB_VERSION;
+  const params = new URLSearchParams(location.search);
+  useResumableSockets(palava, {
+    resumable: params.get('resume') !== 'off',
+    join: params.get('token') ? { token: params.get('token') } : {},
+    onSocket: watchSocket,
+  });
   wireControls({ join, leave: () => stop('left'), chat: sendChat, inRoom: () => !!session });
   setState('idle');
   joinIfNamed();

@@ -3,8 +3,9 @@
 Two pages join one room through the two different gateways of the `cluster` fixture and
 must get a WebRTC connection (palava-client's `peer_connection_established`) carrying
 each other's camera; a third page joins and leaves, a fourth finds the room full, a chat
-line typed on one page shows on the other. A second test loses the connection, then the
-gateway (shutdown notice), and the page must rejoin by itself each time.
+line typed on one page shows on the other. Then the page loses the server: for 3 s (it
+resumes, the call goes on, the other page sees nothing), through a gateway's shutdown (it
+resumes through another), and with resume off (it rejoins as a new peer).
 
 The browser (tests/e2e/tabs.py) runs in a loopback-only network namespace; the pages show
 their state on `window.demo` (gateway/demo_page/demo.js), which the waits below read.
@@ -40,10 +41,18 @@ class DemoPage(Tab):
     STATE = "window.demo"
 
     @classmethod
-    async def open(cls, browser: Browser, port: int, room: str, name: str) -> DemoPage:
+    async def open(cls, browser: Browser, port: int, room: str, name: str,
+                   **params: str) -> DemoPage:
         """Open /demo?room=..&name=.. on that gateway: the page joins by itself."""
-        query = urlencode({"room": room, "name": name})
+        query = urlencode({"room": room, "name": name, **params})
         return await cls.load(browser, f"http://127.0.0.1:{port}/demo?{query}", name)
+
+    async def video_frames(self, peer_id: str) -> int:
+        """Frames the video of `peer_id` has shown so far."""
+        frames: int = await self.page.evaluate(
+            "id => document.getElementById('video-' + id)"
+            ".getVideoPlaybackQuality().totalVideoFrames", peer_id)
+        return frames
 
     async def joined(self) -> str:
         """Wait until in the room; the peer id the server gave."""
@@ -149,7 +158,47 @@ def call_timings(first: dict[str, Any], second: dict[str, Any]) -> dict[str, flo
 # --- losing the server ---
 
 
-async def test_the_page_rejoins_after_a_lost_connection_and_a_shutdown(
+async def test_the_page_resumes_after_a_3_s_outage_and_the_call_goes_on(
+    browser: Browser, cluster: Cluster, netns: LoopbackNamespace, room: str
+) -> None:
+    """issue 12: one page's network is gone for 3 s. It resumes: same peer id, its video
+    never stops, and the other page sees no peer_left."""
+    port = gateway_port(cluster, 0)
+    eve = await DemoPage.open(browser, port, room, "Eve")
+    eve_id = await eve.joined()
+    fay = await DemoPage.open(browser, gateway_port(cluster, 1), room, "Fay")
+    fay_id = await fay.joined()
+    await eve.in_call_with(fay_id)
+    await fay.in_call_with(eve_id)
+
+    netns.bridges[port].outage(3.0)
+    await eve.wait("() => demo.notices.some(n => n.kind === 'resuming')",
+                   what="the page noticing the drop")
+    # While the server is out of reach, the call's media goes on, both ways.
+    before = {page.name: await page.video_frames(other)
+              for page, other in ((eve, fay_id), (fay, eve_id))}
+    await eve.wait("([id, n]) => document.getElementById('video-' + id)"
+                   ".getVideoPlaybackQuality().totalVideoFrames > n + 30",
+                   [fay_id, before["Eve"]], what="Fay's video playing on during the outage")
+    await fay.wait("([id, n]) => document.getElementById('video-' + id)"
+                   ".getVideoPlaybackQuality().totalVideoFrames > n + 30",
+                   [eve_id, before["Fay"]], what="Eve's video playing on during the outage")
+    assert not (await eve.state())["notices"][-1]["kind"] == "resumed", "no outage at all?"
+    await eve.wait("() => demo.resumes === 1 && demo.state === 'joined'", timeout_s=15,
+                   what="the resume after the outage")
+    state = await eve.state()
+    assert (state["ownId"], state["reconnects"]) == (eve_id, 0)
+    assert [n["kind"] for n in state["notices"]] == ["resuming", "resumed"]
+    fay_state = await fay.state()
+    assert fay_state["peersLeft"] == 0 and set(fay_state["peers"]) == {eve_id}
+    # And signaling works again: a chat line crosses.
+    await eve.say("back")
+    await fay.heard("Eve", "back")
+    await eve.close()
+    await fay.close()
+
+
+async def test_the_page_resumes_through_another_gateway_after_a_shutdown(
     browser: Browser, cluster: Cluster, netns: LoopbackNamespace, room: str
 ) -> None:
     leaving, port = cluster.start_gateway(SWITCHBOARD_SHUTDOWN_SECONDS="1")
@@ -160,32 +209,51 @@ async def test_the_page_rejoins_after_a_lost_connection_and_a_shutdown(
     fay = await DemoPage.open(browser, gateway_port(cluster, 0), room, "Fay")
     fay_id = await fay.joined()
     await fay.sees(eve_id, "Eve")
-
-    balancer.cut()
-    await eve.wait("() => demo.reconnects === 1 && demo.state === 'joined'",
-                   what="a rejoin after the connection dropped")
-    eve_id = await eve.joined()
-    await fay.sees(eve_id, "Eve")
     await eve.in_call_with(fay_id)
-    kinds = [notice["kind"] for notice in (await eve.state())["notices"]]
-    assert kinds == ["connection", "reconnected"], kinds
 
     leaving.signal(signal.SIGTERM)
     await eve.wait("""() => {
         const kinds = demo.notices.map(n => n.kind);
-        const shutdown = kinds.indexOf('shutdown');
-        return shutdown >= 0 && kinds.indexOf('connection', shutdown) > shutdown
-            && demo.notices[shutdown].text.includes('1 s');
-    }""", what="the shutdown notice, then the lost connection")
+        return kinds[0] === 'shutdown' && kinds[1] === 'resuming'
+            && demo.notices[0].text.includes('1 s');
+    }""", what="the shutdown notice, then the resume under way")
     assert await asyncio.to_thread(leaving.wait, 10) == 0
     # The balancer now sends the page's retries to another replica.
     balancer.target = gateway_port(cluster, 1)
-    await eve.wait("() => demo.reconnects === 2 && demo.state === 'joined'",
-                   what="a rejoin through another gateway")
-    eve_id = await eve.joined()
-    await fay.sees(eve_id, "Eve")
+    await eve.wait("() => demo.resumes === 1 && demo.state === 'joined'",
+                   what="a resume through another gateway")
+    state = await eve.state()
+    assert (state["ownId"], state["reconnects"]) == (eve_id, 0)
     await eve.in_call_with(fay_id)
-    await fay.in_call_with(eve_id)
+    assert (await fay.state())["peersLeft"] == 0
+    await eve.say("still here")
+    await fay.heard("Eve", "still here")
+    await eve.close()
+    await fay.close()
+
+
+async def test_without_resume_the_page_rejoins_after_a_lost_connection(
+    browser: Browser, cluster: Cluster, netns: LoopbackNamespace, room: str
+) -> None:
+    """`?resume=off`, or a resume the service refuses: the page joins again as a new
+    peer, and the call is set up anew."""
+    port = gateway_port(cluster, 0)
+    eve = await DemoPage.open(browser, port, room, "Eve", resume="off")
+    eve_id = await eve.joined()
+    fay = await DemoPage.open(browser, gateway_port(cluster, 1), room, "Fay")
+    fay_id = await fay.joined()
+    await fay.sees(eve_id, "Eve")
+
+    netns.bridges[port].cut()
+    await eve.wait("() => demo.reconnects === 1 && demo.state === 'joined'",
+                   what="a rejoin after the connection dropped")
+    new_id = await eve.joined()
+    assert new_id != eve_id
+    await fay.no_longer_sees(eve_id)
+    await fay.sees(new_id, "Eve")
+    await eve.in_call_with(fay_id)
+    kinds = [notice["kind"] for notice in (await eve.state())["notices"]]
+    assert kinds == ["connection", "reconnected"], kinds
     await eve.close()
     await fay.close()
 

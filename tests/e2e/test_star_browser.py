@@ -21,6 +21,7 @@ import pytest
 from playwright.async_api import Browser
 
 from tests.e2e.tabs import ARTIFACTS, Tab
+from tests.netns import LoopbackNamespace
 from tests.processes import Cluster, http_get
 
 LINK_S = 25  # ICE, DTLS and the DataChannel, on a loaded 2-core machine
@@ -47,7 +48,8 @@ HARNESS = """async ({room, name, camera, options}) => {
   });
   const note = () => Object.assign(star, {
     peerId: session.peerId, hostId: session.hostId, isHost: session.isHost });
-  for (const type of ['negotiating', 'connecting', 'connected', 'disconnected', 'closed']) {
+  for (const type of ['negotiating', 'connecting', 'connected', 'disconnected', 'closed',
+                      'resuming', 'resumed']) {
     session.addEventListener(type, (e) => star.events.push([type, e.detail?.peerId ?? null]));
   }
   session.addEventListener('connected', (e) => { star.connected[e.detail.peerId] = Date.now(); });
@@ -212,6 +214,41 @@ async def test_a_client_without_signaling_keeps_its_link(
         await asyncio.gather(*(tab.close() for tab in (host, quiet, other)))
 
 
+async def test_a_dropped_signaling_socket_resumes_and_the_links_go_on(
+        browser: Browser, cluster: Cluster, netns: LoopbackNamespace, room: str) -> None:
+    """StarSession joins resumable: a client's network is gone for 2 s, its signaling
+    resumes (same peer id), the link to the host and the host's video go on, and the host
+    hears of no leave."""
+    ports = [port for _, port in cluster.gateways[:2]]
+    host = await StarTab.start(browser, ports[0], room, "Host", camera=True)
+    client = await StarTab.start(browser, ports[1], room, "Client")
+    try:
+        await client.plays_video_of(host.peer_id)
+        await host.connected_to(client.peer_id)
+        frames = await client.page.evaluate(VIDEO_FRAMES)
+        netns.bridges[ports[1]].outage(2.0)
+        await client.wait("() => window.star.events.some(([type]) => type === 'resuming')",
+                          what="the drop noticed")
+        await client.wait(f"() => ({VIDEO_FRAMES})() > {frames + 20}",
+                          what="the host's video playing on meanwhile")
+        await client.wait("() => window.star.events.some(([type]) => type === 'resumed')",
+                          timeout_s=15, what="the resume")
+        state = await client.state()
+        assert (state["peerId"], state["hosts"]) == (client.peer_id, [host.peer_id])
+        assert ["disconnected", host.peer_id] not in state["events"]
+        assert await host.page.evaluate("id => window.session.statusOf(id) !== undefined",
+                                        client.peer_id), "the host heard of a leave"
+        assert ["disconnected", client.peer_id] not in (await host.state())["events"]
+        await client.send({"text": "after the drop"})
+        await host.heard(client.peer_id, {"text": "after the drop"})
+    finally:
+        await asyncio.gather(host.close(), client.close())
+
+
+VIDEO_FRAMES = """() => Math.max(0, ...[...document.querySelectorAll('video')].map(
+    v => v.getVideoPlaybackQuality().totalVideoFrames))"""
+
+
 async def test_a_link_that_dies_is_negotiated_again(
         browser: Browser, cluster: Cluster, room: str) -> None:
     """The client's RTCPeerConnection dies under it: the host sees its channel close and
@@ -317,7 +354,7 @@ async def test_the_broadcast_demo_presents_chats_and_hands_over(
 
 JAVASCRIPT = "text/javascript; charset=utf-8"
 LIBRARY = ["switchboard.js", "star-session.js", "peer-link.js", "signaling.js",
-           "ice-servers.js", "events.js"]
+           "ice-servers.js", "events.js", "resumable-socket.js"]
 
 
 def test_every_gateway_serves_the_library_and_the_broadcast_page(cluster: Cluster) -> None:
@@ -329,6 +366,6 @@ def test_every_gateway_serves_the_library_and_the_broadcast_page(cluster: Cluste
         status, kind, page = http_get(port, "/demo/broadcast")
         assert (status, kind) == (200, "text/html; charset=utf-8")
         assert '<script type="module" src="/demo/broadcast.js"></script>' in page
-        for name in ("broadcast.js", "page.js"):
+        for name in ("broadcast.js", "page.js", "palava-resume.js"):
             assert http_get(port, f"/demo/{name}")[:2] == (200, JAVASCRIPT)
-        assert "from '/client/switchboard.js'" in http_get(port, "/demo/broadcast.js")[2]
+        assert "from '../client/switchboard.js'" in http_get(port, "/demo/broadcast.js")[2]

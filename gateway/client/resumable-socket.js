@@ -1,0 +1,269 @@
+/**
+ * A WebSocket that survives the network (protocol.md, "Resume").
+ *
+ * It speaks like a browser WebSocket (`readyState`, `send`, `close`, `onopen`,
+ * `onmessage`, `onerror`, `onclose`), so that code written for one, palava-client's
+ * included, can use it unchanged. It asks for a resumable join (`"resumable": true` in
+ * every `join_room`), keeps the resume token and the last `frame_seq` it got, and when
+ * the socket drops it opens another (any gateway will do) and resumes: the service sends
+ * every frame it lacked, in order, then live traffic. Meanwhile it stays OPEN and keeps
+ * what is sent for after the resume; the resumed `joined_room` is not passed on, since
+ * nothing changed for the code above. Only when a resume cannot be had (the service says
+ * `cannot resume`, or none answers within `resumeWithinMs`) does the code above see the
+ * socket close, and then it joins again as it would have.
+ *
+ * Events besides the WebSocket ones: `joined` {frame} (every joined_room but a resumed
+ * one, before the code above gets it), `resuming` {code} (the socket dropped), `resumed`.
+ * @module
+ */
+
+import { emit } from './events.js';
+
+/** The browser's own, taken now: a page may stand this class in for `WebSocket` later. */
+const NativeWebSocket = globalThis.WebSocket;
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSED = 3;
+/** Another socket took the peer over: nothing to resume. */
+const TAKEN_OVER = 4001;
+/** Delays before each new socket of a resume (ms); the last one repeats. */
+const RETRY_DELAYS_MS = [0, 250, 500, 1000, 2000];
+/** Frames sent while resuming, kept for after it; beyond, the oldest go. */
+const MAX_HELD = 1000;
+
+/**
+ * @typedef {object} ResumableOptions
+ * @property {number} [resumeWithinMs]  how long to try (the service's grace period,
+ *   SWITCHBOARD_RESUME_GRACE_S, 15 s by default)
+ * @property {boolean} [resumable]  false: a plain WebSocket, that asks for no resume
+ * @property {Record<string, unknown>} [join]  fields added to every join_room (a join
+ *   `token`, say)
+ */
+
+export class ResumableSocket extends EventTarget {
+  /** @type {((event: Event) => void) | null} */
+  onopen = null;
+  /** @type {((event: MessageEvent) => void) | null} */
+  onmessage = null;
+  /** @type {((event: Event) => void) | null} */
+  onerror = null;
+  /** @type {((event: CloseEvent) => void) | null} */
+  onclose = null;
+  /** @type {WebSocket} */
+  #socket;
+  #readyState = CONNECTING;
+  /** @type {string | null} */
+  #token = null;
+  #lastSeq = 0;
+  #resuming = false;
+  #closedByUs = false;
+  /** @type {string[]} */
+  #held = [];
+  #deadline = 0;  // of the resume under way
+  #attempt = 0;
+  #closeCode = 1006;  // of the socket that dropped, told if the resume fails
+
+  /**
+   * @param {string} url
+   * @param {ResumableOptions} [options]
+   */
+  constructor(url, options = {}) {
+    super();
+    this.url = url;
+    this.resumeWithinMs = options.resumeWithinMs ?? 15000;
+    this.resumable = options.resumable ?? true;
+    this.join = options.join ?? {};
+    this.resumes = 0;
+    this.#socket = this.#open();
+  }
+
+  get readyState() {
+    return this.#readyState;
+  }
+
+  /** Whether a resume is under way (the socket is OPEN to the code above meanwhile). */
+  get resuming() {
+    return this.#resuming;
+  }
+
+  /** @param {string} text  one client frame, as JSON */
+  send(text) {
+    const frame = parseObject(text);
+    if (frame !== null && frame.event === 'join_room') {
+      const resumable = this.resumable && frame.resumable === undefined ? { resumable: true } : {};
+      text = JSON.stringify({ ...this.join, ...frame, ...resumable });
+    } else if (frame !== null && frame.event === 'leave_room') {
+      this.#token = null;  // left on purpose: nothing to resume from here
+    }
+    if (this.#resuming) {
+      this.#held.push(text);
+      if (this.#held.length > MAX_HELD) {
+        this.#held.shift();
+      }
+      return;
+    }
+    this.#socket.send(text);
+  }
+
+  /**
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  close(code = 1000, reason = '') {
+    this.#closedByUs = true;
+    this.#token = null;
+    if (this.#resuming) {
+      this.#socket.close(code, reason);
+      this.#finish(code, reason);
+      return;
+    }
+    this.#socket.close(code, reason);
+  }
+
+  /** A socket wired to this object. */
+  #open() {
+    const socket = new NativeWebSocket(this.url);
+    socket.onopen = (event) => {
+      if (socket !== this.#socket) {
+        return;
+      }
+      if (this.#resuming) {
+        socket.send(JSON.stringify({ event: 'resume', resume_token: this.#token,
+                                     last_frame_seq: this.#lastSeq }));
+        return;
+      }
+      this.#readyState = OPEN;
+      this.onopen?.(event);
+      this.dispatchEvent(new Event('open'));
+    };
+    socket.onmessage = (event) => {
+      if (socket === this.#socket) {
+        this.#receive(event);
+      }
+    };
+    socket.onerror = (event) => {
+      if (socket === this.#socket && !this.#resuming) {
+        this.onerror?.(event);
+      }
+    };
+    socket.onclose = (event) => {
+      if (socket === this.#socket) {
+        this.#lost(event.code, event.reason);
+      }
+    };
+    return socket;
+  }
+
+  /** @param {MessageEvent} event */
+  #receive(event) {
+    const frame = parseObject(event.data);
+    if (frame !== null) {
+      if (frame.event === 'joined_room') {
+        this.#token = typeof frame.resume_token === 'string' ? frame.resume_token : null;
+        if (frame.resumed === true && this.#resuming) {
+          this.#resumed();
+          return;  // nothing changed for the code above
+        }
+        this.#lastSeq = 0;
+        emit(this, 'joined', frame);
+      } else if (frame.event === 'error' && frame.received_msg === 'resume' && this.#resuming) {
+        this.#giveUp();
+        return;
+      }
+      if (typeof frame.frame_seq === 'number') {
+        if (frame.frame_seq <= this.#lastSeq) {
+          return;  // had it already (the service sends none twice; this is a bound)
+        }
+        this.#lastSeq = frame.frame_seq;
+      }
+    }
+    if (!this.#resuming) {
+      this.onmessage?.(event);
+      this.dispatchEvent(new MessageEvent('message', { data: event.data }));
+    }
+  }
+
+  /**
+   * The socket closed: resume, or tell the code above.
+   * @param {number} code
+   * @param {string} reason
+   */
+  #lost(code, reason) {
+    const mayResume = this.#token !== null && !this.#closedByUs && code !== TAKEN_OVER
+      && this.#readyState === OPEN;
+    if (!mayResume) {
+      this.#finish(code, reason);
+      return;
+    }
+    if (!this.#resuming) {
+      this.#resuming = true;
+      this.#deadline = Date.now() + this.resumeWithinMs;
+      this.#attempt = 0;
+      this.#closeCode = code;
+      emit(this, 'resuming', { code });
+    }
+    if (Date.now() > this.#deadline) {
+      this.#giveUp();
+      return;
+    }
+    const delay = RETRY_DELAYS_MS[Math.min(this.#attempt, RETRY_DELAYS_MS.length - 1)];
+    this.#attempt += 1;
+    setTimeout(() => {
+      if (this.#resuming && !this.#closedByUs) {
+        this.#socket = this.#open();
+      }
+    }, delay);
+  }
+
+  #resumed() {
+    this.#resuming = false;
+    this.resumes += 1;
+    const held = this.#held;
+    this.#held = [];
+    for (const text of held) {
+      this.#socket.send(text);
+    }
+    emit(this, 'resumed');
+  }
+
+  #giveUp() {
+    this.#resuming = false;
+    this.#token = null;
+    this.#held = [];
+    const socket = this.#socket;
+    this.#finish(this.#closeCode, 'cannot resume');
+    socket.close();
+  }
+
+  /**
+   * @param {number} code
+   * @param {string} reason
+   */
+  #finish(code, reason) {
+    if (this.#readyState === CLOSED) {
+      return;
+    }
+    this.#readyState = CLOSED;
+    this.#resuming = false;
+    const event = new CloseEvent('close', { code, reason });
+    this.onclose?.(event);
+    this.dispatchEvent(new CloseEvent('close', { code, reason }));
+  }
+}
+
+/**
+ * @param {unknown} text
+ * @returns {Record<string, any> | null}
+ */
+const parseObject = (text) => {
+  if (typeof text !== 'string') {
+    return null;
+  }
+  try {
+    const value = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+};
