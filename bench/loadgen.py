@@ -56,6 +56,7 @@ class Task:
     concurrency: int = 100  # connections being opened at once, by all workers together
     drain_timeout: float = 10.0
     topology: str | None = None  # rooms: "star", or None (mesh)
+    resumable: bool = False  # joins ask for resume (Switchboard)
 
 
 class Run:
@@ -209,7 +210,7 @@ class Worker:
     async def join(self, room: str, topology: str | None = None) -> Client:
         """Connect and join `room` (PeerJS: connect and wait for OPEN)."""
         client = await self.connect()
-        frame = self.adapter.join_frame(room, topology)
+        frame = self.adapter.join_frame(room, topology, self.task.resumable)
         if frame is not None:
             client.send(frame)
         try:

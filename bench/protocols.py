@@ -43,7 +43,8 @@ class Adapter(Protocol):
 
     def new_client_id(self) -> str: ...
     def url(self, port: int, client_id: str) -> str: ...
-    def join_frame(self, room: str, topology: str | None = None) -> bytes | None: ...
+    def join_frame(self, room: str, topology: str | None = None,
+                   resumable: bool = False) -> bytes | None: ...
     def candidate_template(self, dst_id: str) -> bytes: ...
     def dispatch(self, client: Receiver, msg: dict[str, Any]) -> None: ...
 
@@ -62,11 +63,12 @@ class Switchboard:
     def url(self, port: int, client_id: str) -> str:
         return f"ws://127.0.0.1:{port}/"
 
-    def join_frame(self, room: str, topology: str | None = None) -> bytes | None:
-        if topology is None:
-            return b'{"event":"join_room","room_id":"%s"}' % room.encode()
-        return b'{"event":"join_room","room_id":"%s","topology":"%s"}' % (
-            room.encode(), topology.encode())
+    def join_frame(self, room: str, topology: str | None = None,
+                   resumable: bool = False) -> bytes | None:
+        extra = b"" if topology is None else b',"topology":"%s"' % topology.encode()
+        if resumable:  # every frame to it is then numbered and kept (protocol.md, "Resume")
+            extra += b',"resumable":true'
+        return b'{"event":"join_room","room_id":"%s"%s}' % (room.encode(), extra)
 
     def candidate_template(self, dst_id: str) -> bytes:
         """A send_to_peer frame with `%d` for the sequence number and the send time."""
@@ -99,7 +101,8 @@ class PeerJS:
         return (f"ws://127.0.0.1:{port}/myapp/peerjs?key=peerjs&id={client_id}"
                 f"&token={client_id[:8]}")
 
-    def join_frame(self, room: str, topology: str | None = None) -> bytes | None:
+    def join_frame(self, room: str, topology: str | None = None,
+                   resumable: bool = False) -> bytes | None:
         return None  # a client is in once OPEN arrives (PeerJS has no rooms)
 
     def candidate_template(self, dst_id: str) -> bytes:

@@ -40,6 +40,13 @@ ROWS = {
               Row("", "mesh rooms: joins/s", "mesh_joins_per_s", "higher"),
               Row("", "mesh rooms: frames per join", "mesh_frames_per_join", "lower", 2),
               Row("", "mesh rooms: s until all joined", "mesh_all_joined_s", "lower", 2)],
+    "resume": [Row("7 resume", "cut -> joined_room resumed, p50 ms", "joined_p50_ms", "lower", 2),
+               Row("", "cut -> joined_room resumed, p99 ms", "joined_p99_ms", "lower", 2),
+               Row("", "cut -> backlog delivered, p50 ms", "backlog_p50_ms", "lower", 2),
+               Row("", "cut -> backlog delivered, p99 ms", "backlog_p99_ms", "lower", 2),
+               Row("", "CPU s per 1000 msgs, plain peers", "plain_cpu_per_1k", "lower", 4),
+               Row("", "CPU s per 1000 msgs, resumable", "resumable_cpu_per_1k", "lower", 4),
+               Row("", "resumable / plain", "resumable_over_plain", "lower", 3)],
 }
 
 
@@ -77,6 +84,9 @@ def describe(name: str, results: dict[str, Any]) -> str:
         return f"{r['pairs']} pairs, {r['offered_per_s']:,} msg/s offered, {r['seconds']:g} s"
     if name == "idle":
         return f"{r['clients']} sockets, {r['idle_seconds']:g} s idle"
+    if name == "resume":
+        return (f"{r['resumes']} resumes, {r['pairs']} at once, {r['backlog']} frames "
+                f"waiting; CPU at {r['offered_per_s']:,} msg/s")
     if name == "rooms":
         return (f"host + {r['joiners']} joiners; mesh rooms of {r['mesh_room_size']}; "
                 f"{r['concurrency']} at once")
@@ -136,7 +146,10 @@ server has no rooms, so its "join" is connect + OPEN and it sends no new_peer. I
 Switchboard sockets sit in rooms of 2; PeerJS clients send HEARTBEAT every 5 s (as its
 browser client does). CPU per message counts every server process (Switchboard: gateway,
 relay and Redis) from /proc/<pid>/stat, from the start until the last message arrived.
-Room storms (Switchboard only): frames per join counts every frame any member received."""
+Room storms (Switchboard only): frames per join counts every frame any member received.
+Resume (Switchboard only): a pair's resumable peer has its TCP connection reset, frames are
+sent to it, and a new socket resumes it; CPU per message as in scenario 4, plain peers and
+then resumable ones (every frame numbered and kept in Redis) on the same server."""
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -155,7 +168,7 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
         return "no plot: matplotlib is not installed (pip install -e '.[bench]')"
     panels = [(name, row) for name, rows in ROWS.items() if name in scenarios for row in rows
               if row.key not in ("all_joined_s", "p50_ms", "star_all_joined_s",
-                                 "mesh_all_joined_s") and
+                                 "mesh_all_joined_s", "joined_p50_ms", "backlog_p50_ms") and
               (name, row.key) != ("cpu", "p99_ms")]
     columns = 3
     figure, axes = plt.subplots(-(-len(panels) // columns), columns,

@@ -8,7 +8,8 @@ order, or a server answered with an error).
 
 Scenarios: throughput (closed loop), latency (at half the lower of the two maxima), storm
 (join storm), cpu (CPU per message at a fixed load), idle (idle connections), rooms (join
-storms into a star room and into mesh rooms; Switchboard only, PeerJS has no rooms).
+storms into a star room and into mesh rooms) and resume (resume latency, CPU of resumable
+peers against plain ones); the last two Switchboard only, as PeerJS has neither.
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ from bench.servers import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms")
+ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms", "resume")
 # Scenarios that only Switchboard can run.
-SWITCHBOARD_ONLY = ("rooms",)
+SWITCHBOARD_ONLY = ("rooms", "resume")
 # About 10 s of load in all: small enough for the CI suite, large enough to catch a loss.
 SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_clients=40,
                  storm_concurrency=20, cpu_pairs=10, cpu_rate=40.0, cpu_seconds=0.5,
-                 idle_clients=100, idle_seconds=0.5, star_members=40, mesh_room_size=10)
+                 idle_clients=100, idle_seconds=0.5, star_members=40, mesh_room_size=10,
+                 resume_pairs=4, resume_rounds=3, resume_backlog=3)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
              "cpu_seconds": "CPU scenario seconds", "idle_clients": "idle sockets",
              "idle_seconds": "seconds of idle CPU measurement",
              "star_members": "room storms: members of the star room, host included",
-             "mesh_room_size": "room storms: members per mesh room"}
+             "mesh_room_size": "room storms: members per mesh room",
+             "resume_pairs": "resume: pairs resuming at once",
+             "resume_rounds": "resume: resumes per pair",
+             "resume_backlog": "resume: frames waiting at each resume"}
     for field in fields(Settings):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults,
                             field.name)), default=None,
@@ -185,12 +190,15 @@ def _one(name: str, server: Server, settings: Settings, rate: float | None) -> d
                                      settings.cpu_seconds)
         elif name == "rooms":
             result = scenarios.room_storms(server, settings)
+        elif name == "resume":
+            result = scenarios.resume(server, settings)
         else:
             result = scenarios.idle(server, settings)
     except (WorkerFailed, OSError, TimeoutError) as exc:
         result = {"failed": str(exc), "lost": None}
     brief = {k: result.get(k) for k in ("msgs_per_s", "p99_ms", "joins_per_s",
                                         "star_joins_per_s", "star_frames_per_join",
+                                        "backlog_p99_ms", "resumable_over_plain",
                                         "server_cpu_per_1k", "main_kib_per_conn", "lost",
                                         "error_count", "failed") if k in result}
     print(f"{time.monotonic() - started:.1f} s {brief}", flush=True)

@@ -23,6 +23,7 @@ from bench.procstat import (
     settle,
     user_and_kernel_seconds,
 )
+from bench.resume import resume_latency
 from bench.servers import Server
 
 _tags = iter(range(1_000_000))
@@ -49,6 +50,11 @@ class Settings:
     # mesh rooms of `mesh_room_size`, each with its first member in before.
     star_members: int = 1000
     mesh_room_size: int = 100
+    # Resume (Switchboard only): pairs x rounds resumes, each with this many frames waiting;
+    # and the CPU scenario's load once with plain peers, once with resumable ones.
+    resume_pairs: int = 20
+    resume_rounds: int = 10
+    resume_backlog: int = 5
 
 
 class WorkerFailed(RuntimeError):
@@ -183,9 +189,10 @@ def throughput(server: Server, settings: Settings) -> dict[str, Any]:
 
 
 def paced(server: Server, settings: Settings, pairs: int, rate: float,
-          seconds: float) -> dict[str, Any]:
+          seconds: float, resumable: bool = False) -> dict[str, Any]:
     """N pairs offered `rate` messages/s in all: latency send -> receive, and server CPU."""
-    task = _task("paced", server, settings, pairs=pairs, rate=rate, seconds=seconds)
+    task = _task("paced", server, settings, pairs=pairs, rate=rate, seconds=seconds,
+                 resumable=resumable)
     measured = _run_workers(server, task, 120, settings.warmup + seconds + 60)
     samples = array("q")
     for result in measured.results:
@@ -272,6 +279,35 @@ def room_storms(server: Server, settings: Settings) -> dict[str, Any]:
         errors += sum(r["error_count"] for r in runs)
         first_errors += [e for r in runs for e in r["errors"]]
     return {**results, "lost": lost, "error_count": errors, "errors": first_errors[:10]}
+
+
+def resume(server: Server, settings: Settings) -> dict[str, Any]:
+    """(7) Resume latency over many resumes, and what resumable peers cost: the CPU
+    scenario's load with plain peers, then with resumable ones (every frame numbered and
+    kept in Redis), on the same server."""
+    latency = resume_latency(server.port, f"b{next(_tags)}", settings.resume_pairs,
+                             settings.resume_rounds, settings.resume_backlog)
+    runs = {}
+    for name, resumable in (("plain", False), ("resumable", True)):
+        runs[name] = paced(server, settings, settings.cpu_pairs,
+                           settings.cpu_rate * settings.cpu_pairs, settings.cpu_seconds,
+                           resumable=resumable)
+    plain, kept = runs["plain"], runs["resumable"]
+    ratio = (kept["server_cpu_per_1k"] / plain["server_cpu_per_1k"]
+             if plain.get("server_cpu_per_1k") else None)
+    return {
+        **latency, "offered_per_s": plain["offered_per_s"],
+        "plain_cpu_per_1k": plain["server_cpu_per_1k"],
+        "resumable_cpu_per_1k": kept["server_cpu_per_1k"],
+        "resumable_over_plain": round(ratio, 3) if ratio else None,
+        "plain_p99_ms": plain["p99_ms"], "resumable_p99_ms": kept["p99_ms"],
+        "plain_us_per_msg_user_kernel": plain["server_us_per_msg_user_kernel"],
+        "resumable_us_per_msg_user_kernel": kept["server_us_per_msg_user_kernel"],
+        "lost": latency["lost"] + plain["lost"] + kept["lost"],
+        "disorder": plain["disorder"] + kept["disorder"],
+        "error_count": latency["error_count"] + plain["error_count"] + kept["error_count"],
+        "errors": latency["errors"] + plain["errors"] + kept["errors"],
+    }
 
 
 def idle(server: Server, settings: Settings) -> dict[str, Any]:

@@ -449,7 +449,10 @@ export class StarSession extends EventTarget {
       // The gem's memory saving: the host is reached without the server from now on.
       // Only after the host was heard, so that its end of the link is open too: the
       // server tells it this peer left, and it keeps an open link.
+      // It leaves the room on the server for good (no resume): the host hears of that
+      // at once, and its link stays.
       this.#parked = true;
+      this.#channel.send('leave_room');
       this.#channel.close();
       this.#channel = null;
     }

@@ -20,7 +20,7 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     results = json.loads(path.read_text())
     assert results["ok"] and results["lost"] == 0 and not results["problems"], output
     assert set(results["scenarios"]) == {"throughput", "latency", "storm", "cpu", "idle",
-                                         "rooms"}
+                                         "rooms", "resume"}
     for scenario, by_server in results["scenarios"].items():
         assert "switchboard" in by_server, scenario
         for server, result_ in by_server.items():
@@ -41,3 +41,8 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     assert rooms["switchboard"]["star_frames_per_join"] == 2.0
     assert rooms["switchboard"]["mesh_frames_per_join"] > 3
     assert "6 room storms" in result.stdout
+    # Resume: every resume of the smoke run came with its backlog, and both CPU runs ran.
+    resume = results["scenarios"]["resume"]["switchboard"]
+    assert resume["resumes"] == 4 * 3 and resume["joined_p99_ms"] is not None
+    assert resume["plain_cpu_per_1k"] and resume["resumable_cpu_per_1k"]
+    assert "7 resume" in result.stdout

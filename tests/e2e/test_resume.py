@@ -47,6 +47,7 @@ async def test_a_cut_connection_resumes_on_the_other_gateway(cluster: Cluster,
                                                              room: str) -> None:
     a, b = await pair(cluster, room)
     tally = Tally()
+    first_token = a.token
     try:
         await send_messages(b, a.id, tally, 20)
         await a.messages_until(tally, 19)
@@ -65,6 +66,10 @@ async def test_a_cut_connection_resumes_on_the_other_gateway(cluster: Cluster,
         assert (tally.lost, tally.duplicated, tally.in_order) == (0, 0, True)
         assert tally.replayed == 20
         await b.assert_alive()  # and b never heard of it: no peer_left, no new_peer
+        # Resume tokens are never logged, by any process.
+        logs = "".join(process.log() for process, _ in cluster.gateways) + "".join(
+            relay.log() for relay in cluster.relays)
+        assert first_token not in logs and a.token not in logs
     finally:
         await a.close()
         await b.close()

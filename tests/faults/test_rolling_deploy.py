@@ -42,10 +42,13 @@ class NextJoin(NextEvent, tag="join", frozen=True):
     seq: int
     status: NextStatus = NextStatus()
     topology: str | None = None
+    token_digest: str = ""
+    socket: str = ""
     resumable: bool = False  # new
 
 
 class NextLeave(NextEvent, tag="leave", frozen=True):
+    socket: str = ""
     reason: str = "client"  # new
 
 
@@ -70,6 +73,10 @@ class NextMember(msgspec.Struct, frozen=True):
     gateway: str
     joined: str
     topology: str = "mesh"
+    token: str = ""
+    socket: str = ""
+    detached_until: int = 0
+    detached_seq: int = 0
     resumable: bool = False  # new
 
 

@@ -44,33 +44,39 @@ def test_without_keys_no_token_is_required() -> None:
     assert not JoinTokens("", "").required
 
 
-@pytest.mark.parametrize("made", [
-    token(), token(nbf=int(time.time()) + 20),  # within the 30 s leeway
-    token(exp=int(time.time()) - 20),  # expired, but within the leeway
-    token(iat=int(time.time()), sub="user-7"),  # other claims are fine
+@pytest.mark.parametrize("claims", [
+    {}, {"nbf": +20},  # not valid for 20 s yet: within the 30 s leeway
+    {"exp": -20},  # expired 20 s ago, but within the leeway
+    {"iat": 0, "sub": "user-7"},  # other claims are fine
 ])
-def test_a_good_hs256_token_lets_in_its_room_only(made: str) -> None:
+def test_a_good_hs256_token_lets_in_its_room_only(claims: dict[str, Any]) -> None:
+    # Minted here, not at collection: times are relative to now.
+    now = int(time.time())
+    made = token(**{k: now + v if isinstance(v, int) else v for k, v in claims.items()})
     tokens = JoinTokens(SECRET, "")
     assert tokens.required and tokens.allows(made, ROOM)
     assert not tokens.allows(made, "another-room")
 
 
-@pytest.mark.parametrize("why, made", [
-    ("missing", None),
-    ("empty", ""),
-    ("not a string", 12),
-    ("garbage", "not.a.jwt"),
-    ("wrong secret", token(key="another-secret-of-32-bytes-or-more!")),
-    ("other room", token(room="another-room")),
-    ("no room claim", token(room=None)),
-    ("no expiry", token(exp=None)),
-    ("expired", token(exp=int(time.time()) - 60)),
-    ("not yet valid", token(nbf=int(time.time()) + 120)),
-    ("unsigned", jwt.encode({"room": ROOM, "exp": int(time.time()) + 60}, None,
-                            algorithm="none")),
-    ("a public-key token with no public key set", token(RSA_KEY, "RS256")),
-])
-def test_a_bad_token_is_refused(why: str, made: object) -> None:
+BAD_TOKENS: dict[str, Any] = {
+    "missing": lambda now: None,
+    "empty": lambda now: "",
+    "not a string": lambda now: 12,
+    "garbage": lambda now: "not.a.jwt",
+    "wrong secret": lambda now: token(key="another-secret-of-32-bytes-or-more!"),
+    "other room": lambda now: token(room="another-room"),
+    "no room claim": lambda now: token(room=None),
+    "no expiry": lambda now: token(exp=None),
+    "expired": lambda now: token(exp=now - 60),
+    "not yet valid": lambda now: token(nbf=now + 120),
+    "unsigned": lambda now: jwt.encode({"room": ROOM, "exp": now + 60}, None, algorithm="none"),
+    "a public-key token with no public key set": lambda now: token(RSA_KEY, "RS256"),
+}
+
+
+@pytest.mark.parametrize("why", BAD_TOKENS)
+def test_a_bad_token_is_refused(why: str) -> None:
+    made = BAD_TOKENS[why](int(time.time()))
     assert not JoinTokens(SECRET, "").allows(made, ROOM), why
 
 

@@ -24,12 +24,20 @@ VARIABLES = [
     ("SWITCHBOARD_PING_INTERVAL", "2.5", "ping_interval_s", 2.5),
     ("SWITCHBOARD_IDLE_TIMEOUT", "90", "idle_timeout_s", 90.0),
     ("SWITCHBOARD_PALAVA_BUNDLE", "/srv/palava.bundle.js", "palava_bundle", "/srv/palava.bundle.js"),
+    ("SWITCHBOARD_RESUME_GRACE_S", "30", "resume_grace_s", 30.0),
+    ("SWITCHBOARD_RESUME_BUFFER_FRAMES", "200", "resume_buffer_frames", 200),
+    ("SWITCHBOARD_TURN_SECRET", "s3cret", "turn_secret", "s3cret"),
+    ("SWITCHBOARD_TURN_TTL", "600", "turn_ttl_s", 600),
+    ("SWITCHBOARD_ICE_URLS", "stun:a.example:3478", "ice_urls", "stun:a.example:3478"),
+    ("SWITCHBOARD_JOIN_SECRET", "k", "join_secret", "k"),
+    ("SWITCHBOARD_JOIN_PUBLIC_KEY", "/etc/join.pub", "join_public_key", "/etc/join.pub"),
+    ("SWITCHBOARD_ALLOWED_ORIGINS", "https://a.example", "allowed_origins", "https://a.example"),
 ]
 
 NUMERIC = [(env, field) for env, _, field, value in VARIABLES if not isinstance(value, str)]
 AT_LEAST_ONE = [
     "SWITCHBOARD_SHARDS", "SWITCHBOARD_ROOM_CAPACITY", "SWITCHBOARD_STAR_ROOM_CAPACITY",
-    "SWITCHBOARD_LEASE_TTL_MS",
+    "SWITCHBOARD_LEASE_TTL_MS", "SWITCHBOARD_RESUME_BUFFER_FRAMES", "SWITCHBOARD_TURN_TTL",
     "SWITCHBOARD_BATCH_SIZE", "SWITCHBOARD_STREAM_MAXLEN", "SWITCHBOARD_MAX_FRAME_BYTES",
     "SWITCHBOARD_SEND_BUFFER_BYTES",
 ]
@@ -56,6 +64,9 @@ def test_unrelated_variables_are_ignored() -> None:
     # protocol.md, "Limits"
     ("room_capacity", 100),
     ("star_room_capacity", 1000),  # protocol.md, "Star rooms"
+    ("resume_grace_s", 15.0),  # protocol.md, "Resume"
+    ("resume_buffer_frames", 1000),
+    ("turn_ttl_s", 10800),  # protocol.md, "TURN and ICE servers"
     ("max_frame_bytes", 64 * 1024),
     ("send_buffer_bytes", 1024 * 1024),
     ("idle_timeout_s", 60.0),
@@ -93,3 +104,21 @@ def test_negative_shutdown_seconds_are_refused() -> None:
 def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWITCHBOARD_SHARDS", "5")
     assert Settings.from_env().shards == 5
+
+
+@pytest.mark.parametrize("raw", ["0", "-5"])
+def test_the_grace_period_must_be_positive(raw: str) -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_RESUME_GRACE_S"):
+        Settings.from_env({"SWITCHBOARD_RESUME_GRACE_S": raw})
+
+
+@pytest.mark.parametrize("urls", ["http://stun.example", "stun:a,ftp://b"])
+def test_ice_urls_must_be_stun_or_turn(urls: str) -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_ICE_URLS"):
+        Settings.from_env({"SWITCHBOARD_ICE_URLS": urls})
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    settings = Settings.from_env({"SWITCHBOARD_TURN_SECRET": "turn-s3cret",
+                                  "SWITCHBOARD_JOIN_SECRET": "join-s3cret"})
+    assert "s3cret" not in repr(settings)
