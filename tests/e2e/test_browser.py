@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.async_api import Browser
 
+from gateway.mint_token import mint_token
 from tests.e2e.tabs import ARTIFACTS, Tab
 from tests.netns import LoopbackNamespace
 from tests.processes import Cluster, http_get
@@ -256,6 +257,27 @@ async def test_without_resume_the_page_rejoins_after_a_lost_connection(
     assert kinds == ["connection", "reconnected"], kinds
     await eve.close()
     await fay.close()
+
+
+async def test_the_demo_passes_a_join_token(
+    browser: Browser, cluster: Cluster, netns: LoopbackNamespace, room: str
+) -> None:
+    secret = "a-join-secret-for-the-browser-test-32b"
+    process, port = cluster.start_gateway(SWITCHBOARD_JOIN_SECRET=secret)
+    await netns.bridge(port)
+    try:
+        refused = await DemoPage.open(browser, port, room, "Gus")
+        await refused.wait("""() => demo.state === 'idle' && demo.notices.some(
+                              n => n.kind === 'error' && n.text.includes('not allowed'))""",
+                           what="the server's 'not allowed'")
+        admitted = await DemoPage.open(browser, port, room, "Hal",
+                                       token=mint_token(room, 60, secret, "HS256"))
+        await admitted.joined()
+        await refused.close()
+        await admitted.close()
+    finally:
+        assert process.stop() == 0
+        cluster.gateways.remove((process, port))
 
 
 # --- the page without palava-client, and what else /demo serves ---
