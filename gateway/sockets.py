@@ -187,10 +187,11 @@ class Gateway:
     def _forward(self, socket: Socket, forward: Forward) -> None:
         """XADD the event, or tell the client the service cannot take it now (rule 5)."""
         event = forward.event
+        kind = type(event)
         # A reply could not reach an unsubscribed socket: refuse rather than lose it.
         # A leave still goes out, so that the peer is removed from its room.
-        if type(event) in (Leave, Detach) or self.subscriber.is_live(socket.channel):
-            if type(event) in (Join, Resume):
+        if self.subscriber.is_live(socket.channel) or kind is Leave or kind is Detach:
+            if kind is Join or kind is Resume:
                 socket.awaiting_joined = True
             self.sink.submit(forward.stream, event_encoder.encode(event),
                              lambda _: self._not_taken(socket, forward))

@@ -292,15 +292,23 @@ class RoomBook:
             self._to(room, list(room.members), frame, out)
 
     def _send_to_peer(self, event: SendToPeer, out: list[Effect]) -> None:
+        # The hot path (mostly ICE candidates): the common case, a plain peer of a mesh
+        # room, takes no call beyond the frame's.
         room = self.rooms.get(event.room)
         sender = None if room is None else room.members.get(event.conn)
         if room is None or sender is None:
             out.append(Publish(event.conn, error_frame(ErrorText.NOT_IN_ROOM, "send_to_peer")))
-        elif not room.may_address(event.conn, event.peer):
+            return
+        target = room.members.get(event.peer)
+        if target is None or (room.topology is Topology.STAR
+                              and not room.may_address(event.conn, event.peer)):
             out.append(Publish(channel_of(event.conn, sender),
                                error_frame(ErrorText.UNKNOWN_PEER, "send_to_peer")))
-        else:
+        elif target.token:
             self._deliver(room, event.peer, peer_message_frame(event.data, event.conn), out)
+        else:
+            out.append(Publish(target.socket or event.peer,
+                               peer_message_frame(event.data, event.conn)))
 
     # --- delivery ---------------------------------------------------------------------
 
