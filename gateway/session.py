@@ -41,7 +41,7 @@ class Session:
     """
 
     __slots__ = ("conn_id", "socket_id", "gateway_id", "shards", "room", "stream", "join_seq",
-                 "resumable", "resuming", "token", "join_tokens")
+                 "resumable", "resuming", "resuming_conn", "token", "join_tokens")
 
     def __init__(self, socket_id: str, gateway_id: str, shards: int,
                  join_tokens: JoinTokens = _OPEN) -> None:
@@ -54,6 +54,7 @@ class Session:
         self.join_seq = 0
         self.resumable = False  # the current membership is
         self.resuming = False  # a resume is on its way to the relay
+        self.resuming_conn = ""  # the peer it would take over
         # The resume token the next joined_room hands out (in clear: only this process
         # and the client ever see it).
         self.token: str | None = None
@@ -110,6 +111,7 @@ class Session:
         self.stream = keys.shard_stream(target.shard)
         self.join_seq += 1
         self.resuming = True
+        self.resuming_conn = target.conn
         self.token = new_token(target.shard, target.conn)
         return self._forward(Resume(
             conn=target.conn, room="", gateway=self.gateway_id, seq=self.join_seq,
@@ -131,6 +133,13 @@ class Session:
     def closed(self) -> Forward | None:
         """The socket closed: a resumable peer is detached (it may resume within its grace
         period), any other leaves."""
+        if self.resuming:
+            # Closed with its resume on the way: if the relay takes it, the peer must not
+            # stay on a socket that is gone. (Its room is the relay's to find.)
+            forward = self._forward(Detach(conn=self.resuming_conn, room="",
+                                           socket=self.socket_id))
+            self._no_room()
+            return forward
         if self.room is None or not self.resumable:
             return self.leave()
         forward = self._forward(Detach(conn=self.conn_id, room=self.room,
@@ -149,6 +158,7 @@ class Session:
             self.conn_id = resumed.conn
             self.room = resumed.room
             self.resuming = False
+            self.resuming_conn = ""
             self.resumable = True
 
     def taken_over(self) -> None:
@@ -158,6 +168,7 @@ class Session:
     def _no_room(self) -> None:
         self.room = None
         self.resuming = False
+        self.resuming_conn = ""
         self.resumable = False
         self.token = None
 

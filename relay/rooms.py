@@ -214,17 +214,19 @@ class RoomBook:
     # --- resume (protocol.md, "Resume") -------------------------------------------------
 
     def _detach(self, event: Detach, now_ms: int, out: list[Effect]) -> None:
-        member = self._member(event.room, event.conn)
+        # A socket that closed while its resume was on the way names no room.
+        digest = event.room or self.room_of.get(event.conn, "")
+        member = self._member(digest, event.conn)
         if (member is None or member.detached_until
                 or channel_of(event.conn, member) != event.socket):
             return  # gone, detached already, or resumed by another socket meanwhile
         if not member.resumable:
-            self._leave(event.room, event.conn, out)
+            self._leave(digest, event.conn, out)
             return
         detached = replace(member, gateway="", detached_until=now_ms + self.grace_ms,
                            detached_seq=self.frame_seqs.get(event.conn, 0))
-        self.rooms[event.room].members[event.conn] = detached
-        out.append(PutMember(event.room, event.conn, detached))
+        self.rooms[digest].members[event.conn] = detached
+        out.append(PutMember(digest, event.conn, detached))
 
     def _expire(self, event: Expire, out: list[Effect]) -> None:
         member = self._member(event.room, event.conn)

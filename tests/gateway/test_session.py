@@ -299,3 +299,14 @@ def test_with_join_tokens_a_join_needs_one_for_its_room() -> None:
     assert s.room is None
     good = jwt.encode({"room": "lobby", "exp": int(time.time()) + 60}, secret)
     assert isinstance(join(s, "lobby", token=good), Forward)
+
+
+def test_a_socket_closing_while_its_resume_is_on_the_way_detaches_that_peer() -> None:
+    old = session()
+    resumable_join(old)
+    s = Session(NEW_SOCKET, GW, 8)
+    s.handle(frame(event="resume", resume_token=old.token, last_frame_seq=0))
+    # If the relay takes the resume, the peer must not stay on a socket that is gone.
+    assert s.closed() == Forward(stream_of("lobby", 8), Detach(conn=CONN, room="",
+                                                                socket=NEW_SOCKET))
+    assert s.closed() is None

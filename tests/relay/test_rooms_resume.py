@@ -285,3 +285,14 @@ def test_load_restores_counters_and_detached_members() -> None:
     assert fresh.room_of == {"r": ROOM, "p": ROOM}
     assert fresh.expired(5000 + GRACE_MS) == b.expired(5000 + GRACE_MS)
     assert Replay("r", "s2", 1) in apply(fresh, resume(last=1), at_ms=6000)
+
+
+def test_a_socket_that_closed_with_its_resume_on_the_way_leaves_its_peer_detached() -> None:
+    b = room_with_resumable()
+    apply(b, resume(last=1, socket="s2"))
+    [put] = apply(b, Detach(conn="r", room="", socket="s2"), at_ms=7000)
+    assert isinstance(put, PutMember) and put.member.detached_until == 7000 + GRACE_MS
+    assert put.room == ROOM
+    # Refused instead (another socket had it): the Detach names a socket that is not the
+    # member's, and changes nothing.
+    assert apply(b, Detach(conn="r", room="", socket="s9")) == []
