@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sanic import Request, Sanic, response
@@ -53,6 +54,12 @@ def create_app(settings: Settings) -> App:
         app.ctx.redis = redis
         app.ctx.gateway = gateway
         app.ctx.heartbeat = heartbeat
+        app.ctx.metrics_server = None
+        if settings.metrics_port:
+            # A port of its own (a thread of prometheus-client's), so that the public
+            # port need not expose the metrics.
+            app.ctx.metrics_server, _ = start_http_server(
+                settings.metrics_port, addr=settings.host, registry=gateway.metrics.registry)
         app.ctx.tasks = [
             asyncio.create_task(sink.run()),
             asyncio.create_task(subscriber.run()),
@@ -84,6 +91,8 @@ def create_app(settings: Settings) -> App:
     async def cleanup(app: App) -> None:
         for task in app.ctx.tasks:
             task.cancel()
+        if app.ctx.metrics_server is not None:
+            app.ctx.metrics_server.shutdown()
         await app.ctx.gateway.subscriber.close()
         await app.ctx.gateway.sink.close()
         await app.ctx.redis.aclose()
@@ -103,6 +112,12 @@ def create_app(settings: Settings) -> App:
     @app.get("/healthz")
     async def healthz(request: Request) -> response.HTTPResponse:
         return response.json({"ok": True})
+
+    if not settings.metrics_port:
+        @app.get("/metrics")
+        async def metrics(request: Request) -> response.HTTPResponse:
+            body = generate_latest(request.app.ctx.gateway.metrics.registry)
+            return response.raw(body, content_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz")
     async def readyz(request: Request) -> response.HTTPResponse:

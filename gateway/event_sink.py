@@ -47,6 +47,7 @@ class EventSink:
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
         self.drained: Callable[[], None] = lambda: None  # after each round trip
+        self.connections = 0  # made so far (metrics: more than one is a reconnect)
 
     @property
     def busy(self) -> bool:
@@ -102,6 +103,7 @@ class EventSink:
         """Send the batch, read its `count` replies; an error reply fails its event only."""
         if self._conn is None or not self._conn.connected:
             self._conn = await RespConnection.open(self._url, timeout=_ROUND_TRIP_S)
+            self.connections += 1
         return await self._conn.request(buffer, count, _ROUND_TRIP_S)
 
     def _drop_connection(self) -> None:

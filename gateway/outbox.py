@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from gateway.ws_connection import WsConnection
 from shared.close_codes import CloseCode
@@ -13,11 +14,13 @@ class Outbox:
     """Frames wait here while the client is slow to read; past `limit` bytes the client
     is given up on (closed 1013) instead of growing the gateway's memory."""
 
-    __slots__ = ("connection", "limit", "queue", "queued", "batch", "_emptied")
+    __slots__ = ("connection", "limit", "queue", "queued", "batch", "_emptied", "_count")
 
-    def __init__(self, connection: WsConnection, limit: int) -> None:
+    def __init__(self, connection: WsConnection, limit: int,
+                 count: Callable[[list[bytes]], None] = lambda frames: None) -> None:
         self.connection = connection
         self.limit = limit
+        self._count = count  # every frame sent (metrics)
         # Made when a frame first has to wait: an idle socket does not keep one.
         self.queue: deque[bytes] | None = None
         self.queued = 0
@@ -52,6 +55,7 @@ class Outbox:
         connection = self.connection
         if not connection.open:
             return  # closing: the client reads no further frames
+        self._count(frames)
         if self.queue is None and not connection.write_paused:
             connection.send_texts(frames)
             return

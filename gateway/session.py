@@ -23,6 +23,16 @@ from shared.frames import INFO, PONG, ErrorText, error_frame
 
 _OPEN = JoinTokens("", "")  # no join tokens required
 
+# What a frame from a client counts as (metrics): its event, "unknown" for an event not in
+# the protocol, "invalid" for a frame with none (or not JSON at all).
+FRAME_EVENTS = ("join_room", "leave_room", "update_status", "send_to_peer", "ping", "info",
+                "resume", "unknown", "invalid")
+
+
+def frame_counts() -> dict[str, int]:
+    """A zeroed count per FRAME_EVENTS label."""
+    return dict.fromkeys(FRAME_EVENTS, 0)
+
 
 class Forward(NamedTuple):
     """An event for the relay that owns the room: XADD it to `stream`."""
@@ -41,10 +51,10 @@ class Session:
     """
 
     __slots__ = ("conn_id", "socket_id", "gateway_id", "shards", "room", "stream", "join_seq",
-                 "resumable", "resuming", "resuming_conn", "token", "join_tokens")
+                 "resumable", "resuming", "resuming_conn", "token", "join_tokens", "counts")
 
     def __init__(self, socket_id: str, gateway_id: str, shards: int,
-                 join_tokens: JoinTokens = _OPEN) -> None:
+                 join_tokens: JoinTokens = _OPEN, counts: dict[str, int] | None = None) -> None:
         self.socket_id = socket_id
         self.conn_id = socket_id
         self.gateway_id = gateway_id
@@ -59,33 +69,46 @@ class Session:
         # and the client ever see it).
         self.token: str | None = None
         self.join_tokens = join_tokens
+        # Frames handled, by event: the gateway's (metrics), shared by its sessions.
+        self.counts = frame_counts() if counts is None else counts
 
     def handle(self, text: str | bytes) -> bytes | Forward | None:
         """A client frame in; a reply for the client, an event for a relay, or nothing."""
         room = self.room
         command = cf.parse_frame(text, room is not None or self.resuming)
+        counts = self.counts
         # parse_frame refuses send_to_peer and update_status outside a room; while a
         # resume is pending, the session does.
         if isinstance(command, cf.SendToPeer):  # the hot path first
+            counts["send_to_peer"] += 1
             if room is None:
                 return error_frame(ErrorText.NOT_IN_ROOM, "send_to_peer")
             return self._forward(SendToPeer(conn=self.conn_id, room=room,
                                             peer=command.peer_id, data=command.data))
         if isinstance(command, cf.Refusal):
-            return error_frame(command.text, command.received)
+            received = command.received
+            counts["unknown" if command.text is ErrorText.UNKNOWN_EVENT
+                   else received if received in counts else "invalid"] += 1
+            return error_frame(command.text, received)
         if isinstance(command, cf.Ping):
+            counts["ping"] += 1
             return PONG
         if isinstance(command, cf.InfoRequest):
+            counts["info"] += 1
             return INFO
         if isinstance(command, cf.JoinRoom):
+            counts["join_room"] += 1
             return self._join(command)
         if isinstance(command, cf.UpdateStatus):
+            counts["update_status"] += 1
             if room is None:
                 return error_frame(ErrorText.NOT_IN_ROOM, "update_status")
             return self._forward(
                 UpdateStatus(conn=self.conn_id, room=room, status=command.status))
         if isinstance(command, cf.ResumeRequest):
+            counts["resume"] += 1
             return self._resume(command)
+        counts["leave_room"] += 1
         return self.leave()  # cf.LeaveRoom
 
     def _join(self, command: cf.JoinRoom) -> Forward | bytes:

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from gateway.event_sink import EventSink
 from gateway.ice_servers import IceServers
 from gateway.join_tokens import JoinTokens
+from gateway.metrics import GatewayMetrics
 from gateway.outbox import Outbox
 from gateway.rate_limit import FrameRate, Verdict
 from gateway.session import Forward, Session
@@ -66,7 +67,7 @@ class Socket:
     """One client connection: its session, its outbox, its WebSocket, its limits."""
 
     __slots__ = ("connection", "session", "outbox", "channel", "rate", "gateway",
-                 "awaiting_joined")
+                 "awaiting_joined", "opened")
 
     def __init__(self, connection: WsConnection, session: Session, outbox: Outbox,
                  rate: FrameRate, gateway: Gateway) -> None:
@@ -78,6 +79,7 @@ class Socket:
         self.gateway = gateway
         # A join or resume is on its way: its joined_room gets this gateway's fields.
         self.awaiting_joined = False
+        self.opened = time.monotonic()
 
     def deliver(self, payload: bytes) -> None:
         """What the relay published for this socket: a frame, or a word for the gateway.
@@ -121,6 +123,9 @@ class Gateway:
         subscriber.after_deliveries = self.send_batches
         self.join_tokens = JoinTokens(settings.join_secret, settings.join_public_key)
         self.ice = IceServers(settings.turn_secret, settings.turn_ttl_s, settings.ice_url_list)
+        self.metrics = GatewayMetrics(
+            lambda: len(self.sockets),
+            lambda: max(subscriber.generation - 1, 0) + max(sink.connections - 1, 0))
         self._held: set[Socket] = set()
         sink.drained = self._release_held
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
@@ -138,9 +143,10 @@ class Gateway:
             connection.close(CloseCode.SHUTDOWN, "shutdown")
             return
         settings = self.settings
-        session = Session(str(uuid.uuid4()), self.id, settings.shards, self.join_tokens)
+        session = Session(str(uuid.uuid4()), self.id, settings.shards, self.join_tokens,
+                          self.metrics.received)
         rate = FrameRate(settings.frame_rate, settings.frame_burst, connection.last_heard)
-        outbox = Outbox(connection, settings.send_buffer_bytes)
+        outbox = Outbox(connection, settings.send_buffer_bytes, self.metrics.frames_sent)
         socket = Socket(connection, session, outbox, rate, self)
         self.sockets[socket.channel] = socket
         try:
@@ -174,6 +180,7 @@ class Gateway:
                 socket.outbox.push(error_frame(ErrorText.RATE_LIMITED))
             return
         if isinstance(message, bytes):
+            self.metrics.received["invalid"] += 1
             socket.outbox.push(error_frame(ErrorText.INVALID_MESSAGE))
             return
         result = socket.session.handle(message)
@@ -266,6 +273,7 @@ class Gateway:
         """TCP closed (or never served): forget the socket, and its peer leaves its room."""
         if self.sockets.pop(socket.channel, None) is None:
             return
+        self.metrics.closed(socket.connection.ended_by(), time.monotonic() - socket.opened)
         try:
             self.subscriber.unsubscribe(socket.channel)
             leave = socket.session.closed()

@@ -154,6 +154,16 @@ class WsConnection(asyncio.Protocol):
         else:
             self._close_transport()
 
+    def ended_by(self) -> str:
+        """How the socket ended (metrics): the close code the server sent, "client" when
+        the client closed first, "lost" when TCP went without a closing handshake."""
+        proto = self._proto  # every close, sent or received, goes through websockets
+        if proto is None:
+            return "lost"
+        if proto.close_sent is not None and not proto.close_rcvd_then_sent:
+            return str(proto.close_sent.code)
+        return "client" if proto.close_rcvd is not None else "lost"
+
     def hold(self) -> None:
         """Stop reading from this client for now (the gateway is behind with Redis)."""
         self._held = True

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 import uvloop
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from relay.health import serve_health
 from relay.worker import Relay
@@ -14,6 +17,7 @@ from shared.logs import configure_logging
 from shared.runtime import tune_garbage_collector
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
 
 async def serve(settings: Settings) -> None:
     redis = Redis.from_url(settings.redis_url, health_check_interval=10)
@@ -21,10 +25,17 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, relay.stopping.set)
+    async def metrics() -> tuple[bytes, str]:
+        try:
+            relay.metrics.stream_lag = await relay.stream_lag()
+        except RedisError as exc:  # the rest of the metrics are still worth having
+            log.warning("stream lag unknown: %s", exc)
+        return generate_latest(relay.metrics.registry), CONTENT_TYPE_LATEST
+
     health = None
     if settings.relay_health_port:
         health = await serve_health(settings.host, settings.relay_health_port,
-                                    relay.readiness_problems)
+                                    relay.readiness_problems, metrics)
     try:
         await relay.run()
     finally:

@@ -11,18 +11,27 @@ import orjson
 log = logging.getLogger(__name__)
 
 Readiness = Callable[[], Awaitable[list[str]]]
+Exposition = Callable[[], Awaitable[tuple[bytes, str]]]  # body and content type
 
 _REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 
 
-async def serve_health(host: str, port: int, readiness: Readiness) -> asyncio.Server | None:
-    """Answer GET /healthz and /readyz on `port`; None when the port cannot be had."""
+async def serve_health(host: str, port: int, readiness: Readiness,
+                       metrics: Exposition | None = None) -> asyncio.Server | None:
+    """Answer GET /healthz, /readyz and /metrics on `port`; None when the port cannot
+    be had."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), 5)
             path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
             body: dict[str, object]
+            content_type = b"application/json"
+            if path == b"/metrics" and metrics is not None:
+                exposition, kind = await metrics()
+                _write(writer, 200, kind.encode(), exposition)
+                await writer.drain()
+                return
             if path == b"/healthz":
                 status, body = 200, {"ok": True}
             elif path == b"/readyz":
@@ -31,10 +40,7 @@ async def serve_health(host: str, port: int, readiness: Readiness) -> asyncio.Se
                                                             "problems": problems}
             else:
                 status, body = 404, {"error": "not found"}
-            payload = orjson.dumps(body)
-            writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                         % (status, _REASONS[status].encode(), len(payload), payload))
+            _write(writer, status, content_type, orjson.dumps(body))
             await writer.drain()
         except (OSError, TimeoutError) as exc:
             log.debug("health request failed: %s", exc)
@@ -46,3 +52,10 @@ async def serve_health(host: str, port: int, readiness: Readiness) -> asyncio.Se
     except OSError as exc:
         log.warning("relay health port %s:%d unavailable: %s", host, port, exc)
         return None
+
+
+def _write(writer: asyncio.StreamWriter, status: int, content_type: bytes,
+           payload: bytes) -> None:
+    writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                 b"Connection: close\r\n\r\n%s"
+                 % (status, _REASONS[status].encode(), content_type, len(payload), payload))

@@ -17,11 +17,16 @@ class Room:
     the room's state, never a race between two joins.
     """
 
-    __slots__ = ("members", "topology")
+    __slots__ = ("members", "topology", "opened_ms", "peak")
 
-    def __init__(self, topology: Topology, members: Members | None = None) -> None:
+    def __init__(self, topology: Topology, members: Members | None = None,
+                 opened_ms: int = 0) -> None:
         self.members: Members = {} if members is None else members
         self.topology = topology
+        # Usage statistics: when it opened (ms, Redis time) and the most members it had.
+        # A room read back after a takeover counts from its oldest member's join.
+        self.opened_ms = opened_ms
+        self.peak = len(self.members)
 
     @property
     def host(self) -> str:

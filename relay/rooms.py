@@ -9,6 +9,7 @@ those effects atomically with the batch's checkpoint.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from hmac import compare_digest
 
 from msgspec.structs import replace
@@ -55,6 +56,18 @@ from shared.frames import (
 )
 
 
+@dataclass
+class RoomStats:
+    """What happened to a shard's rooms since it was last taken (usage statistics)."""
+
+    created: int = 0
+    closed: int = 0
+    joined: int = 0
+    left: int = 0
+    # Of each room that closed: seconds it was open, the most members it had.
+    lifetimes: list[tuple[float, int]] = field(default_factory=list)
+
+
 def channel_of(conn: str, member: Member) -> str:
     """The channel of the socket a member is on: its peer id, unless it was resumed."""
     return member.socket or conn
@@ -73,11 +86,14 @@ class RoomBook:
         self.room_of: dict[str, str] = {}  # member -> its room's digest (resume finds it so)
         self.frame_seqs: dict[str, int] = {}  # resumable member -> last frame_seq sent
         self._overflowed: list[str] = []  # detached members sent more than is kept
+        self.stats = RoomStats()
+        self._entry_id = "0-0"  # of the event being applied: its time is the ms part
 
     def load(self, digest: str, members: Members, frame_seqs: Mapping[str, int]) -> None:
         """Install a room read back from Redis, ordering members by join."""
         ordered = dict(sorted(members.items(), key=lambda item: stream_order(item[1].joined)))
-        self.rooms[digest] = Room(next(iter(ordered.values())).topology, ordered)
+        first = next(iter(ordered.values()))
+        self.rooms[digest] = Room(first.topology, ordered, stream_order(first.joined)[0])
         for conn, member in ordered.items():
             self.room_of[conn] = digest
             if member.resumable:
@@ -104,8 +120,19 @@ class RoomBook:
                 for conn, member in room.members.items()
                 if member.detached_until and member.detached_until <= now_ms]
 
+    def _now_ms(self) -> int:
+        """The time of the event being applied: its stream id's milliseconds (Redis's
+        clock, the same for every relay and every replay of the event)."""
+        return stream_order(self._entry_id)[0]
+
+    def take_stats(self) -> RoomStats:
+        """The statistics gathered since the last call (once their batch is committed)."""
+        stats, self.stats = self.stats, RoomStats()
+        return stats
+
     def apply(self, event: AnyEvent, entry_id: str, out: list[Effect]) -> None:
         """Apply one event; append its effects to `out` in the order they must happen."""
+        self._entry_id = entry_id
         if isinstance(event, SendToPeer):
             self._send_to_peer(event, out)
         elif isinstance(event, Join):
@@ -115,11 +142,11 @@ class RoomBook:
         elif isinstance(event, UpdateStatus):
             self._update_status(event, out)
         elif isinstance(event, Detach):
-            self._detach(event, stream_order(entry_id)[0], out)
+            self._detach(event, self._now_ms(), out)
         elif isinstance(event, Expire):
             self._expire(event, out)
         elif isinstance(event, Resume):
-            self._resume(event, stream_order(entry_id)[0], out)
+            self._resume(event, self._now_ms(), out)
         while self._overflowed:
             # More frames arrived for a detached peer than are kept: it can never
             # resume, so it leaves now (protocol.md, "Resume").
@@ -138,7 +165,9 @@ class RoomBook:
                 out.append(Publish(reply, event_encoder.encode(JoinRefused(seq=event.seq))))
             return
         if room is None:
-            room = self.rooms[event.room] = Room(event.topology or Topology.MESH)
+            room = self.rooms[event.room] = Room(event.topology or Topology.MESH,
+                                                 opened_ms=self._now_ms())
+            self.stats.created += 1
             out.append(OpenRoom(event.room))
             joined = JoinedRoom(own_id=event.conn, peers=[], host_id=event.conn,
                                 topology=room.topology)
@@ -155,6 +184,8 @@ class RoomBook:
                         topology=room.topology, token=event.token_digest,
                         socket="" if reply == event.conn else reply)
         room.members[event.conn] = member
+        room.peak = max(room.peak, len(room.members))
+        self.stats.joined += 1
         self.room_of[event.conn] = event.room
         if member.resumable:
             self.frame_seqs[event.conn] = 0
@@ -186,12 +217,16 @@ class RoomBook:
         watchers = room.watchers(conn)
         del room.members[conn]
         del self.room_of[conn]
+        self.stats.left += 1
         out.append(DropMember(digest, conn))
         if member.resumable:
             self.frame_seqs.pop(conn, None)
             out.append(DropKept(conn))
         if not room.members:
             del self.rooms[digest]
+            self.stats.closed += 1
+            self.stats.lifetimes.append(
+                (max(self._now_ms() - room.opened_ms, 0) / 1000, room.peak))
             out.append(CloseRoom(digest))
             return
         self._to(room, watchers, encode_frame(PeerLeft(sender_id=conn)), out)

@@ -10,11 +10,13 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from relay.effects import Effect
 from relay.leases import RELEASE, RENEW, Leases
-from relay.rooms import Effect, RoomBook
+from relay.metrics import RelayMetrics
+from relay.rooms import RoomBook
 from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
 from shared import keys
-from shared.events import event_decoder, event_encoder
+from shared.events import AnyEvent, event_decoder, event_encoder
 from shared.process_id import process_id
 from shared.resp import Reply, RespConnection, pack
 from shared.settings import Settings
@@ -48,6 +50,7 @@ class Relay:
                                   + settings.ping_interval_s) + 60_000)
         self.committer = Committer(self.id, settings.resume_buffer_frames, kept_ttl_ms)
         self.owned: dict[int, Shard] = {}
+        self.metrics = RelayMetrics(lambda: [shard.book for shard in self.owned.values()])
         self.by_stream: dict[bytes, int] = {
             keys.shard_stream(s).encode(): s for s in range(settings.shards)
         }
@@ -231,7 +234,7 @@ class Relay:
             return
         assert isinstance(response, list)
         commands: list[bytes] = []
-        queued: list[tuple[Shard, str]] = []
+        queued: list[tuple[Shard, str, dict[type[AnyEvent], int], int]] = []
         # COUNT is per stream: a full one means more are waiting there.
         full = False
         for stream, entries in response:
@@ -242,16 +245,20 @@ class Relay:
             if not entries:
                 shard.reading_pending = False
                 continue
-            command, new_checkpoint = self._apply(shard, entries)
+            command, new_checkpoint, applied = self._apply(shard, entries)
             commands.append(command)
-            queued.append((shard, new_checkpoint))
+            queued.append((shard, new_checkpoint, applied, len(entries)))
         if not queued:
             return
+        started = time.perf_counter()
         results = _checked(await conn.request(b"".join(commands), len(commands),
                                               _ROUND_TRIP_S))
-        for (shard, new_checkpoint), result in zip(queued, results, strict=True):
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        for (shard, new_checkpoint, applied, events), result in zip(queued, results,
+                                                                      strict=True):
             if result == COMMITTED:
                 shard.checkpoint = new_checkpoint
+                self.metrics.committed(applied, events, shard.book.take_stats())
             elif result == ENTRIES_MISSED:
                 log.warning("shard %d: entries read by a former holder, reclaiming",
                             shard.number)
@@ -263,10 +270,12 @@ class Relay:
         if not full and self.settings.relay_linger_ms:
             await asyncio.sleep(self.settings.relay_linger_ms / 1000)
 
-    def _apply(self, shard: Shard, entries: list[list[Reply]]) -> tuple[bytes, str]:
+    def _apply(self, shard: Shard, entries: list[list[Reply]]
+               ) -> tuple[bytes, str, dict[type[AnyEvent], int]]:
         """Apply the shard's entries (XREADGROUP's [id, [field, value...] or nil]) to its
-        rooms; return their commit and the new checkpoint."""
+        rooms; return their commit, the new checkpoint, and the events by kind."""
         effects: list[Effect] = []
+        applied: dict[type[AnyEvent], int] = {}
         ids: list[bytes] = []
         first_new = ""
         book = shard.book
@@ -289,10 +298,29 @@ class Relay:
                 log.error("skipping undecodable event %s on %s: %s", entry_id, shard.stream, exc)
                 continue
             book.apply(event, entry_id, effects)
+            kind = type(event)
+            applied[kind] = applied.get(kind, 0) + 1
         last = ids[-1].decode()
         new_checkpoint = last if not shard.is_applied(last) else shard.checkpoint
         return (self.committer.command(shard, first_new, new_checkpoint, ids, effects),
-                new_checkpoint)
+                new_checkpoint, applied)
+
+    async def stream_lag(self) -> int:
+        """Events in this relay's shard streams that are not applied yet: not read by any
+        relay (XINFO GROUPS `lag`) or read and not acknowledged (`pending`)."""
+        if not self.owned:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.owned.values():
+            pipe.xinfo_groups(shard.stream)
+        lag = 0
+        for groups in await pipe.execute(raise_on_error=False):
+            if isinstance(groups, Exception):
+                continue  # a stream that went meanwhile
+            for group in groups:
+                if group.get("name") in (keys.GROUP, keys.GROUP.encode()):
+                    lag += int(group.get("lag") or 0) + int(group.get("pending") or 0)
+        return lag
 
 
 def _field(fields: list[Reply], name: bytes) -> bytes:

@@ -53,8 +53,10 @@ class Settings:
     # A gateway that has not renewed its heartbeat for this long is dead: relays remove
     # its peers from their rooms.
     gateway_ttl_ms: int = 7000
-    # The relay's /healthz and /readyz; 0 turns them off.
+    # The relay's /healthz, /readyz and /metrics; 0 turns them off.
     relay_health_port: int = 8081
+    # The gateway's /metrics on a port of its own (and then there only); 0: on PORT.
+    metrics_port: int = 0
     # The palava-client browser bundle that the demo page (/demo) loads.
     palava_bundle: str = DEFAULT_PALAVA_BUNDLE
     # Resume (protocol.md): how long a peer whose socket dropped stays a member, and how
@@ -140,6 +142,7 @@ ENV_NAMES: dict[str, str] = {
     "idle_timeout_s": "SWITCHBOARD_IDLE_TIMEOUT",
     "gateway_ttl_ms": "SWITCHBOARD_GATEWAY_TTL_MS",
     "relay_health_port": "SWITCHBOARD_RELAY_HEALTH_PORT",
+    "metrics_port": "SWITCHBOARD_METRICS_PORT",
     "palava_bundle": "SWITCHBOARD_PALAVA_BUNDLE",
     "resume_grace_s": "SWITCHBOARD_RESUME_GRACE_S",
     "resume_buffer_frames": "SWITCHBOARD_RESUME_BUFFER_FRAMES",

@@ -1,0 +1,89 @@
+"""The gateway's Prometheus metrics (issue 13), for `/metrics`.
+
+Every relayed message passes the counters here, so they are plain integers on the hot
+path, read into metric families only when Prometheus scrapes (a prometheus-client Counter
+takes a lock per increment). Labels stay bounded: client event names, the protocol's
+error texts, the server's close codes; never a room, a peer id or an address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import msgspec
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from gateway.session import frame_counts
+from shared.close_codes import CloseCode
+from shared.frames import ErrorText
+
+# How a socket ended: the close code the server sent, "client" when the client closed
+# first, "lost" when TCP went without a closing handshake.
+CLOSE_LABELS = tuple(str(int(code)) for code in CloseCode) + ("client", "lost")
+_ERROR_PREFIX = b'{"event":"error"'
+_ERROR_TEXTS = frozenset(text.value for text in ErrorText)
+
+
+class _ErrorHead(msgspec.Struct):
+    message: str = ""
+
+
+_error_head = msgspec.json.Decoder(_ErrorHead)
+
+
+class GatewayMetrics:
+    """The gateway's counts, and the registry that exposes them."""
+
+    def __init__(self, connections: Callable[[], int],
+                 redis_reconnects: Callable[[], int]) -> None:
+        self.received = frame_counts()  # sessions count here (Session.handle)
+        self.sent = 0
+        self.errors = dict.fromkeys(sorted(_ERROR_TEXTS), 0)
+        self.closes = dict.fromkeys(CLOSE_LABELS, 0)
+        self._connections = connections
+        self._redis_reconnects = redis_reconnects
+        self.registry = CollectorRegistry()
+        self.durations = Histogram(
+            "switchboard_connection_duration_seconds", "How long WebSockets were open, "
+            "observed when they close.", registry=self.registry,
+            buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600))
+        self.registry.register(self)
+
+    def frames_sent(self, frames: list[bytes]) -> None:
+        """Frames handed to a socket (Outbox): counted, errors by their text."""
+        self.sent += len(frames)
+        for frame in frames:
+            if frame.startswith(_ERROR_PREFIX):
+                text = _error_head.decode(frame).message
+                if text in self.errors:
+                    self.errors[text] += 1
+
+    def closed(self, label: str, seconds: float) -> None:
+        self.closes[label] += 1
+        self.durations.observe(seconds)
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("switchboard_connections", "Open WebSockets.",
+                                value=self._connections())
+        received = CounterMetricFamily("switchboard_frames_received",
+                                       "Frames from clients, by event.", labels=["event"])
+        for event, count in self.received.items():
+            received.add_metric([event], count)
+        yield received
+        yield CounterMetricFamily("switchboard_frames_sent", "Frames written to clients.",
+                                  value=self.sent)
+        errors = CounterMetricFamily("switchboard_errors_sent",
+                                     "error frames sent to clients, by text.",
+                                     labels=["message"])
+        for text, count in self.errors.items():
+            errors.add_metric([text], count)
+        yield errors
+        closes = CounterMetricFamily("switchboard_closes", "WebSockets ended, by how.",
+                                     labels=["code"])
+        for label, count in self.closes.items():
+            closes.add_metric([label], count)
+        yield closes
+        yield CounterMetricFamily("switchboard_redis_reconnects",
+                                  "Connections to Redis made anew after one was lost.",
+                                  value=self._redis_reconnects())
