@@ -30,12 +30,14 @@ log = logging.getLogger(__name__)
 App = Sanic[Any, Any]
 
 
-def create_app(settings: Settings) -> App:
+def create_app(settings: Settings, gateway_id: str | None = None) -> App:
     """A gateway app; `app.ctx.gateway` is set once the server has started."""
     app: App = Sanic("switchboard", configure_logging=False)
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
     app.ctx.settings = settings
     app.ctx.allowed_origins = AllowedOrigins(settings.allowed_origin_list)
+
+    gateway_id = gateway_id or process_id("gateway")
 
     @app.before_server_start
     async def start(app: App) -> None:
@@ -47,7 +49,6 @@ def create_app(settings: Settings) -> App:
             if gateway is not None:
                 gateway.subscriptions_lost(channels)
 
-        gateway_id = process_id("gateway")
         heartbeat = Heartbeat(redis, gateway_id, settings.gateway_ttl_ms)
         subscriber = Subscriber(settings.redis_url, lost, heartbeat.register)
         gateway = Gateway(gateway_id, settings, sink, subscriber)

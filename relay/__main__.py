@@ -14,14 +14,15 @@ from redis.exceptions import RedisError
 from relay.health import serve_health
 from relay.worker import Relay
 from shared.logs import configure_logging
+from shared.process_id import process_id
 from shared.runtime import tune_garbage_collector
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, relay_id: str) -> None:
     redis = Redis.from_url(settings.redis_url, health_check_interval=10)
-    relay = Relay(settings, redis)
+    relay = Relay(settings, redis, relay_id)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, relay.stopping.set)
@@ -46,9 +47,10 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    relay_id = process_id("relay")
+    configure_logging(settings.log_level, settings.log_format, {"relay": relay_id})
     tune_garbage_collector()
-    uvloop.run(serve(settings))
+    uvloop.run(serve(settings, relay_id))
 
 
 if __name__ == "__main__":

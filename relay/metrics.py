@@ -8,10 +8,16 @@ so that its dashboards keep working. No room, peer id or address appears in a la
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from relay.rooms import RoomBook, RoomStats
 from shared.events import AnyEvent, Detach, Expire, Join, Leave, Resume, SendToPeer, UpdateStatus
@@ -23,6 +29,32 @@ EVENT_NAMES: dict[type[AnyEvent], str] = {
 }
 
 
+class Buckets:
+    """A histogram observed on every read of the streams: counts in plain lists (no lock,
+    as prometheus-client's Histogram takes), made a metric family when scraped."""
+
+    __slots__ = ("name", "help", "bounds", "counts", "total")
+
+    def __init__(self, name: str, help_text: str, bounds: tuple[float, ...]) -> None:
+        self.name = name
+        self.help = help_text
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def family(self) -> HistogramMetricFamily:
+        cumulative, running = [], 0
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            cumulative.append((bound, running))
+        return HistogramMetricFamily(self.name, self.help, buckets=cumulative,
+                                     sum_value=self.total)
+
+
 class RelayMetrics:
     def __init__(self, books: Callable[[], list[RoomBook]]) -> None:
         self._books = books
@@ -30,14 +62,13 @@ class RelayMetrics:
         self.usage = {"room_created": 0, "room_closed": 0, "joined_room": 0, "leave_room": 0}
         self.stream_lag = 0  # set before each scrape (relay.worker.Relay.stream_lag)
         self.registry = CollectorRegistry()
-        self.batch_events = Histogram(
-            "switchboard_batch_events", "Events a shard's committed batch held.",
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=self.registry)
-        self.commit_seconds = Histogram(
+        self.batch_events = Buckets(
+            "switchboard_batch_events", "Events one read of the shard streams brought, "
+            "once committed.", (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
+        self.commit_seconds = Buckets(
             "switchboard_commit_seconds", "How long a read's commits took in Redis, "
             "one script call per shard, sent together.",
-            buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5),
-            registry=self.registry)
+            (.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5))
         self.peak_members = Histogram(
             "switchboard_room_peak_members", "The most members a room had, observed when "
             "it closes.", buckets=(1, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500, 1000),
@@ -48,12 +79,12 @@ class RelayMetrics:
                                    24 * 3600), registry=self.registry)
         self.registry.register(self)
 
-    def committed(self, applied: dict[type[AnyEvent], int], events: int,
-                  stats: RoomStats) -> None:
+    def committed(self, applied: dict[type[AnyEvent], int], stats: RoomStats) -> None:
         """A shard's batch is in Redis: count what it did."""
         for kind, count in applied.items():
             self.applied[EVENT_NAMES[kind]] += count
-        self.batch_events.observe(events)
+        if not (stats.joined or stats.left):
+            return
         self.usage["room_created"] += stats.created
         self.usage["room_closed"] += stats.closed
         self.usage["joined_room"] += stats.joined
@@ -74,6 +105,8 @@ class RelayMetrics:
         yield GaugeMetricFamily("switchboard_stream_lag_events", "Events XADDed to this "
                                 "relay's shard streams and not applied yet.",
                                 value=self.stream_lag)
+        yield self.batch_events.family()
+        yield self.commit_seconds.family()
         applied = CounterMetricFamily("switchboard_events_applied",
                                       "Events applied and committed, by event.",
                                       labels=["event"])

@@ -68,6 +68,9 @@ class RoomStats:
     lifetimes: list[tuple[float, int]] = field(default_factory=list)
 
 
+_NO_STATS = RoomStats()
+
+
 def channel_of(conn: str, member: Member) -> str:
     """The channel of the socket a member is on: its peer id, unless it was resumed."""
     return member.socket or conn
@@ -127,7 +130,10 @@ class RoomBook:
 
     def take_stats(self) -> RoomStats:
         """The statistics gathered since the last call (once their batch is committed)."""
-        stats, self.stats = self.stats, RoomStats()
+        stats = self.stats
+        if not (stats.joined or stats.left):
+            return _NO_STATS  # the common batch: messages only (rooms open and close so)
+        self.stats = RoomStats()
         return stats
 
     def apply(self, event: AnyEvent, entry_id: str, out: list[Effect]) -> None:

@@ -38,10 +38,10 @@ _ROUND_TRIP_S = 10.0
 class Relay:
     """One relay process: holds its fair share of shards and applies their events."""
 
-    def __init__(self, settings: Settings, redis: Redis) -> None:
+    def __init__(self, settings: Settings, redis: Redis, relay_id: str | None = None) -> None:
         self.settings = settings
         self.redis = redis
-        self.id = process_id("relay")
+        self.id = relay_id or process_id("relay")
         self.leases = Leases(redis, self.id, settings.shards, settings.lease_ttl_ms)
         # A resumable peer's kept frames outlive its last one by this much at most: any
         # frame it may lack when its socket is found dead (idle timeout + a ping) plus
@@ -254,12 +254,15 @@ class Relay:
         results = _checked(await conn.request(b"".join(commands), len(commands),
                                               _ROUND_TRIP_S))
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        committed = 0
         for (shard, new_checkpoint, applied, events), result in zip(queued, results,
                                                                       strict=True):
             if result == COMMITTED:
                 shard.checkpoint = new_checkpoint
-                self.metrics.committed(applied, events, shard.book.take_stats())
-            elif result == ENTRIES_MISSED:
+                committed += events
+                self.metrics.committed(applied, shard.book.take_stats())
+                continue
+            if result == ENTRIES_MISSED:
                 log.warning("shard %d: entries read by a former holder, reclaiming",
                             shard.number)
                 self.owned[shard.number] = await self.take_over(shard.number)
@@ -267,6 +270,8 @@ class Relay:
                 # Another relay moved on with this shard: our in-memory rooms are stale.
                 log.warning("shard %d fenced off (%s), dropping it", shard.number, result)
                 self.owned.pop(shard.number, None)
+        if committed:
+            self.metrics.batch_events.observe(committed)
         if not full and self.settings.relay_linger_ms:
             await asyncio.sleep(self.settings.relay_linger_ms / 1000)
 

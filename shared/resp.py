@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import cast
 
 import hiredis
@@ -44,6 +44,24 @@ def pack_argument(arg: bytes | str | int) -> bytes:
     elif isinstance(arg, int):
         arg = b"%d" % arg
     return b"$%d\r\n%s\r\n" % (len(arg), arg)
+
+
+def tls_context(options: Mapping[str, object]) -> ssl.SSLContext:
+    """TLS as redis-py does it for the same URL: the system's CA certificates, or
+    `ssl_ca_certs`; `ssl_cert_reqs=none` takes any certificate (Heroku Redis serves
+    self-signed ones), `optional` checks one if given."""
+    context = ssl.create_default_context()
+    ca_certs = options.get("ssl_ca_certs")
+    if isinstance(ca_certs, str):
+        context.load_verify_locations(ca_certs)
+    cert_reqs = options.get("ssl_cert_reqs")
+    if cert_reqs in ("none", ssl.CERT_NONE):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif cert_reqs in ("optional", ssl.CERT_OPTIONAL):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context
 
 
 class _Batch:
@@ -99,7 +117,7 @@ class RespConnection(asyncio.Protocol):
                 await loop.create_unix_connection(lambda: connection, options["path"])
             else:
                 host = options.get("host", "localhost")
-                tls = ssl.create_default_context() if url.startswith("rediss://") else None
+                tls = tls_context(options) if url.startswith("rediss://") else None
                 await loop.create_connection(lambda: connection, host,
                                              options.get("port", 6379), ssl=tls)
         except OSError as exc:

@@ -25,6 +25,7 @@ class Settings:
     port: int = 8080
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line
     # Rooms are hashed onto this many shard streams; every process must agree on it.
     shards: int = 64
     room_capacity: int = 100
@@ -104,6 +105,8 @@ class Settings:
             raise SettingsError(f"{ENV_NAMES['relay_linger_ms']} must not be negative")
         if self.shutdown_seconds < 0:
             raise SettingsError(f"{ENV_NAMES['shutdown_seconds']} must not be negative")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"{ENV_NAMES['log_format']} must be text or json")
         if self.resume_grace_s <= 0:
             raise SettingsError(f"{ENV_NAMES['resume_grace_s']} must be positive")
         for url in self.ice_url_list:
@@ -126,6 +129,7 @@ ENV_NAMES: dict[str, str] = {
     "port": "PORT",
     "redis_url": "REDIS_URL",
     "log_level": "LOG_LEVEL",
+    "log_format": "SWITCHBOARD_LOG_FORMAT",
     "shards": "SWITCHBOARD_SHARDS",
     "room_capacity": "SWITCHBOARD_ROOM_CAPACITY",
     "star_room_capacity": "SWITCHBOARD_STAR_ROOM_CAPACITY",

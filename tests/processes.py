@@ -139,6 +139,60 @@ def start_redis(workdir: Path, port: int | None = None) -> RedisServer:
 
 
 @dataclass
+class TlsRedisServer(RedisServer):
+    """A private redis-server that speaks TLS only, with a self-signed certificate, as
+    Heroku Redis does; its URL asks for no certificate check (`ssl_cert_reqs=none`)."""
+
+    @property
+    def url(self) -> str:
+        return f"rediss://127.0.0.1:{self.port}/0?ssl_cert_reqs=none"
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(["redis-cli", "--tls", "--insecure", "-p", str(self.port), *args],
+                             capture_output=True, check=True, timeout=10)
+        return out.stdout.decode()
+
+
+def start_tls_redis(workdir: Path) -> TlsRedisServer:
+    """A TLS-only redis-server with a certificate made here (none is kept)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (workdir / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / "tls.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    port = free_port()
+    process = _spawn(f"redis-tls-{port}", [
+        "redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+        "--tls-cert-file", str(workdir / "tls.crt"), "--tls-key-file", str(workdir / "tls.key"),
+        "--tls-auth-clients", "no", "--save", "", "--appendonly", "no",
+        "--dir", str(workdir)], os.environ, workdir)
+    redis = TlsRedisServer(port, process)
+
+    def pong() -> bool:
+        try:
+            return redis.cli("ping").strip() == "PONG"
+        except subprocess.CalledProcessError:
+            return False
+
+    wait_until(pong, 10, "redis-server (TLS)")
+    return redis
+
+
+@dataclass
 class Cluster:
     """A private Redis with any number of gateways and relays."""
 

@@ -1,0 +1,35 @@
+# One image for both processes: `switchboard-gateway` (the default) and `switchboard-relay`.
+#   docker build -t switchboard .
+#   docker run -e REDIS_URL=redis://redis:6379/0 -p 8080:8080 switchboard
+#   docker run -e REDIS_URL=redis://redis:6379/0 switchboard switchboard-relay
+
+# palava-client's browser bundle, for the mesh demo page (/demo): npm, pinned.
+FROM node:20-bookworm-slim AS palava
+WORKDIR /build
+RUN npm install --no-audit --no-fund --no-package-lock palava-client@2.2.1
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SWITCHBOARD_PALAVA_BUNDLE=/opt/palava/palava.bundle.js \
+    SWITCHBOARD_LOG_FORMAT=json
+# tini as PID 1: signals reach the process (SIGTERM drains it) and zombies are reaped.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.* \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md LICENSE ./
+COPY gateway ./gateway
+COPY relay ./relay
+COPY shared ./shared
+COPY switchboard_client ./switchboard_client
+RUN pip install --no-cache-dir . \
+    && rm -rf /app/gateway /app/relay /app/shared /app/switchboard_client
+COPY --from=palava /build/node_modules/palava-client/palava.bundle.js /opt/palava/
+# A numeric user, so that a runAsNonRoot policy can tell it is not root.
+USER 10001:10001
+EXPOSE 8080 8081 9090
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["switchboard-gateway"]
