@@ -3,7 +3,9 @@ their own, scraped before and after, parsed with prometheus-client's parser."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import urllib.request
 from collections.abc import Iterator
 
@@ -13,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults.support import private_cluster
 from tests.peers import TIMEOUT, Peer
-from tests.processes import Cluster, eventually, free_port, http_get
+from tests.processes import ROOT, Cluster, eventually, free_port, http_get
 
 METRICS_PORT = free_port()
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -160,3 +162,15 @@ async def test_reconnects_to_redis_are_counted(metered: Cluster) -> None:
     async with websockets.connect(metered.url(0), open_timeout=TIMEOUT) as ws:
         await ws.send('{"event":"ping"}')
         assert await ws.recv() == '{"event":"pong"}'
+
+
+def test_the_grafana_dashboard_shows_every_metric_and_only_those(metered: Cluster) -> None:
+    dashboard = json.loads((ROOT / "docs" / "grafana" / "switchboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"]
+             for target in panel.get("targets", [])]
+    used = {re.sub(r"_(bucket|sum|count|total)$", "", name)
+            for expr in exprs for name in re.findall(r"\b((?:switchboard|palava)_\w+)", expr)}
+    exposed = {family.name for port in (METRICS_PORT, relay_port(metered))
+               for family in text_string_to_metric_families(scrape_text(port))
+               if family.name.startswith(("switchboard_", "palava_"))}
+    assert used == exposed, (used - exposed, exposed - used)
