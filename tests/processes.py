@@ -117,16 +117,25 @@ def _spawn(name: str, argv: list[str], env: Mapping[str, str], workdir: Path) ->
     return Process(name, popen, log_path)
 
 
+R = TypeVar("R", bound="RedisServer")
+
+
 def start_redis(workdir: Path, port: int | None = None) -> RedisServer:
     """A private, empty redis-server; on `port` when given (to restart one in place)."""
+    port = free_port() if port is None else port
+    return _launch_redis(RedisServer, workdir, port, ["--port", str(port)])
+
+
+def _launch_redis(kind: type[R], workdir: Path, port: int, listen: list[str]) -> R:
+    """redis-server on loopback, keeping nothing on disk, with `listen` for its port(s);
+    returned once it answers PING."""
     server = shutil.which("redis-server")
     if server is None:
         raise RuntimeError("redis-server is not installed (the test command installs it)")
-    port = free_port() if port is None else port
-    process = _spawn(f"redis-{port}", [server, "--port", str(port), "--bind", "127.0.0.1",
-                                       "--save", "", "--appendonly", "no",
-                                       "--dir", str(workdir)], os.environ, workdir)
-    redis = RedisServer(port, process)
+    process = _spawn(f"redis-{port}", [server, *listen, "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no", "--dir", str(workdir)],
+                     os.environ, workdir)
+    redis = kind(port, process)
 
     def pong() -> bool:
         try:
@@ -134,7 +143,7 @@ def start_redis(workdir: Path, port: int | None = None) -> RedisServer:
         except subprocess.CalledProcessError:
             return False
 
-    wait_until(pong, 10, "redis-server")
+    wait_until(pong, 10, f"{kind.__name__} on port {port}")
     return redis
 
 
@@ -175,21 +184,9 @@ def start_tls_redis(workdir: Path) -> TlsRedisServer:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     port = free_port()
-    process = _spawn(f"redis-tls-{port}", [
-        "redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-        "--tls-cert-file", str(workdir / "tls.crt"), "--tls-key-file", str(workdir / "tls.key"),
-        "--tls-auth-clients", "no", "--save", "", "--appendonly", "no",
-        "--dir", str(workdir)], os.environ, workdir)
-    redis = TlsRedisServer(port, process)
-
-    def pong() -> bool:
-        try:
-            return redis.cli("ping").strip() == "PONG"
-        except subprocess.CalledProcessError:
-            return False
-
-    wait_until(pong, 10, "redis-server (TLS)")
-    return redis
+    return _launch_redis(TlsRedisServer, workdir, port, [
+        "--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no",
+        "--tls-cert-file", str(workdir / "tls.crt"), "--tls-key-file", str(workdir / "tls.key")])
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 import websockets
 
 from tests.peers import TIMEOUT, Peer
+from tests.processes import Cluster
 
 
 @dataclass
@@ -123,6 +124,16 @@ class ResumablePeer:
 
     async def close(self) -> None:
         await self.peer.close()
+
+
+async def pair(cluster: Cluster, room: str) -> tuple[ResumablePeer, Peer]:
+    """A resumable peer on gateway 0, then a plain one on gateway 1 (its frame 1 is the
+    new_peer about it)."""
+    a = await ResumablePeer.join(cluster.url(0), room)
+    b = await Peer.connect(cluster.url(1))
+    await b.join(room)
+    assert (await a.expect("new_peer"))["frame_seq"] == 1
+    return a, b
 
 
 async def closed_code(peer: Peer, timeout: float = TIMEOUT) -> int | None:

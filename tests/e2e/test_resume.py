@@ -13,16 +13,7 @@ from shared import keys
 from tests.faults.support import record
 from tests.peers import Peer
 from tests.processes import Cluster, RedisServer, eventually
-from tests.resume_support import ResumablePeer, Tally, closed_code, send_messages
-
-
-async def pair(cluster: Cluster, room: str) -> tuple[ResumablePeer, Peer]:
-    """A resumable peer on gateway 0, then a plain one on gateway 1."""
-    a = await ResumablePeer.join(cluster.url(0), room)
-    b = await Peer.connect(cluster.url(1))
-    await b.join(room)
-    assert (await a.expect("new_peer"))["frame_seq"] == 1
-    return a, b
+from tests.resume_support import ResumablePeer, Tally, closed_code, pair, send_messages
 
 
 async def test_numbered_frames_and_a_token_in_joined_room(cluster: Cluster, room: str) -> None:

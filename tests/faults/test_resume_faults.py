@@ -18,7 +18,7 @@ from shared import keys
 from tests.faults.support import kill_after_renewal, pid_of, private_cluster, record
 from tests.peers import Peer
 from tests.processes import Cluster, eventually
-from tests.resume_support import ResumablePeer, Tally, send_messages
+from tests.resume_support import ResumablePeer, Tally, pair, send_messages
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -40,14 +40,6 @@ async def redis(short_grace: Cluster) -> AsyncIterator[Redis]:
     client = Redis.from_url(short_grace.redis.url)
     yield client
     await client.aclose()
-
-
-async def pair(cluster: Cluster, room: str) -> tuple[ResumablePeer, Peer]:
-    a = await ResumablePeer.join(cluster.url(0), room)
-    b = await Peer.connect(cluster.url(1))
-    await b.join(room)
-    await a.expect("new_peer")
-    return a, b
 
 
 async def no_trace_of(redis: Redis, room: str, conn: str) -> bool:
