@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sanic import Request, Sanic, response
 
@@ -23,6 +22,7 @@ from gateway.subscriber import Subscriber
 from shared import keys
 from shared.close_codes import CloseCode
 from shared.process_id import process_id
+from shared.redis_clients import discover, get_many, redis_client
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,9 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
 
     @app.before_server_start
     async def start(app: App) -> None:
-        redis = Redis.from_url(settings.redis_url, health_check_interval=10)
-        sink = EventSink(settings.redis_url, settings.stream_maxlen)
+        topology = await discover(settings.redis_url)
+        redis = redis_client(topology)
+        sink = EventSink(topology, settings.stream_maxlen, settings.redis_wait_replicas)
         gateway: Gateway | None = None
 
         def lost(channels: list[bytes]) -> None:
@@ -50,7 +51,7 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
                 gateway.subscriptions_lost(channels)
 
         heartbeat = Heartbeat(redis, gateway_id, settings.gateway_ttl_ms)
-        subscriber = Subscriber(settings.redis_url, lost, heartbeat.register)
+        subscriber = Subscriber(topology, lost, heartbeat.register)
         gateway = Gateway(gateway_id, settings, sink, subscriber)
         app.ctx.redis = redis
         app.ctx.gateway = gateway
@@ -139,7 +140,7 @@ async def readiness_problems(app: App) -> list[str]:
     if not gateway.subscriber.connected:
         problems.append("pub/sub not connected")
     try:
-        holders = await app.ctx.redis.mget(keys.all_leases(settings.shards))
+        holders = await get_many(app.ctx.redis, keys.all_leases(settings.shards))
     except RedisError as exc:
         return [*problems, f"redis unreachable: {exc}"]
     unowned = sum(holder is None for holder in holders)

@@ -1,66 +1,93 @@
 """XADDs events to shard streams, pipelining whatever sockets sent meanwhile.
 
 Every relayed message passes here, so the commands are written as RESP by hand, one
-buffer per round trip, on a connection of the sink's own (shared.resp): redis-py's
+buffer per round trip, on connections of the sink's own (shared.resp): redis-py's
 pipeline costs tens of microseconds per command in packing and per-reply timeouts.
+
+On a Redis Cluster there is one writer per master, each with its own round trips, so a
+master failing over stalls only the streams it serves. A redirect (MOVED, ASK) hands the
+event to the right writer, a cluster in flux (TRYAGAIN, CLUSTERDOWN, a lost master) is
+waited out for up to `FAILOVER_WAIT_S`; and a stream's events stay with the writer that
+has some of them outstanding, so that a socket's events reach Redis in the order sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from shared.resp import Reply, RespConnection, pack_argument, pack_start
+from shared.resp import Reply, RespConnection, pack, pack_argument, pack_start
+from shared.topology import Node, Topology, cluster_error, redirect_node
 
 log = logging.getLogger(__name__)
 
 OnError = Callable[[RedisError], None]
-# stream, payload, what to do if the XADD fails, what to do once it succeeded (rarely set)
-_Pending = tuple[str, bytes, OnError, Callable[[], None] | None]
 
 # A round trip that takes longer fails its events and the connection is made anew.
 _ROUND_TRIP_S = 10.0
 # Events waiting for their XADD, beyond which new ones are refused at once.
 MAX_PENDING = 50_000
-# Bytes waiting for their XADD beyond which the sink is `busy`: the gateway then stops
-# reading from the sockets that write, until the next round trip is done.
+# Bytes waiting for one master's XADDs beyond which the sink is busy for the sockets
+# writing there: the gateway stops reading from them until the next round trip is done.
 BUSY_BYTES = 1024 * 1024
+# How long an event waits for a cluster to settle (a replica promoted: node timeout plus
+# an election) before it fails; the client is then told `service unavailable`.
+FAILOVER_WAIT_S = 8.0
+_RETRY_MIN_S, _RETRY_MAX_S = 0.02, 0.5
+# WAIT's timeout (SWITCHBOARD_REDIS_WAIT_REPLICAS): a replica slower than this is
+# counted as a shortfall, and the events go on as written.
+WAIT_TIMEOUT_MS = 1000
+_ASKING = pack(b"ASKING")
+
+
+class _Pending:
+    __slots__ = ("stream", "payload", "on_error", "on_done", "deadline", "asking")
+
+    def __init__(self, stream: str, payload: bytes, on_error: OnError,
+                 on_done: Callable[[], None] | None) -> None:
+        self.stream = stream
+        self.payload = payload
+        self.on_error = on_error
+        self.on_done = on_done
+        self.deadline = 0.0  # set at the first failure that is worth waiting out
+        self.asking = False  # send ASKING first (an ASK redirect during a slot migration)
 
 
 class EventSink:
-    """One writer task; each Redis round trip carries every event queued during the last.
+    """Writers per Redis master; `submit` is synchronous (a socket's frames are handled
+    as they are read, in order); an event that does not reach Redis is reported to its
+    `on_error`."""
 
-    `submit` is synchronous (a socket's frames are handled as they are read, in order);
-    an event that does not reach Redis is reported to its `on_error`.
-    """
-
-    def __init__(self, redis_url: str, maxlen: int) -> None:
-        self._url = redis_url
-        self._conn: RespConnection | None = None
+    def __init__(self, topology: Topology, maxlen: int, wait_replicas: int = 0) -> None:
+        self.topology = topology
         self.maxlen = maxlen
+        self.wait_replicas = wait_replicas
         self._prefixes: dict[str, bytes] = {}
-        self._pending: list[_Pending] = []
-        self._pending_bytes = 0
-        self._wakeup = asyncio.Event()
+        self._writers: dict[Node, _Writer] = {}
+        # Stream -> the writer holding some of its events (cluster only).
+        self._outstanding: dict[str, _Holding] = {}
         self.drained: Callable[[], None] = lambda: None  # after each round trip
         self.connections = 0  # made so far (metrics: more than one is a reconnect)
-
-    @property
-    def busy(self) -> bool:
-        return self._pending_bytes > BUSY_BYTES
+        self.wait_shortfalls = 0  # WAITs that returned fewer replicas than asked
+        self._closed = asyncio.Event()
 
     def submit(self, stream: str, payload: bytes, on_error: OnError,
-               on_done: Callable[[], None] | None = None) -> None:
-        if len(self._pending) >= MAX_PENDING:
-            on_error(RedisError("too many events waiting for Redis"))
-            return
-        self._pending.append((stream, payload, on_error, on_done))
-        self._pending_bytes += len(payload)
-        self._wakeup.set()
+               on_done: Callable[[], None] | None = None) -> bool:
+        """Queue an XADD; True when the writer it went to is busy (backpressure)."""
+        pending = _Pending(stream, payload, on_error, on_done)
+        if not self.topology.cluster:
+            return self._writer(self.topology.node_of(stream)).add(pending)
+        held = self._outstanding.get(stream)
+        if held is None:
+            held = self._outstanding[stream] = _Holding(
+                self._writer(self.topology.node_of(stream)))
+        held.count += 1
+        return held.writer.add(pending)
 
     async def send(self, stream: str, payload: bytes) -> None:
         """Submit and wait until the event is in Redis; raises RedisError if it is not."""
@@ -69,28 +96,10 @@ class EventSink:
         await done
 
     async def run(self) -> None:
-        """Flush forever."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._pending, self._pending_bytes = self._pending, [], 0
-            buffer = b"".join([self._xadd(stream, payload) for stream, payload, _, _ in batch])
-            replies: list[Reply]
-            try:
-                replies = await self._round_trip(buffer, len(batch))
-            except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("XADD of %d events failed: %s", len(batch), exc)
-                self._drop_connection()
-                error = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
-                replies = [error] * len(batch)
-            for (_, _, on_error, on_done), reply in zip(batch, replies, strict=True):
-                if isinstance(reply, RedisError):
-                    on_error(reply)
-                elif on_done is not None:
-                    on_done()
-            self.drained()
+        """The writers run as tasks of their own; this waits until `close`."""
+        await self._closed.wait()
 
-    def _xadd(self, stream: str, payload: bytes) -> bytes:
+    def xadd(self, stream: str, payload: bytes) -> bytes:
         """`XADD stream MAXLEN ~ maxlen * e payload` in RESP. MAXLEN ~ bounds a stream
         whose relay is gone (architecture.md, rule 6)."""
         prefix = self._prefixes.get(stream)
@@ -99,11 +108,176 @@ class EventSink:
                 8, b"XADD", stream, b"MAXLEN", b"~", self.maxlen, b"*", b"e")
         return prefix + pack_argument(payload)
 
+    def _writer(self, node: Node) -> _Writer:
+        writer = self._writers.get(node)
+        if writer is None:
+            writer = self._writers[node] = _Writer(self, node)
+        return writer
+
+    def settled(self, pending: _Pending) -> None:
+        """An event is written or failed: its stream may go to another writer now."""
+        if not self.topology.cluster:
+            return
+        held = self._outstanding.get(pending.stream)
+        if held is not None:
+            held.count -= 1
+            if not held.count:
+                del self._outstanding[pending.stream]
+
+    def move(self, events: list[_Pending], source: _Writer,
+             node: Node | None = None) -> list[_Pending]:
+        """Hand each event to the writer of `node`, or of the master the slot map says
+        serves its stream now, ahead of what that writer has queued; return those that
+        stay with `source`. The stream's later events follow them there."""
+        staying: list[_Pending] = []
+        moved: dict[_Writer, list[_Pending]] = {}
+        for pending in events:
+            writer = self._writer(node or self.topology.node_of(pending.stream))
+            if writer is source:
+                staying.append(pending)
+                continue
+            moved.setdefault(writer, []).append(pending)
+            held = self._outstanding.get(pending.stream)
+            if held is not None:
+                held.writer = writer
+        for writer, batch in moved.items():
+            writer.add_first(batch)
+        return staying
+
+    async def close(self) -> None:
+        self._closed.set()
+        for writer in self._writers.values():
+            writer.close()
+
+
+class _Writer:
+    """One master's XADDs: one round trip at a time, each carrying what came meanwhile."""
+
+    def __init__(self, sink: EventSink, node: Node) -> None:
+        self.sink = sink
+        self.node = node
+        self._conn: RespConnection | None = None
+        self._pending: list[_Pending] = []
+        self._pending_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def add(self, pending: _Pending) -> bool:
+        if len(self._pending) >= MAX_PENDING:
+            self.sink.settled(pending)
+            pending.on_error(RedisError("too many events waiting for Redis"))
+            return False
+        self._pending.append(pending)
+        self._pending_bytes += len(pending.payload)
+        self._wakeup.set()
+        return self._pending_bytes > BUSY_BYTES
+
+    def add_first(self, events: list[_Pending]) -> None:
+        self._pending[:0] = events
+        self._pending_bytes += sum(len(pending.payload) for pending in events)
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
+            if batch:
+                await self._write(batch)
+            self.sink.drained()
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        sink = self.sink
+        xadd = sink.xadd
+        commands = [_ASKING + xadd(p.stream, p.payload) if p.asking
+                    else xadd(p.stream, p.payload) for p in batch]
+        count = len(batch) + sum(pending.asking for pending in batch)
+        if sink.wait_replicas:
+            commands.append(pack(b"WAIT", sink.wait_replicas, WAIT_TIMEOUT_MS))
+            count += 1
+        replies: list[Reply]
+        try:
+            replies = await self._round_trip(b"".join(commands), count)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._drop_connection()
+            error = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
+            if sink.topology.cluster:
+                # A master lost: wait for its replica to be promoted, then write there.
+                await self._retry(batch, error)
+                return
+            log.warning("XADD of %d events failed: %s", len(batch), exc)
+            replies = [error] * count
+        if sink.wait_replicas:
+            acked = replies.pop()
+            if isinstance(acked, int) and acked < sink.wait_replicas:
+                sink.wait_shortfalls += 1
+                log.warning("WAIT: %d of %d replicas acknowledged %d events in time",
+                            acked, sink.wait_replicas, len(batch))
+        again: list[_Pending] = []
+        first_error: RedisError | None = None
+        answers = iter(replies)
+        for pending in batch:
+            if pending.asking:
+                next(answers)  # ASKING's +OK
+                pending.asking = False
+            reply = next(answers)
+            if not isinstance(reply, RedisError):
+                sink.settled(pending)
+                if pending.on_done is not None:
+                    pending.on_done()
+                continue
+            kind = cluster_error(reply) if sink.topology.cluster else None
+            if kind is None:
+                sink.settled(pending)
+                pending.on_error(reply)
+                continue
+            if kind == "ASK":
+                pending.asking = True
+            again.append(pending)
+            first_error = first_error or reply
+        if again:
+            assert first_error is not None
+            await self._retry(again, first_error)
+
+    async def _retry(self, events: list[_Pending], error: RedisError) -> None:
+        """Events the cluster turned away for now: to the master that serves them
+        once the slot map says so; failed once they waited past FAILOVER_WAIT_S."""
+        sink = self.sink
+        now = time.monotonic()
+        for pending in events:
+            pending.deadline = pending.deadline or now + FAILOVER_WAIT_S
+        expired = [pending for pending in events if pending.deadline < now]
+        if expired:
+            log.warning("XADD of %d events failed: %s", len(expired), error)
+            for pending in expired:
+                sink.settled(pending)
+                pending.on_error(error)
+        events = [pending for pending in events if pending.deadline >= now]
+        if not events:
+            return
+        asking = [pending for pending in events if pending.asking]
+        if asking:
+            # ASK names the importing node for these commands alone (the slot is still
+            # the migrating node's): to that node's writer, once.
+            sink.move(asking, self, redirect_node(sink.topology, error))
+            events = [pending for pending in events if not pending.asking]
+            if not events:
+                return
+        # MOVED needs only the new map; a cluster in flux is given time, growing with
+        # how long these events have waited already.
+        waited = now - (events[0].deadline - FAILOVER_WAIT_S)
+        if cluster_error(error) != "MOVED":
+            await asyncio.sleep(min(_RETRY_MAX_S, max(_RETRY_MIN_S, waited / 4)))
+        await sink.topology.refresh()
+        # This writer's queue too: what it holds for slots that moved goes with them.
+        queued, self._pending, self._pending_bytes = self._pending, [], 0
+        self.add_first(sink.move(events + queued, self))
+
     async def _round_trip(self, buffer: bytes, count: int) -> list[Reply]:
         """Send the batch, read its `count` replies; an error reply fails its event only."""
         if self._conn is None or not self._conn.connected:
-            self._conn = await RespConnection.open(self._url, timeout=_ROUND_TRIP_S)
-            self.connections += 1
+            self._conn = await RespConnection.open(self.node.url, timeout=_ROUND_TRIP_S)
+            self.sink.connections += 1
         return await self._conn.request(buffer, count, _ROUND_TRIP_S)
 
     def _drop_connection(self) -> None:
@@ -111,5 +285,14 @@ class EventSink:
             self._conn.close()
             self._conn = None
 
-    async def close(self) -> None:
+    def close(self) -> None:
+        self._task.cancel()
         self._drop_connection()
+
+
+class _Holding:
+    __slots__ = ("writer", "count")
+
+    def __init__(self, writer: _Writer) -> None:
+        self.writer = writer
+        self.count = 0

@@ -7,10 +7,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import keys
+from shared.redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """Keeps `sig:gw:<id>` alive while the gateway runs (architecture.md, rule 4)."""
 
-    def __init__(self, redis: Redis, gateway_id: str, ttl_ms: int) -> None:
+    def __init__(self, redis: RedisClient, gateway_id: str, ttl_ms: int) -> None:
         self.redis = redis
         self.key = keys.gateway_alive(gateway_id)
         self.ttl_ms = ttl_ms

@@ -38,13 +38,15 @@ class GatewayMetrics:
     """The gateway's counts, and the registry that exposes them."""
 
     def __init__(self, connections: Callable[[], int],
-                 redis_reconnects: Callable[[], int]) -> None:
+                 redis_reconnects: Callable[[], int],
+                 wait_shortfalls: Callable[[], int] = lambda: 0) -> None:
         self.received = frame_counts()  # sessions count here (Session.handle)
         self.sent = 0
         self.errors = dict.fromkeys(sorted(_ERROR_TEXTS), 0)
         self.closes = dict.fromkeys(CLOSE_LABELS, 0)
         self._connections = connections
         self._redis_reconnects = redis_reconnects
+        self._wait_shortfalls = wait_shortfalls
         self.registry = CollectorRegistry()
         self.durations = Histogram(
             "switchboard_connection_duration_seconds", "How long WebSockets were open, "
@@ -89,3 +91,7 @@ class GatewayMetrics:
         yield CounterMetricFamily("switchboard_redis_reconnects",
                                   "Connections to Redis made anew after one was lost.",
                                   value=self._redis_reconnects())
+        yield CounterMetricFamily("switchboard_redis_wait_shortfalls",
+                                  "Batches of XADDs that fewer replicas than "
+                                  "SWITCHBOARD_REDIS_WAIT_REPLICAS acknowledged in time.",
+                                  value=self._wait_shortfalls())

@@ -66,20 +66,26 @@ _JOINED_ROOM = b'{"event":"joined_room"'
 class Socket:
     """One client connection: its session, its outbox, its WebSocket, its limits."""
 
-    __slots__ = ("connection", "session", "outbox", "channel", "rate", "gateway",
-                 "awaiting_joined", "opened")
+    __slots__ = ("connection", "session", "outbox", "channel", "channels", "rate", "gateway",
+                 "awaiting_joined", "opened", "waiting")
 
     def __init__(self, connection: WsConnection, session: Session, outbox: Outbox,
                  rate: FrameRate, gateway: Gateway) -> None:
         self.connection = connection
         self.session = session
         self.outbox = outbox
-        self.channel = keys.connection_channel(session.socket_id).encode()
+        # The shard channel of its room (subscribed, or being), once it joined one; and
+        # every channel it has had, kept until it closes: replies to what it sent in an
+        # earlier room may still be on their way there.
+        self.channel: bytes | None = None
+        self.channels: list[bytes] = []
         self.rate = rate
         self.gateway = gateway
         # A join or resume is on its way: its joined_room gets this gateway's fields.
         self.awaiting_joined = False
         self.opened = time.monotonic()
+        # While its channel is being subscribed: the events sent meanwhile, in order.
+        self.waiting: list[Forward] | None = None
 
     def deliver(self, payload: bytes) -> None:
         """What the relay published for this socket: a frame, or a word for the gateway.
@@ -117,7 +123,10 @@ class Gateway:
         self.id = gateway_id
         self.sink = sink
         self.subscriber = subscriber
-        self.sockets: dict[bytes, Socket] = {}
+        self.sockets: dict[str, Socket] = {}  # by socket id
+        self.by_channel: dict[bytes, Socket] = {}
+        self._shard_of_stream = {keys.shard_stream(shard): shard
+                                 for shard in range(settings.shards)}
         self.draining = False
         self.batches: list[Outbox] = []  # outboxes holding frames of the current read
         subscriber.after_deliveries = self.send_batches
@@ -125,19 +134,25 @@ class Gateway:
         self.ice = IceServers(settings.turn_secret, settings.turn_ttl_s, settings.ice_url_list)
         self.metrics = GatewayMetrics(
             lambda: len(self.sockets),
-            lambda: max(subscriber.generation - 1, 0) + max(sink.connections - 1, 0))
+            lambda: max(subscriber.generation - 1, 0) + max(sink.connections - 1, 0),
+            lambda: sink.wait_shortfalls)
         self._held: set[Socket] = set()
         sink.drained = self._release_held
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
 
     def open(self, connection: WsConnection) -> None:
         """A new WebSocket (from gateway/ws_upgrade.py)."""
-        _spawn(self.serve(connection))
+        try:
+            self.serve(connection)
+        except Exception:
+            # A bug of ours, not the client's doing: say nothing of it on the wire.
+            log.exception("serving a new socket failed")
+            connection.fail(CloseCode.INTERNAL_ERROR)
 
-    async def serve(self, connection: WsConnection) -> None:
-        """Take a new WebSocket: subscribe its channel, then serve its messages as they
-        are read (WsConnection calls `receive`) until TCP closes (`_close`). Nothing
-        waits on an open socket: an idle one costs memory, not a task."""
+    def serve(self, connection: WsConnection) -> None:
+        """Take a new WebSocket: serve its messages as they are read (WsConnection calls
+        `receive`) until TCP closes (`_close`). Nothing waits on an open socket: an idle
+        one costs memory, not a task. Its channel is subscribed when it joins a room."""
         if self.draining:
             connection.send_texts([encode_frame(Shutdown(seconds=0))])
             connection.close(CloseCode.SHUTDOWN, "shutdown")
@@ -148,21 +163,7 @@ class Gateway:
         rate = FrameRate(settings.frame_rate, settings.frame_burst, connection.last_heard)
         outbox = Outbox(connection, settings.send_buffer_bytes, self.metrics.frames_sent)
         socket = Socket(connection, session, outbox, rate, self)
-        self.sockets[socket.channel] = socket
-        try:
-            # While Redis is away the socket is still served (ping, info, errors); its
-            # room events are answered `service unavailable` until it is subscribed.
-            await self.subscriber.subscribe(socket.channel, socket.deliver)
-        except asyncio.CancelledError:  # the server is stopping
-            self._close(socket)
-            connection.fail(CloseCode.SHUTDOWN, "shutdown")
-            raise
-        except Exception:
-            # A bug of ours, not the client's doing: say nothing of it on the wire.
-            log.exception("socket %s failed", session.conn_id)
-            self._close(socket)
-            connection.fail(CloseCode.INTERNAL_ERROR)
-            return
+        self.sockets[session.socket_id] = socket
         if connection.lost:  # the client left during the handshake
             self._close(socket)
             return
@@ -193,21 +194,55 @@ class Gateway:
 
     def _forward(self, socket: Socket, forward: Forward) -> None:
         """XADD the event, or tell the client the service cannot take it now (rule 5)."""
+        if socket.waiting is not None:  # behind a subscription being made: keep order
+            socket.waiting.append(forward)
+            return
         event = forward.event
         kind = type(event)
+        if kind is Join or kind is Resume:
+            # (The shard of this event's stream: the session may have joined on since.)
+            channel = keys.connection_channel(self._shard_of_stream[forward.stream],
+                                              socket.session.socket_id).encode()
+            if channel != socket.channel or not self.subscriber.is_live(channel):
+                # Its replies come on the shard's channel: live first, then the event.
+                self._switch_channel(socket, channel)
+                socket.waiting = [forward]
+                _spawn(self._subscribe_then_forward(socket, channel))
+                return
         # A reply could not reach an unsubscribed socket: refuse rather than lose it.
         # A leave still goes out, so that the peer is removed from its room.
-        if self.subscriber.is_live(socket.channel) or kind is Leave or kind is Detach:
+        if (socket.channel is not None and self.subscriber.is_live(socket.channel)
+                or kind is Leave or kind is Detach):
             if kind is Join or kind is Resume:
                 socket.awaiting_joined = True
-            self.sink.submit(forward.stream, event_encoder.encode(event),
-                             lambda _: self._not_taken(socket, forward))
-            if self.sink.busy and socket not in self._held:
+            busy = self.sink.submit(forward.stream, event_encoder.encode(event),
+                                    lambda _: self._not_taken(socket, forward))
+            if busy and socket not in self._held:
                 # Backpressure: this client waits (TCP slows it) until Redis caught up.
                 self._held.add(socket)
                 socket.connection.hold()
         else:
             self._not_taken(socket, forward)
+
+    def _switch_channel(self, socket: Socket, channel: bytes) -> None:
+        socket.channel = channel
+        if channel not in socket.channels:
+            socket.channels.append(channel)
+        self.by_channel[channel] = socket
+
+    async def _subscribe_then_forward(self, socket: Socket, channel: bytes) -> None:
+        """Subscribe the socket's channel, then send what it sent meanwhile; its join is
+        refused (`service unavailable`) if Redis cannot take the subscription now."""
+        live = await self.subscriber.subscribe(channel, socket.deliver)
+        waiting, socket.waiting = socket.waiting or [], None
+        if socket.session.socket_id not in self.sockets:
+            self.subscriber.unsubscribe(channel)
+            return  # closed meanwhile: its join never went out, so nothing need leave
+        for forward in waiting:
+            if not live and isinstance(forward.event, Join | Resume):
+                self._not_taken(socket, forward)
+            else:
+                self._forward(socket, forward)
 
     def send_batches(self) -> None:
         """One write per socket for what one read from Redis brought it: at full load a
@@ -271,11 +306,15 @@ class Gateway:
 
     def _close(self, socket: Socket) -> None:
         """TCP closed (or never served): forget the socket, and its peer leaves its room."""
-        if self.sockets.pop(socket.channel, None) is None:
+        if self.sockets.pop(socket.session.socket_id, None) is None:
             return
         self.metrics.closed(socket.connection.ended_by(), time.monotonic() - socket.opened)
         try:
-            self.subscriber.unsubscribe(socket.channel)
+            for channel in socket.channels:
+                self.by_channel.pop(channel, None)
+                # The one being subscribed goes once the subscription is answered.
+                if socket.waiting is None or channel != socket.channel:
+                    self.subscriber.unsubscribe(channel)
             leave = socket.session.closed()
             if leave is not None:
                 self._forward(socket, leave)
@@ -303,7 +342,7 @@ class Gateway:
     def subscriptions_lost(self, channels: list[bytes]) -> None:
         """Pub/sub broke: these sockets may have missed frames, so they must rejoin."""
         for channel in channels:
-            socket = self.sockets.get(channel)
+            socket = self.by_channel.get(channel)
             if socket is not None:
                 socket.connection.close(CloseCode.SERVICE_RESTART, "subscription lost")
 

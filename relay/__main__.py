@@ -8,21 +8,22 @@ import signal
 
 import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from relay.health import serve_health
 from relay.worker import Relay
 from shared.logs import configure_logging
 from shared.process_id import process_id
+from shared.redis_clients import discover, redis_client
 from shared.runtime import tune_garbage_collector
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 async def serve(settings: Settings, relay_id: str) -> None:
-    redis = Redis.from_url(settings.redis_url, health_check_interval=10)
-    relay = Relay(settings, redis, relay_id)
+    topology = await discover(settings.redis_url)
+    redis = redis_client(topology)
+    relay = Relay(settings, redis, topology, relay_id)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, relay.stopping.set)

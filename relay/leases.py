@@ -6,10 +6,11 @@ import math
 import random
 import time
 
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from relay.scripts import LuaScript
 from shared import keys
+from shared.redis_clients import RedisClient, get_many
 
 RENEW = LuaScript("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -27,7 +28,7 @@ return 0
 class Leases:
     """Acquire, renew and release this relay's shard leases; count live relays."""
 
-    def __init__(self, redis: Redis, relay_id: str, shards: int, ttl_ms: int) -> None:
+    def __init__(self, redis: RedisClient, relay_id: str, shards: int, ttl_ms: int) -> None:
         self.redis = redis
         self.relay_id = relay_id
         self.shards = shards
@@ -36,7 +37,9 @@ class Leases:
     async def fair_share(self) -> int:
         """Announce this relay and return how many shards each live relay should hold."""
         now_ms = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=True)
+        # Not a transaction (redis-py's cluster transactions fail on ZADD): a count off by
+        # one relay for a moment only moves a shard once more.
+        pipe = self.redis.pipeline(transaction=False)
         pipe.zadd(keys.RELAYS, {self.relay_id: now_ms + self.ttl_ms})
         pipe.zremrangebyscore(keys.RELAYS, "-inf", now_ms)
         pipe.zcard(keys.RELAYS)
@@ -47,17 +50,20 @@ class Leases:
         """Extend the leases in `owned`; return those that were lost."""
         if not owned:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in owned:
-            RENEW.queue(pipe, [keys.shard_lease(shard)], [self.relay_id, self.ttl_ms])
-        results = await pipe.execute()
-        return [shard for shard, kept in zip(owned, results, strict=True) if not kept]
+        results = await RENEW.run_each(self.redis, [
+            ([keys.shard_lease(shard)], [self.relay_id, self.ttl_ms]) for shard in owned])
+        errors = [result for result in results if isinstance(result, RedisError)]
+        if len(errors) == len(results):
+            raise errors[0]
+        # A lease whose master could not be asked (failing over) is kept for now: if it
+        # lapsed meanwhile, the shard's next commit is fenced off and drops it.
+        return [shard for shard, kept in zip(owned, results, strict=True) if kept == 0]
 
     async def acquire(self, wanted: int) -> list[int]:
         """Take up to `wanted` unheld shards, in random order so that relays spread out."""
         if wanted <= 0:
             return []
-        holders = await self.redis.mget([keys.shard_lease(s) for s in range(self.shards)])
+        holders = await get_many(self.redis, keys.all_leases(self.shards))
         free = [shard for shard, holder in enumerate(holders) if holder is None]
         random.shuffle(free)
         won: list[int] = []
@@ -71,10 +77,9 @@ class Leases:
 
     async def release(self, shards: list[int]) -> None:
         """Give shards up at once so another relay need not wait for the TTL."""
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in shards:
-            RELEASE.queue(pipe, [keys.shard_lease(shard)], [self.relay_id])
-        await pipe.execute()
+        # One that fails lapses with its TTL.
+        await RELEASE.run_each(self.redis, [([keys.shard_lease(shard)], [self.relay_id])
+                                            for shard in shards])
 
     async def leave(self, shards: list[int]) -> None:
         """Release everything and stop counting as a live relay."""

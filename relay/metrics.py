@@ -63,6 +63,7 @@ class RelayMetrics:
         self.applied = dict.fromkeys(EVENT_NAMES.values(), 0)
         self.usage = {"room_created": 0, "room_closed": 0, "joined_room": 0, "leave_room": 0}
         self.stream_lag = 0  # set before each scrape (relay.worker.Relay.stream_lag)
+        self.wait_shortfalls = 0
         self.registry = CollectorRegistry()
         self.batch_events = Buckets(
             "switchboard_batch_events", "Events one read of the shard streams brought, "
@@ -107,6 +108,10 @@ class RelayMetrics:
         yield GaugeMetricFamily("switchboard_stream_lag_events", "Events XADDed to this "
                                 "relay's shard streams and not applied yet.",
                                 value=self.stream_lag)
+        yield CounterMetricFamily("switchboard_redis_wait_shortfalls",
+                                  "Batches of commits that fewer replicas than "
+                                  "SWITCHBOARD_REDIS_WAIT_REPLICAS acknowledged in time.",
+                                  value=self.wait_shortfalls)
         yield self.batch_events.family()
         yield self.commit_seconds.family()
         applied = CounterMetricFamily("switchboard_events_applied",

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass, field
 
 import msgspec
-from redis.asyncio import Redis
 
 from relay.effects import (
     CloseRoom,
@@ -24,6 +23,7 @@ from relay.rooms import RoomBook
 from relay.scripts import LuaScript
 from shared import keys
 from shared.events import ReplayBroken, event_encoder, member_decoder
+from shared.redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ _member_encoder = msgspec.msgpack.Encoder()
 # T key# peer seq max ttl_ms (after a batch's K: trim, expire, count) |
 # Y channel key# count broken (replay the last count kept frames; `broken` if fewer) |
 # X key# peer (drop the kept frames and the counter).
+# Channels are shard channels in the shard's slot (SPUBLISH): on a cluster a frame then
+# costs the one node that runs the script.
 #
 # The gap check keeps the checkpoint a true high-water mark: if a relay that lost the
 # shard read entries with '>' after we took it over, they sit in its PEL, unseen by us;
@@ -57,9 +59,9 @@ local i = 7 + n
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'P' then
-    redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2]); i = i + 3
+    redis.call('SPUBLISH', ARGV[i + 1], ARGV[i + 2]); i = i + 3
   elseif op == 'K' then
-    if ARGV[i + 1] ~= '' then redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 3]) end
+    if ARGV[i + 1] ~= '' then redis.call('SPUBLISH', ARGV[i + 1], ARGV[i + 3]) end
     redis.call('RPUSH', KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3]); i = i + 4
   elseif op == 'H' then
     redis.call('HSET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]); i = i + 4
@@ -74,9 +76,9 @@ while i <= #ARGV do
     local count = tonumber(ARGV[i + 3])
     local frames = redis.call('LRANGE', KEYS[tonumber(ARGV[i + 2])], -count, -1)
     if #frames < count then
-      redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 4])
+      redis.call('SPUBLISH', ARGV[i + 1], ARGV[i + 4])
     else
-      for _, frame in ipairs(frames) do redis.call('PUBLISH', ARGV[i + 1], frame) end
+      for _, frame in ipairs(frames) do redis.call('SPUBLISH', ARGV[i + 1], frame) end
     end
     i = i + 5
   elseif op == 'X' then
@@ -122,11 +124,12 @@ class Shard:
         return bool(self.checkpoint) and stream_order(entry_id) <= stream_order(self.checkpoint)
 
 
-async def load_shard(redis: Redis, number: int, book: RoomBook) -> Shard:
+async def load_shard(redis: RedisClient, number: int, book: RoomBook) -> Shard:
     """Rebuild a shard's rooms into the empty `book`, and its checkpoint, from Redis (on
     takeover)."""
+    # No transaction needed: we hold the lease, so no other relay commits meanwhile.
     checkpoint, digests, counters = await (
-        redis.pipeline(transaction=True)
+        redis.pipeline(transaction=False)
         .get(keys.shard_checkpoint(number))
         .smembers(keys.shard_rooms(number))
         .hgetall(keys.frame_counters(number))
@@ -178,7 +181,7 @@ class Committer:
             self.relay_id, shard.checkpoint, new_checkpoint, keys.GROUP, first_new,
             len(ids), *ids,
         ]
-        prefix = keys.CHANNEL_PREFIX
+        prefix = keys.connection_channel(number, "")
         last_kept: dict[str, int] = {}  # peer -> its batch's last frame_seq, for 'T'
         for effect in effects:
             if type(effect) is Publish:

@@ -7,7 +7,6 @@ import logging
 import time
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from relay.effects import Effect
@@ -18,8 +17,10 @@ from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, loa
 from shared import keys
 from shared.events import AnyEvent, event_decoder, event_encoder
 from shared.process_id import process_id
+from shared.redis_clients import RedisClient, get_many
 from shared.resp import Reply, RespConnection, pack
 from shared.settings import Settings
+from shared.topology import Topology, cluster_error
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +34,35 @@ _SWEEP_EVERY_S = 1.0
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
 # A read or a batch of commits whose replies take longer gives the connection up.
 _ROUND_TRIP_S = 10.0
+# WAIT's timeout (SWITCHBOARD_REDIS_WAIT_REPLICAS), as the gateway's.
+_WAIT_TIMEOUT_MS = 1000
+
+
+class _Reader:
+    """A connection that reads shard streams and commits their batches, and its
+    XREADGROUP command, packed again only when the shards it reads change."""
+
+    __slots__ = ("conn", "reading", "command")
+
+    def __init__(self) -> None:
+        self.conn: RespConnection | None = None
+        self.reading: tuple[tuple[str, bool], ...] = ()
+        self.command = b""
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 class Relay:
     """One relay process: holds its fair share of shards and applies their events."""
 
-    def __init__(self, settings: Settings, redis: Redis, relay_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, redis: RedisClient, topology: Topology,
+                 relay_id: str | None = None) -> None:
         self.settings = settings
         self.redis = redis
+        self.topology = topology
         self.id = relay_id or process_id("relay")
         self.leases = Leases(redis, self.id, settings.shards, settings.lease_ttl_ms)
         # A resumable peer's kept frames outlive its last one by this much at most: any
@@ -55,9 +77,11 @@ class Relay:
             keys.shard_stream(s).encode(): s for s in range(settings.shards)
         }
         self.stopping = asyncio.Event()
-        # The hot path's own connection (shared.resp): XREADGROUP and the commits.
-        self._conn: RespConnection | None = None
-        self._read_command: tuple[tuple[tuple[str, bool], ...], bytes] = ((), b"")
+        # The hot path's own connection (shared.resp): one XREADGROUP over every owned
+        # shard, and the commits. On a cluster, where one command cannot span slots,
+        # each shard has a reader task and connection of its own instead (_read_shard).
+        self._reader = _Reader()
+        self._shard_readers: dict[int, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         """Work until `stopping` is set, then finish the batch and give the shards back."""
@@ -65,12 +89,12 @@ class Relay:
         next_renew = next_claim = next_sweep = 0.0
         scripts_loaded = False
         backoff = _BACKOFF_MIN_S
+        cluster = self.topology.cluster
         log.info("relay %s started", self.id)
         while not self.stopping.is_set():
             try:
                 if not scripts_loaded:
-                    for script in (COMMIT, RENEW, RELEASE):
-                        await script.load(self.redis)
+                    await self.load_scripts()
                     scripts_loaded = True
                 now = time.monotonic()
                 if now >= next_renew:
@@ -83,29 +107,37 @@ class Relay:
                     await self.remove_dead_gateways()
                     await self.expire_detached()
                     next_sweep = now + _SWEEP_EVERY_S
-                if not self.owned:
-                    await self._pause(max(0.0, next_claim - time.monotonic()))
+                if cluster or not self.owned:
+                    # (On a cluster the shards are read by tasks of their own.)
+                    await self._pause(max(0.0, min(next_claim, next_renew)
+                                          - time.monotonic()))
                     continue
-                await self.process_batch()
+                await self.process_batch(self._reader, list(self.owned.values()))
                 backoff = _BACKOFF_MIN_S
             except RedisError as exc:
-                # Nothing half done survives a failure (rule 2): start over from Redis.
                 log.warning("redis error, retrying in %.1f s: %s", backoff, exc)
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
                 await self._pause(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                await self._reload_owned()
                 scripts_loaded = False
                 next_renew = next_claim = 0.0
-        if self._conn is not None:
-            self._conn.close()
+                if not cluster:
+                    # Nothing half done survives a failure (rule 2): start over from Redis.
+                    self._reader.close()
+                    await self._reload_owned()
+        self._reader.close()
+        for number in list(self._shard_readers):
+            self._stop_reading(number)
         try:
             await self.leases.leave(list(self.owned))
         except RedisError as exc:
             log.warning("could not release shards (they lapse with their TTL): %s", exc)
         log.info("relay %s stopped", self.id)
+
+    async def load_scripts(self) -> None:
+        """Into every master's script cache (a restarted Redis, or a promoted replica,
+        starts with an empty one)."""
+        for script in (COMMIT, RENEW, RELEASE):
+            await script.load(self.redis)
 
     async def _reload_owned(self) -> None:
         """After a failure mid-batch, trust only Redis: read every owned shard back."""
@@ -115,7 +147,8 @@ class Relay:
         except RedisError as exc:
             log.warning("cannot reload shards yet: %s", exc)
             # Our leases lapse; whoever takes the shards next reads them back from Redis.
-            self.owned.clear()
+            for number in list(self.owned):
+                self._forget(number)
 
     async def _pause(self, seconds: float) -> None:
         try:
@@ -127,7 +160,22 @@ class Relay:
         """Extend what we hold; forget what we lost (its commits would be fenced off)."""
         for shard in await self.leases.renew(list(self.owned)):
             log.warning("lost the lease of shard %d", shard)
-            self.owned.pop(shard, None)
+            self._forget(shard)
+
+    def _forget(self, number: int) -> None:
+        self.owned.pop(number, None)
+        self._stop_reading(number)
+
+    def _stop_reading(self, number: int) -> None:
+        task = self._shard_readers.pop(number, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _own(self, shard: Shard) -> None:
+        self.owned[shard.number] = shard
+        if self.topology.cluster and shard.number not in self._shard_readers:
+            self._shard_readers[shard.number] = asyncio.get_running_loop().create_task(
+                self._read_shard(shard.number))
 
     async def claim_shards(self) -> None:
         """Take free shards up to our fair share, give back any surplus."""
@@ -135,11 +183,11 @@ class Relay:
         surplus = sorted(self.owned)[share:]
         if surplus:
             for shard in surplus:
-                del self.owned[shard]
+                self._forget(shard)
             await self.leases.release(surplus)
             log.info("released shards %s (fair share %d)", surplus, share)
         for shard in await self.leases.acquire(share - len(self.owned)):
-            self.owned[shard] = await self.take_over(shard)
+            self._own(await self.take_over(shard))
             log.debug("took shard %d", shard)
 
     async def remove_dead_gateways(self) -> None:
@@ -151,7 +199,7 @@ class Relay:
         gateways = sorted(set().union(*(s.book.gateways() for s in self.owned.values())))
         if not gateways:
             return
-        alive = await self.redis.mget([keys.gateway_alive(g) for g in gateways])
+        alive = await get_many(self.redis, [keys.gateway_alive(g) for g in gateways])
         dead = {g for g, flag in zip(gateways, alive, strict=True) if flag is None}
         if not dead:
             return
@@ -181,7 +229,7 @@ class Relay:
     async def readiness_problems(self) -> list[str]:
         """Why the service cannot serve rooms now (for /readyz); empty when it can."""
         try:
-            holders = await self.redis.mget(keys.all_leases(self.settings.shards))
+            holders = await get_many(self.redis, keys.all_leases(self.settings.shards))
         except RedisError as exc:
             return [f"redis unreachable: {exc}"]
         unowned = sum(holder is None for holder in holders)
@@ -208,27 +256,65 @@ class Relay:
                         settings.resume_buffer_frames, int(settings.resume_grace_s * 1000))
         return await load_shard(self.redis, number, book)
 
-    async def _connection(self) -> RespConnection:
-        if self._conn is None or not self._conn.connected:
-            self._conn = await RespConnection.open(self.settings.redis_url)
-        return self._conn
+    async def _read_shard(self, number: int) -> None:
+        """A cluster's shard: read and commit on a connection to the master of its slot,
+        until the shard is given up. A failure (the slot moved, the master failed over)
+        reads the shard back from Redis, as a takeover does, and carries on there."""
+        reader = _Reader()
+        backoff = _BACKOFF_MIN_S
+        try:
+            while not self.stopping.is_set() and number in self.owned:
+                try:
+                    await self.process_batch(reader, [self.owned[number]])
+                    backoff = _BACKOFF_MIN_S
+                except RedisError as exc:
+                    reader.close()
+                    kind = cluster_error(exc)
+                    log.warning("shard %d: %s; reading it back in %.2f s", number, exc,
+                                0 if kind in ("MOVED", "ASK") else backoff)
+                    if kind not in ("MOVED", "ASK"):
+                        await self._pause(backoff)
+                        backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                    await self._recover(number, exc)
+        finally:
+            reader.close()
+            if self._shard_readers.get(number) is asyncio.current_task():
+                del self._shard_readers[number]
 
-    def _xreadgroup(self) -> bytes:
-        """XREADGROUP over every owned shard: new entries, or after a takeover the
-        shard's pending ones first. Packed again only when that changes."""
-        reading = tuple((s.stream, s.reading_pending) for s in self.owned.values())
-        if reading != self._read_command[0]:
-            command = pack(b"XREADGROUP", b"GROUP", keys.GROUP, self.id,
-                           b"COUNT", self.settings.batch_size, b"BLOCK", _BLOCK_MS,
-                           b"STREAMS", *(stream for stream, _ in reading),
-                           *(b"0" if pending else b">" for _, pending in reading))
-            self._read_command = (reading, command)
-        return self._read_command[1]
+    async def _recover(self, number: int, error: RedisError) -> None:
+        """Read a cluster's shard back after `error` (rule 2: nothing half done
+        survives); it stays owned, to be fenced off by its lease if another took it."""
+        try:
+            await self.topology.refresh()
+            if "NOSCRIPT" in str(error):
+                await self.load_scripts()
+            if number in self.owned:
+                self.owned[number] = await self.take_over(number)
+        except RedisError as exc:
+            log.warning("shard %d cannot be read back yet: %s", number, exc)
 
-    async def process_batch(self) -> None:
-        """One XREADGROUP over every owned shard, applied and committed per shard."""
-        conn = await self._connection()
-        (response,) = _checked(await conn.request(self._xreadgroup(), 1,
+    async def _connect(self, reader: _Reader, shard: Shard) -> RespConnection:
+        if reader.conn is None or not reader.conn.connected:
+            reader.conn = await RespConnection.open(self.topology.node_of(shard.stream).url)
+        return reader.conn
+
+    def _xreadgroup(self, reader: _Reader, shards: list[Shard]) -> bytes:
+        """XREADGROUP over `shards`: new entries, or after a takeover the shard's
+        pending ones first. Packed again only when that changes."""
+        reading = tuple((s.stream, s.reading_pending) for s in shards)
+        if reading != reader.reading:
+            reader.command = pack(b"XREADGROUP", b"GROUP", keys.GROUP, self.id,
+                                  b"COUNT", self.settings.batch_size, b"BLOCK", _BLOCK_MS,
+                                  b"STREAMS", *(stream for stream, _ in reading),
+                                  *(b"0" if pending else b">" for _, pending in reading))
+            reader.reading = reading
+        return reader.command
+
+    async def process_batch(self, reader: _Reader, shards: list[Shard]) -> None:
+        """One XREADGROUP over `shards` (every owned one on a standalone Redis), applied
+        and committed per shard."""
+        conn = await self._connect(reader, shards[0])
+        (response,) = _checked(await conn.request(self._xreadgroup(reader, shards), 1,
                                                   _BLOCK_MS / 1000 + _ROUND_TRIP_S))
         if not response:
             return
@@ -250,10 +336,19 @@ class Relay:
             queued.append((shard, new_checkpoint, applied, len(entries)))
         if not queued:
             return
+        wait = self.settings.redis_wait_replicas
+        if wait:
+            commands.append(pack(b"WAIT", wait, _WAIT_TIMEOUT_MS))
         started = time.perf_counter()
         results = _checked(await conn.request(b"".join(commands), len(commands),
                                               _ROUND_TRIP_S))
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        if wait:
+            acked = results.pop()
+            if isinstance(acked, int) and acked < wait:
+                self.metrics.wait_shortfalls += 1
+                log.warning("WAIT: %d of %d replicas acknowledged a commit in time",
+                            acked, wait)
         committed = 0
         for (shard, new_checkpoint, applied, events), result in zip(queued, results,
                                                                       strict=True):
@@ -269,7 +364,7 @@ class Relay:
             else:
                 # Another relay moved on with this shard: our in-memory rooms are stale.
                 log.warning("shard %d fenced off (%s), dropping it", shard.number, result)
-                self.owned.pop(shard.number, None)
+                self._forget(shard.number)
         if committed:
             self.metrics.batch_events.observe(committed)
         if not full and self.settings.relay_linger_ms:

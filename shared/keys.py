@@ -71,9 +71,7 @@ def gateway_alive(gateway_id: str) -> str:
     return f"sig:gw:{gateway_id}"
 
 
-def connection_channel(conn_id: str) -> str:
-    """Pub/sub channel a gateway reads for one socket."""
-    return f"sig:out:{conn_id}"
-
-
-CHANNEL_PREFIX = connection_channel("")
+def connection_channel(shard: int, socket_id: str) -> str:
+    """Shard channel (SSUBSCRIBE) a gateway reads for one socket while it is in a room of
+    the shard: in the shard's slot, so that its commit script may SPUBLISH there."""
+    return f"sig:out:{_tag(shard)}:{socket_id}"

@@ -42,6 +42,10 @@ class Settings:
     # at moderate traffic most of Redis's and the relay's work is per read and per
     # commit, not per event. Costs at most this much latency; 0 reads again at once.
     relay_linger_ms: float = 1.0
+    # After each batch of XADDs and of commits, WAIT for this many replicas to have it
+    # (0: don't): a master that fails then loses less of what it acknowledged, at the
+    # cost of a replication round trip per batch.
+    redis_wait_replicas: int = 0
     # XADD MAXLEN ~: how many unapplied events a shard stream keeps at most.
     stream_maxlen: int = 100_000
     max_frame_bytes: int = 64 * 1024
@@ -103,6 +107,8 @@ class Settings:
                 raise SettingsError(f"{ENV_NAMES[name]} must be at least 1")
         if self.relay_linger_ms < 0:
             raise SettingsError(f"{ENV_NAMES['relay_linger_ms']} must not be negative")
+        if self.redis_wait_replicas < 0:
+            raise SettingsError(f"{ENV_NAMES['redis_wait_replicas']} must not be negative")
         if self.shutdown_seconds < 0:
             raise SettingsError(f"{ENV_NAMES['shutdown_seconds']} must not be negative")
         if self.log_format not in ("text", "json"):
@@ -137,6 +143,7 @@ ENV_NAMES: dict[str, str] = {
     "lease_ttl_ms": "SWITCHBOARD_LEASE_TTL_MS",
     "batch_size": "SWITCHBOARD_BATCH_SIZE",
     "relay_linger_ms": "SWITCHBOARD_RELAY_LINGER_MS",
+    "redis_wait_replicas": "SWITCHBOARD_REDIS_WAIT_REPLICAS",
     "stream_maxlen": "SWITCHBOARD_STREAM_MAXLEN",
     "max_frame_bytes": "SWITCHBOARD_MAX_FRAME_BYTES",
     "frame_rate": "SWITCHBOARD_FRAME_RATE",

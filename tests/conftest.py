@@ -1,4 +1,5 @@
-"""Shared fixtures: a private redis-server, and 2 gateways + 2 relays on it."""
+"""Shared fixtures: a private redis-server, and 2 gateways + 2 relays on it; a private
+Redis Cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.peers import Peer
 from tests.processes import Cluster, RedisServer, start_cluster, start_redis
+from tests.redis_cluster import RedisCluster, running_redis_cluster
 
 # Star rooms in the shared cluster: above 100 members, so that a test can show one past
 # the mesh limit of palava, and small enough to fill in a second.
@@ -28,14 +30,40 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
+def redis_cluster() -> Iterator[RedisCluster]:
+    """Three masters with a replica each (tests/redis_cluster.py). Shared: a test that
+    kills or restarts nodes starts a cluster of its own."""
+    with running_redis_cluster() as cluster:
+        yield cluster
+
+
+# Limits sized for tests that send hundreds of frames at once; the limits themselves are
+# tested with their defaults on gateways of their own (tests/faults).
+SHARED_SETTINGS = {
+    "SWITCHBOARD_ROOM_CAPACITY": "3", "SWITCHBOARD_SHUTDOWN_SECONDS": "1",
+    "SWITCHBOARD_STAR_ROOM_CAPACITY": str(STAR_CAPACITY),
+    "SWITCHBOARD_FRAME_BURST": "2000", "SWITCHBOARD_FRAME_RATE": "2000",
+}
+
+
+@pytest.fixture(scope="session")
+def cluster_on_redis_server(redis_server: RedisServer) -> Iterator[Cluster]:
     """Two gateways and two relays, shared by the protocol tests (each uses its own rooms)."""
-    # Limits sized for tests that send hundreds of frames at once; the limits themselves
-    # are tested with their defaults on gateways of their own (tests/faults).
-    cluster = start_cluster(redis_server, gateways=2, relays=2,
-                            SWITCHBOARD_ROOM_CAPACITY="3", SWITCHBOARD_SHUTDOWN_SECONDS="1",
-                            SWITCHBOARD_STAR_ROOM_CAPACITY=str(STAR_CAPACITY),
-                            SWITCHBOARD_FRAME_BURST="2000", SWITCHBOARD_FRAME_RATE="2000")
+    cluster = start_cluster(redis_server, gateways=2, relays=2, **SHARED_SETTINGS)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_on_redis_server: Cluster) -> Cluster:
+    """The shared gateways and relays (a module may run its tests on others too)."""
+    return cluster_on_redis_server
+
+
+@pytest.fixture(scope="session")
+def cluster_on_redis_cluster(redis_cluster: RedisCluster) -> Iterator[Cluster]:
+    """The same on the shared Redis Cluster: REDIS_URL names one of its nodes."""
+    cluster = start_cluster(redis_cluster, gateways=2, relays=2, **SHARED_SETTINGS)
     yield cluster
     cluster.stop()
 

@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,13 +126,13 @@ def start_redis(workdir: Path, port: int | None = None) -> RedisServer:
     return _launch_redis(RedisServer, workdir, port, ["--port", str(port)])
 
 
-def _launch_redis(kind: type[R], workdir: Path, port: int, listen: list[str]) -> R:
-    """redis-server on loopback, keeping nothing on disk, with `listen` for its port(s);
-    returned once it answers PING."""
+def _launch_redis(kind: type[R], workdir: Path, port: int, options: list[str]) -> R:
+    """redis-server on loopback, keeping nothing on disk, with `options` for its port(s)
+    and any further configuration (a cluster node's); returned once it answers PING."""
     server = shutil.which("redis-server")
     if server is None:
         raise RuntimeError("redis-server is not installed (the test command installs it)")
-    process = _spawn(f"redis-{port}", [server, *listen, "--bind", "127.0.0.1", "--save", "",
+    process = _spawn(f"redis-{port}", [server, *options, "--bind", "127.0.0.1", "--save", "",
                                        "--appendonly", "no", "--dir", str(workdir)],
                      os.environ, workdir)
     redis = kind(port, process)
@@ -189,11 +189,18 @@ def start_tls_redis(workdir: Path) -> TlsRedisServer:
         "--tls-cert-file", str(workdir / "tls.crt"), "--tls-key-file", str(workdir / "tls.key")])
 
 
+class RedisLike(Protocol):
+    """A private redis-server, or a Redis Cluster of them (tests/redis_cluster.py)."""
+
+    @property
+    def url(self) -> str: ...
+
+
 @dataclass
 class Cluster:
-    """A private Redis with any number of gateways and relays."""
+    """A private Redis (or Redis Cluster) with any number of gateways and relays."""
 
-    redis: RedisServer
+    redis: RedisLike
     workdir: Path
     env: dict[str, str]
     gateways: list[tuple[Process, int]] = field(default_factory=list)
@@ -236,7 +243,7 @@ class Cluster:
             process.stop()
 
 
-def start_cluster(redis: RedisServer, gateways: int, relays: int, **env: str) -> Cluster:
+def start_cluster(redis: RedisLike, gateways: int, relays: int, **env: str) -> Cluster:
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-"))
     base = {**os.environ, "REDIS_URL": redis.url, "LOG_LEVEL": "info",
             "PYTHONPATH": str(ROOT), **env}

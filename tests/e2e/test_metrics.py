@@ -146,12 +146,12 @@ async def test_no_room_name_peer_id_or_address_in_any_label(metered: Cluster) ->
 async def test_reconnects_to_redis_are_counted(metered: Cluster) -> None:
     before = value(samples(scrape_text(METRICS_PORT)), "switchboard_redis_reconnects_total")
     peer = await Peer.connect(metered.url(0))
-    await peer.assert_alive()  # its channel is subscribed by now
-    # Redis drops the gateway's pub/sub connection: the socket closes 1012, and the gateway
-    # connects again.
+    await peer.join(f"reconnects-{os.getpid()}")  # its channel is subscribed by now
+    # Redis drops the gateway's pub/sub connection: the socket in a room closes 1012, and
+    # the gateway connects again.
     for line in metered.redis.cli("client", "list").splitlines():
         fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
-        if int(fields.get("sub", "0")) > 0:
+        if int(fields.get("ssub", "0")) > 0:  # shard channels (SSUBSCRIBE)
             metered.redis.cli("client", "kill", "id", fields["id"])
     assert await peer.closed_with() == 1012
     await eventually(lambda: value(samples(scrape_text(METRICS_PORT)),

@@ -24,13 +24,24 @@ import pytest
 from shared import keys
 from tests.faults.rawsocket import TEXT, RawSocket, encode_frame
 from tests.peers import TIMEOUT, Peer
-from tests.processes import Cluster, RedisServer, eventually
+from tests.processes import Cluster, RedisLike, RedisServer, eventually
+from tests.redis_cluster import RedisCluster
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SHARDS = 64  # the fixture cluster keeps the default shard count
 
 ANN = {"name": "Ann", "user_agent": "chrome"}
 BOB = {"name": "Bob", "user_agent": "firefox"}
+
+
+
+
+@pytest.fixture(params=["redis_server", "redis_cluster"])
+def cluster(request: pytest.FixtureRequest) -> Cluster:
+    """Every test here twice: on a single Redis, and on a Redis Cluster of 3 masters with
+    a replica each (the services find out which from REDIS_URL alone)."""
+    services: Cluster = request.getfixturevalue(f"cluster_on_{request.param}")
+    return services
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -808,24 +819,38 @@ async def test_two_gateways_share_a_room(peers: list[Peer], room: str) -> None:
 # --- what Redis keeps ----------------------------------------------------------------
 
 
-def _keys(redis: RedisServer) -> list[str]:
+def _keys(redis: RedisLike) -> list[str]:
+    """Every key, of every master of a cluster."""
+    if isinstance(redis, RedisCluster):
+        return [line for port in redis.masters()
+                for line in redis.cli(port, "--no-raw", "keys", "*").splitlines() if line]
+    assert isinstance(redis, RedisServer)
     return [line for line in redis.cli("--no-raw", "keys", "*").splitlines() if line]
 
 
+def _command(redis: RedisLike, *args: str) -> str:
+    """A command on the key `args[1]` (on the master that serves it)."""
+    if isinstance(redis, RedisCluster):
+        return redis.cli(redis.master_of_slot(redis.key_slot(args[1])), "--no-raw", *args)
+    assert isinstance(redis, RedisServer)
+    return redis.cli("--no-raw", *args)
+
+
 async def test_redis_keeps_nothing_of_an_empty_room(peers: list[Peer], room: str,
-                                                    redis_server: RedisServer) -> None:
+                                                    cluster: Cluster) -> None:
+    redis = cluster.redis
     digest = keys.room_digest(room)
     a, b = await join_pair(peers, room)
 
     # While the room has members, its state is in Redis, under the digest only.
-    room_keys = await eventually(lambda: [k for k in _keys(redis_server) if digest in k],
+    room_keys = await eventually(lambda: [k for k in _keys(redis) if digest in k],
                                  10, "the room's keys")
-    assert all(room not in k for k in _keys(redis_server))
+    assert all(room not in k for k in _keys(redis))
     # Nor is the clear name in the values of the room's shard (state, index, stream).
     shard = keys.shard_of(digest, SHARDS)
-    dumps = [redis_server.cli("--no-raw", "hgetall", k) for k in room_keys]
-    dumps.append(redis_server.cli("--no-raw", "smembers", keys.shard_rooms(shard)))
-    dumps.append(redis_server.cli("--no-raw", "xrange", keys.shard_stream(shard), "-", "+"))
+    dumps = [_command(redis, "hgetall", k) for k in room_keys]
+    dumps.append(_command(redis, "smembers", keys.shard_rooms(shard)))
+    dumps.append(_command(redis, "xrange", keys.shard_stream(shard), "-", "+"))
     assert all(room not in dump for dump in dumps), dumps
 
     await a.send(event="leave_room")
@@ -835,11 +860,11 @@ async def test_redis_keeps_nothing_of_an_empty_room(peers: list[Peer], room: str
     traces = (digest, room, peer_id(a), peer_id(b))  # of the room and of its connections
 
     def gone() -> bool:
-        return not any(trace in k for k in _keys(redis_server) for trace in traces)
+        return not any(trace in k for k in _keys(redis) for trace in traces)
 
     await eventually(gone, 10, "the room's keys to go")
-    await eventually(lambda: digest not in redis_server.cli(
-        "--no-raw", "smembers", keys.shard_rooms(shard)), 10,
+    await eventually(lambda: digest not in _command(
+        redis, "smembers", keys.shard_rooms(shard)), 10,
         "the room to leave the shard index")
     # And the room starts afresh.
     assert (await a.join(room))["peers"] == []

@@ -794,7 +794,9 @@ class Fuzzer:
         raw.send_raw(bytes(batch))
         await raw.drain()
         self.tally.sent += len(sent)
-        received = [await self._key(keys, reader, expected, sent) for _ in expected]
+        received: list[Key] = []
+        for _ in expected:
+            received.append(await self._key(keys, reader, expected, sent, received))
         assert Counter(received) == Counter(expected), _mismatch(expected, received, sent)
         self.tally.add(received, unanswered=sum(not f.answers for f in sent))
         if killer is None:
@@ -809,7 +811,7 @@ class Fuzzer:
 
     @staticmethod
     async def _key(keys: asyncio.Queue[Key], reader: asyncio.Task[None], expected: list[Key],
-                   sent: list[Sent]) -> Key:
+                   sent: list[Sent], received: list[Key] | None = None) -> Key:
         getter = asyncio.ensure_future(keys.get())
         finished, _ = await asyncio.wait({getter, reader}, timeout=15,
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -818,8 +820,9 @@ class Fuzzer:
         getter.cancel()
         if reader in finished:
             reader.result()  # raises what went wrong in it
-        raise AssertionError(f"no answer within 15 s; still expecting some of "
-                             f"{Counter(expected)}; frames: {[f.payload[:300] for f in sent[:20]]}")
+        missing = Counter(expected) - Counter(received or [])
+        raise AssertionError(f"no answer within 15 s; still expecting {missing}; frames: "
+                             f"{[f.payload[:300] for f in sent if set(f.answers) & set(missing)]}")
 
 
 @dataclass

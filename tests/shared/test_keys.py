@@ -8,6 +8,7 @@ import string
 import pytest
 
 from shared import keys
+from shared.topology import slot_of
 
 NAMES = ["lobby", "room-1", "✈ trip", "my secret room", "a" * 50, " "]
 
@@ -79,6 +80,8 @@ def test_room_member_keys_differ_between_rooms() -> None:
     assert keys.room_members(3, DIGEST) != keys.room_members(3, other)
 
 
-def test_connection_channels_differ_between_connections() -> None:
-    assert keys.connection_channel("a") != keys.connection_channel("b")
-    assert keys.connection_channel("a").startswith(keys.CHANNEL_PREFIX)
+def test_connection_channels_differ_between_connections_and_share_their_shards_slot() -> None:
+    assert keys.connection_channel(3, "a") != keys.connection_channel(3, "b")
+    assert keys.connection_channel(3, "a") != keys.connection_channel(4, "a")
+    # The commit script SPUBLISHes to it: on a cluster it must hash with the shard's keys.
+    assert slot_of(keys.connection_channel(3, "a")) == slot_of(keys.shard_stream(3))

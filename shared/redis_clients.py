@@ -1,0 +1,46 @@
+"""redis-py clients for everything off the hot paths (leases, health, heartbeats, set-up):
+a `Redis` for a standalone server, a `RedisCluster` (which routes by slot and follows
+redirects itself) for a cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import RedisError
+
+from shared.topology import Topology
+
+log = logging.getLogger(__name__)
+
+RedisClient = Redis | RedisCluster
+
+_DISCOVER_BACKOFF_MAX_S = 2.0
+
+
+async def discover(url: str) -> Topology:
+    """The topology of REDIS_URL; waits (with backoff) while Redis cannot be reached, so
+    that a process started before its Redis serves once Redis is up."""
+    backoff = 0.1
+    while True:
+        try:
+            return await Topology.discover(url)
+        except RedisError as exc:
+            log.warning("cannot reach Redis yet, retrying in %.1f s: %s", backoff, exc)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, _DISCOVER_BACKOFF_MAX_S)
+
+
+def redis_client(topology: Topology) -> RedisClient:
+    if topology.cluster:
+        return RedisCluster.from_url(topology.url, health_check_interval=10)
+    return Redis.from_url(topology.url, health_check_interval=10)
+
+
+async def get_many(redis: RedisClient, keys: list[str]) -> list[bytes | None]:
+    """GET each key in one round trip per node. (MGET cannot span a cluster's slots.)"""
+    pipe = redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+    return list(await pipe.execute())
