@@ -57,6 +57,7 @@ class Task:
     drain_timeout: float = 10.0
     topology: str | None = None  # rooms: "star", or None (mesh)
     resumable: bool = False  # joins ask for resume (Switchboard)
+    ports: tuple[int, ...] = ()  # several gateways: clients go to each in turn
 
 
 class Run:
@@ -200,7 +201,9 @@ class Worker:
 
     async def connect(self) -> Client:
         adapter, client_id = self.adapter, self.adapter.new_client_id()
-        url = adapter.url(self.task.port, client_id)
+        ports = self.task.ports
+        port = ports[len(self.clients) % len(ports)] if ports else self.task.port
+        url = adapter.url(port, client_id)
         _, listener = await ws_connect(lambda: Client(adapter, client_id, self.errors), url,
                                        websocket_handshake_timeout=30)
         client = cast(Client, listener)

@@ -149,7 +149,8 @@ def _minus(after: tuple[float, float], before: tuple[float, float]) -> tuple[flo
 
 
 def _task(kind: str, server: Server, settings: Settings, **fields: Any) -> Task:
-    return Task(kind=kind, protocol=server.name, port=server.port, tag=f"b{next(_tags)}",
+    return Task(kind=kind, protocol=server.name, port=server.port, ports=server.ports,
+                tag=f"b{next(_tags)}",
                 worker=0, workers=settings.workers, warmup=settings.warmup, **fields)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.processes import Cluster, RedisServer, free_port, start_cluster, start_redis
+from tests.redis_cluster import RedisCluster, start_redis_cluster
 
 PEERJS_DIR = Path(__file__).resolve().parent / "peerjs"
 PEERJS_BIN = PEERJS_DIR / "node_modules" / "peer" / "dist" / "bin" / "peerjs.js"
@@ -42,9 +43,12 @@ class Server:
 
     name: str
     port: int
-    # The processes whose CPU and memory count, by role ("gateway", "relay", "redis", "node").
+    # The processes whose CPU and memory count, by role ("gateway", "relay", "redis", "node";
+    # "gateway-2", "redis-3"... when there are several).
     pids: dict[str, int]
     version: str
+    # Every gateway's port: clients are dealt to them in turn (a pair's two ends differ).
+    ports: tuple[int, ...] = ()
 
     def alive(self) -> bool:
         return all(Path(f"/proc/{pid}").exists() for pid in self.pids.values())
@@ -55,7 +59,7 @@ class Server:
 
 @dataclass
 class SwitchboardServer(Server):
-    redis: RedisServer | None = None
+    redis: RedisServer | RedisCluster | None = None
     cluster: Cluster | None = None
     workdir: Path | None = None
 
@@ -63,29 +67,51 @@ class SwitchboardServer(Server):
         if self.cluster is not None:
             self.cluster.stop()
             shutil.rmtree(self.cluster.workdir, ignore_errors=True)  # its processes' logs
-        if self.redis is not None:
+        if isinstance(self.redis, RedisServer):
             self.redis.process.stop()
+        elif self.redis is not None:
+            self.redis.stop()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_switchboard() -> SwitchboardServer:
+def start_switchboard(gateways: int = 1, relays: int = 1,
+                      redis_masters: int = 0) -> SwitchboardServer:
+    """Gateways and relays on a private redis-server, or with `redis_masters` on a
+    private Redis Cluster of that many masters (no replicas: the figures are the cost of
+    routing by slot, not of replication)."""
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
-    redis = start_redis(workdir)
+    redis: RedisServer | RedisCluster
+    if redis_masters:
+        redis = start_redis_cluster(workdir, masters=redis_masters, replicas_per_master=0)
+        redis_pids = [node.process.pid for node in redis.nodes]
+        redis_version = redis.cli(redis.nodes[0].port, "info", "server")
+    else:
+        redis = start_redis(workdir)
+        redis_pids = [redis.process.pid]
+        redis_version = redis.cli("info", "server")
     try:
-        cluster = start_cluster(redis, gateways=1, relays=1, LOG_LEVEL="warning",
+        cluster = start_cluster(redis, gateways=gateways, relays=relays, LOG_LEVEL="warning",
                                 SWITCHBOARD_FRAME_RATE="1000000",
                                 SWITCHBOARD_FRAME_BURST="1000000",
                                 # Stop at once: no shutdown notice to drain through.
                                 SWITCHBOARD_SHUTDOWN_SECONDS="0")
     except BaseException:
-        redis.process.stop()
+        SwitchboardServer("switchboard", 0, {}, "", redis=redis).stop()
         raise
-    gateway, port = cluster.gateways[0]
-    pids = {"gateway": gateway.pid, "relay": cluster.relays[0].pid, "redis": redis.process.pid}
-    redis_version = redis.cli("info", "server").split("redis_version:")[1].split()[0]
-    return SwitchboardServer("switchboard", port, pids, f"0.1.0 (redis {redis_version})",
-                             redis=redis, cluster=cluster, workdir=workdir)
+    pids = {**_roles("gateway", [process.pid for process, _ in cluster.gateways]),
+            **_roles("relay", [process.pid for process in cluster.relays]),
+            **_roles("redis", redis_pids)}
+    version = redis_version.split("redis_version:")[1].split()[0]
+    ports = tuple(port for _, port in cluster.gateways)
+    return SwitchboardServer("switchboard", ports[0], pids, f"0.1.0 (redis {version})",
+                             ports, redis=redis, cluster=cluster, workdir=workdir)
+
+
+def _roles(role: str, pids: list[int]) -> dict[str, int]:
+    """`gateway`, `gateway-2`, ...: the first keeps the plain name the report reads."""
+    return {role if index == 0 else f"{role}-{index + 1}": pid
+            for index, pid in enumerate(pids)}
 
 
 def peerjs_unavailable() -> str | None:
