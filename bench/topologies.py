@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             row = measure(gateways, relays, masters, settings)
             print(f"-- {row['redis']}, {gateways} x {relays}: {row['msgs_per_s']:,} msg/s, "
-                  f"{row['cpu_per_1k']:.4f} s CPU per 1,000 msgs ({time.monotonic() - started:.0f} s)",
+                  f"{row['cpu_per_1k']:.4f} s CPU per 1,000 msgs "
+                  f"({time.monotonic() - started:.0f} s)",
                   flush=True)
             rows.append(row)
     print(table(rows))
