@@ -12,6 +12,8 @@ from redis.exceptions import RedisError
 from shared.redis_clients import RedisClient
 from shared.resp import pack
 
+_CALL_TIMEOUT_S = 1.0
+
 
 class LuaScript:
     """A script known by its SHA1; `run_each` calls it through redis-py, `command` packs
@@ -33,7 +35,7 @@ class LuaScript:
         gives its RedisError, so that a master failing over spoils only its own."""
         if isinstance(redis, RedisCluster):
             results = await asyncio.gather(*(
-                redis.evalsha(self.sha, len(keys), *keys, *args) for keys, args in calls),
+                self._bounded(redis, keys, args) for keys, args in calls),
                 return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(result, RedisError):
@@ -43,6 +45,16 @@ class LuaScript:
         for keys, args in calls:
             pipe.evalsha(self.sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
+
+    async def _bounded(self, redis: RedisCluster, keys: list[str],
+                       args: list[str | bytes | int]) -> Any:
+        """One call, given up after _CALL_TIMEOUT_S: a master that died must not hold
+        back the renewal of every other master's leases."""
+        try:
+            async with asyncio.timeout(_CALL_TIMEOUT_S):
+                return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except TimeoutError as exc:
+            raise RedisError(f"no answer within {_CALL_TIMEOUT_S} s") from exc
 
     def command(self, keys: list[str], args: list[str | bytes | int]) -> bytes:
         """The EVALSHA call as RESP, for the relay's hot path (shared.resp)."""

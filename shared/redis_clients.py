@@ -34,7 +34,11 @@ async def discover(url: str) -> Topology:
 
 def redis_client(topology: Topology) -> RedisClient:
     if topology.cluster:
-        return RedisCluster.from_url(topology.url, health_check_interval=10)
+        # Few, short retries: a master failing over must not stall a relay's other work
+        # (its leases on the other masters) for longer than a lease lasts.
+        return RedisCluster.from_url(topology.url, health_check_interval=10,
+                                     socket_timeout=2, socket_connect_timeout=1,
+                                     cluster_error_retry_attempts=3)
     return Redis.from_url(topology.url, health_check_interval=10)
 
 
