@@ -90,6 +90,8 @@ class Relay:
         scripts_loaded = False
         backoff = _BACKOFF_MIN_S
         cluster = self.topology.cluster
+        renewing = asyncio.get_running_loop().create_task(self._renew_forever()) \
+            if cluster else None
         log.info("relay %s started", self.id)
         while not self.stopping.is_set():
             try:
@@ -97,7 +99,7 @@ class Relay:
                     await self.load_scripts()
                     scripts_loaded = True
                 now = time.monotonic()
-                if now >= next_renew:
+                if now >= next_renew and renewing is None:
                     await self.renew_leases()
                     next_renew = now + renew_every
                 if now >= next_claim:
@@ -125,6 +127,8 @@ class Relay:
                     self._reader.close()
                     await self._reload_owned()
         self._reader.close()
+        if renewing is not None:
+            renewing.cancel()
         for number in list(self._shard_readers):
             self._stop_reading(number)
         try:
@@ -161,6 +165,16 @@ class Relay:
         for shard in await self.leases.renew(list(self.owned)):
             log.warning("lost the lease of shard %d", shard)
             self._forget(shard)
+
+    async def _renew_forever(self) -> None:
+        """On a cluster, leases are renewed by a task of their own: a master failing over
+        can make the other maintenance calls wait for seconds, longer than a lease."""
+        while True:
+            await asyncio.sleep(self.settings.lease_ttl_ms / 3000)
+            try:
+                await self.renew_leases()
+            except RedisError as exc:
+                log.warning("renewing leases failed: %s", exc)
 
     def _forget(self, number: int) -> None:
         self.owned.pop(number, None)
