@@ -21,6 +21,7 @@ from collections.abc import Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from shared.replica_wait import ReplicaWait
 from shared.resp import Reply, RespConnection, pack, pack_argument, pack_start
 from shared.topology import Node, Topology, cluster_error, redirect_node
 
@@ -39,9 +40,6 @@ BUSY_BYTES = 1024 * 1024
 # an election) before it fails; the client is then told `service unavailable`.
 FAILOVER_WAIT_S = 8.0
 _RETRY_MIN_S, _RETRY_MAX_S = 0.02, 0.5
-# WAIT's timeout (SWITCHBOARD_REDIS_WAIT_REPLICAS): a replica slower than this is
-# counted as a shortfall, and the events go on as written.
-WAIT_TIMEOUT_MS = 1000
 _ASKING = pack(b"ASKING")
 
 
@@ -73,7 +71,6 @@ class EventSink:
         self._outstanding: dict[str, _Holding] = {}
         self.drained: Callable[[], None] = lambda: None  # after each round trip
         self.connections = 0  # made so far (metrics: more than one is a reconnect)
-        self.wait_shortfalls = 0  # WAITs that returned fewer replicas than asked
         self._closed = asyncio.Event()
 
     def submit(self, stream: str, payload: bytes, on_error: OnError,
@@ -108,6 +105,11 @@ class EventSink:
                 8, b"XADD", stream, b"MAXLEN", b"~", self.maxlen, b"*", b"e")
         return prefix + pack_argument(payload)
 
+    @property
+    def wait_shortfalls(self) -> int:
+        """WAITs that returned fewer replicas than asked (metrics)."""
+        return sum(writer.wait.shortfalls for writer in self._writers.values())
+
     def _writer(self, node: Node) -> _Writer:
         writer = self._writers.get(node)
         if writer is None:
@@ -141,7 +143,7 @@ class EventSink:
             if held is not None:
                 held.writer = writer
         for writer, batch in moved.items():
-            writer.add_first(batch)
+            writer.add_moved(batch)
         return staying
 
     async def close(self) -> None:
@@ -160,6 +162,7 @@ class _Writer:
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
+        self.wait = ReplicaWait(sink.wait_replicas, "XADDs")
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def add(self, pending: _Pending) -> bool:
@@ -171,6 +174,16 @@ class _Writer:
         self._pending_bytes += len(pending.payload)
         self._wakeup.set()
         return self._pending_bytes > BUSY_BYTES
+
+    def add_moved(self, events: list[_Pending]) -> None:
+        """Events handed over by another writer: ahead of what is queued here, but behind
+        any event of the same stream handed over before (its order is the stream's)."""
+        streams = {pending.stream for pending in events}
+        last = max((index for index, pending in enumerate(self._pending)
+                    if pending.stream in streams), default=-1)
+        self._pending[last + 1:last + 1] = events
+        self._pending_bytes += sum(len(pending.payload) for pending in events)
+        self._wakeup.set()
 
     def add_first(self, events: list[_Pending]) -> None:
         self._pending[:0] = events
@@ -192,8 +205,9 @@ class _Writer:
         commands = [_ASKING + xadd(p.stream, p.payload) if p.asking
                     else xadd(p.stream, p.payload) for p in batch]
         count = len(batch) + sum(pending.asking for pending in batch)
-        if sink.wait_replicas:
-            commands.append(pack(b"WAIT", sink.wait_replicas, WAIT_TIMEOUT_MS))
+        wait = self.wait.command()
+        if wait is not None:
+            commands.append(wait)
             count += 1
         replies: list[Reply]
         try:
@@ -203,18 +217,13 @@ class _Writer:
             error = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
             if sink.topology.cluster:
                 # A master lost: wait for its replica to be promoted, then write there.
-                await self._retry(batch, error)
+                await self._retry([(pending, error) for pending in batch])
                 return
             log.warning("XADD of %d events failed: %s", len(batch), exc)
             replies = [error] * count
-        if sink.wait_replicas:
-            acked = replies.pop()
-            if isinstance(acked, int) and acked < sink.wait_replicas:
-                sink.wait_shortfalls += 1
-                log.warning("WAIT: %d of %d replicas acknowledged %d events in time",
-                            acked, sink.wait_replicas, len(batch))
-        again: list[_Pending] = []
-        first_error: RedisError | None = None
+        if wait is not None:
+            self.wait.answered(replies.pop(), len(batch))
+        again: list[tuple[_Pending, RedisError]] = []
         answers = iter(replies)
         for pending in batch:
             if pending.asking:
@@ -225,53 +234,66 @@ class _Writer:
                 sink.settled(pending)
                 if pending.on_done is not None:
                     pending.on_done()
-                continue
-            kind = cluster_error(reply) if sink.topology.cluster else None
-            if kind is None:
+            elif sink.topology.cluster and cluster_error(reply) is not None:
+                again.append((pending, reply))
+            else:
                 sink.settled(pending)
                 pending.on_error(reply)
-                continue
-            if kind == "ASK":
-                pending.asking = True
-            again.append(pending)
-            first_error = first_error or reply
         if again:
-            assert first_error is not None
-            await self._retry(again, first_error)
+            await self._retry(again)
 
-    async def _retry(self, events: list[_Pending], error: RedisError) -> None:
-        """Events the cluster turned away for now: to the master that serves them
-        once the slot map says so; failed once they waited past FAILOVER_WAIT_S."""
+    async def _retry(self, failures: list[tuple[_Pending, RedisError]]) -> None:
+        """Events the cluster turned away for now. A stream's events stay together and
+        in order: the oldest failure of each stream decides where all of them go (with
+        this writer's queued events of that stream behind them): to the node an ASK
+        names; else, once the slot map was read again, to the master that serves them;
+        failed once they waited past FAILOVER_WAIT_S."""
         sink = self.sink
         now = time.monotonic()
-        for pending in events:
+        oldest: dict[str, RedisError] = {}
+        for pending, error in failures:
             pending.deadline = pending.deadline or now + FAILOVER_WAIT_S
-        expired = [pending for pending in events if pending.deadline < now]
+            oldest.setdefault(pending.stream, error)
+        events = [pending for pending, _ in failures] + self._take_queued(set(oldest))
+        expired = {pending.stream for pending, _ in failures if pending.deadline < now}
         if expired:
-            log.warning("XADD of %d events failed: %s", len(expired), error)
-            for pending in expired:
-                sink.settled(pending)
-                pending.on_error(error)
-        events = [pending for pending in events if pending.deadline >= now]
-        if not events:
+            log.warning("XADD to %d streams failed: %s", len(expired),
+                        oldest[next(iter(expired))])
+            for pending in events:
+                if pending.stream in expired:
+                    sink.settled(pending)
+                    pending.on_error(oldest[pending.stream])
+        asked = {stream for stream, error in oldest.items()
+                 if stream not in expired and cluster_error(error) == "ASK"}
+        for stream in asked:
+            # ASK names the importing node for this key alone while the slot migrates.
+            moving = [pending for pending in events if pending.stream == stream]
+            for pending in moving:
+                pending.asking = True
+            sink.move(moving, self, redirect_node(sink.topology, oldest[stream]))
+        waiting = {stream for stream in oldest if stream not in expired and stream not in asked}
+        if not waiting:
             return
-        asking = [pending for pending in events if pending.asking]
-        if asking:
-            # ASK names the importing node for these commands alone (the slot is still
-            # the migrating node's): to that node's writer, once.
-            sink.move(asking, self, redirect_node(sink.topology, error))
-            events = [pending for pending in events if not pending.asking]
-            if not events:
-                return
         # MOVED needs only the new map; a cluster in flux is given time, growing with
         # how long these events have waited already.
-        waited = now - (events[0].deadline - FAILOVER_WAIT_S)
-        if cluster_error(error) != "MOVED":
+        if any(cluster_error(oldest[stream]) != "MOVED" for stream in waiting):
+            waited = now - (min(p.deadline for p in events if p.stream in waiting)
+                            - FAILOVER_WAIT_S)
             await asyncio.sleep(min(_RETRY_MAX_S, max(_RETRY_MIN_S, waited / 4)))
         await sink.topology.refresh()
-        # This writer's queue too: what it holds for slots that moved goes with them.
+        # What was queued here for those streams meanwhile goes with them, after them;
+        # the rest of the queue, for slots that moved too.
+        events = [p for p in events if p.stream in waiting] + self._take_queued(waiting)
         queued, self._pending, self._pending_bytes = self._pending, [], 0
         self.add_first(sink.move(events + queued, self))
+
+    def _take_queued(self, streams: set[str]) -> list[_Pending]:
+        """Remove and return this writer's queued events of `streams`, in order."""
+        taken = [pending for pending in self._pending if pending.stream in streams]
+        if taken:
+            self._pending = [p for p in self._pending if p.stream not in streams]
+            self._pending_bytes = sum(len(p.payload) for p in self._pending)
+        return taken
 
     async def _round_trip(self, buffer: bytes, count: int) -> list[Reply]:
         """Send the batch, read its `count` replies; an error reply fails its event only."""

@@ -18,6 +18,7 @@ from shared import keys
 from shared.events import AnyEvent, event_decoder, event_encoder
 from shared.process_id import process_id
 from shared.redis_clients import RedisClient, get_many
+from shared.replica_wait import ReplicaWait
 from shared.resp import Reply, RespConnection, pack
 from shared.settings import Settings
 from shared.topology import Topology, cluster_error
@@ -34,17 +35,16 @@ _SWEEP_EVERY_S = 1.0
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
 # A read or a batch of commits whose replies take longer gives the connection up.
 _ROUND_TRIP_S = 10.0
-# WAIT's timeout (SWITCHBOARD_REDIS_WAIT_REPLICAS), as the gateway's.
-_WAIT_TIMEOUT_MS = 1000
 
 
 class _Reader:
     """A connection that reads shard streams and commits their batches, and its
     XREADGROUP command, packed again only when the shards it reads change."""
 
-    __slots__ = ("conn", "reading", "command")
+    __slots__ = ("conn", "reading", "command", "wait")
 
-    def __init__(self) -> None:
+    def __init__(self, wait: ReplicaWait) -> None:
+        self.wait = wait
         self.conn: RespConnection | None = None
         self.reading: tuple[tuple[str, bool], ...] = ()
         self.command = b""
@@ -80,7 +80,7 @@ class Relay:
         # The hot path's own connection (shared.resp): one XREADGROUP over every owned
         # shard, and the commits. On a cluster, where one command cannot span slots,
         # each shard has a reader task and connection of its own instead (_read_shard).
-        self._reader = _Reader()
+        self._reader = _Reader(self._replica_wait())
         self._shard_readers: dict[int, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
@@ -270,11 +270,14 @@ class Relay:
                         settings.resume_buffer_frames, int(settings.resume_grace_s * 1000))
         return await load_shard(self.redis, number, book)
 
+    def _replica_wait(self) -> ReplicaWait:
+        return ReplicaWait(self.settings.redis_wait_replicas, "commits")
+
     async def _read_shard(self, number: int) -> None:
         """A cluster's shard: read and commit on a connection to the master of its slot,
         until the shard is given up. A failure (the slot moved, the master failed over)
         reads the shard back from Redis, as a takeover does, and carries on there."""
-        reader = _Reader()
+        reader = _Reader(self._replica_wait())
         backoff = _BACKOFF_MIN_S
         try:
             while not self.stopping.is_set() and number in self.owned:
@@ -350,19 +353,17 @@ class Relay:
             queued.append((shard, new_checkpoint, applied, len(entries)))
         if not queued:
             return
-        wait = self.settings.redis_wait_replicas
-        if wait:
-            commands.append(pack(b"WAIT", wait, _WAIT_TIMEOUT_MS))
+        wait = reader.wait.command()
+        if wait is not None:
+            commands.append(wait)
         started = time.perf_counter()
         results = _checked(await conn.request(b"".join(commands), len(commands),
                                               _ROUND_TRIP_S))
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        if wait:
-            acked = results.pop()
-            if isinstance(acked, int) and acked < wait:
-                self.metrics.wait_shortfalls += 1
-                log.warning("WAIT: %d of %d replicas acknowledged a commit in time",
-                            acked, wait)
+        if wait is not None:
+            before = reader.wait.shortfalls
+            reader.wait.answered(results.pop(), len(queued))
+            self.metrics.wait_shortfalls += reader.wait.shortfalls - before
         committed = 0
         for (shard, new_checkpoint, applied, events), result in zip(queued, results,
                                                                       strict=True):

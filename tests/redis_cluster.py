@@ -15,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,10 +135,23 @@ class RedisCluster:
         return sorted(e.port for e in self._view() if e.is_master and "fail" not in e.flags)
 
     def master_of_slot(self, slot: int) -> int:
-        port = _owner(self._view(), slot)
-        if port is None:
-            raise LookupError(f"no master serves slot {slot}")
-        return port
+        return self.masters_of_slots([slot])[slot]
+
+    def masters_of_slots(self, slots: Iterable[int]) -> dict[int, int]:
+        """`master_of_slot` for many slots at once, from one look at CLUSTER NODES."""
+        view = self._view()
+        owners: dict[int, int] = {}
+        for slot in slots:
+            port = _owner(view, slot)
+            if port is None:
+                raise LookupError(f"no master serves slot {slot}")
+            owners[slot] = port
+        return owners
+
+    def slot_ranges(self, port: int) -> tuple[tuple[int, int], ...]:
+        """The slots the master at `port` serves, as inclusive ranges, lowest first (the
+        order in which `redis-cli --cluster reshard` takes them from a source)."""
+        return tuple(sorted(next(e for e in self._view() if e.port == port).slots))
 
     def replica_of(self, master_port: int) -> int:
         """The port of a healthy replica of the master at `master_port`."""
@@ -152,9 +165,10 @@ class RedisCluster:
         """How many slots the node at `port` serves."""
         return next(e for e in self._view() if e.port == port).slot_count()
 
-    def kill_master(self, port: int) -> None:
+    def kill_master(self, port: int) -> float:
         """SIGKILL the master at `port` (the process started here), remembering what it
-        served and its replicas for `wait_failover`."""
+        served and its replicas for `wait_failover`; return when the signal was sent
+        (monotonic seconds)."""
         view = self._view()
         entry = next(e for e in view if e.port == port)
         if not entry.is_master:
@@ -162,8 +176,10 @@ class RedisCluster:
         replicas = [e.port for e in view if e.master_id == entry.id]
         process = self.node(port).process
         process.signal(signal.SIGKILL)
-        self._killed[port] = (time.monotonic(), entry, replicas)
+        killed_at = time.monotonic()
+        self._killed[port] = (killed_at, entry, replicas)
         process.wait(5)
+        return killed_at
 
     def wait_failover(self, old_master_port: int, timeout: float = 15.0) -> tuple[int, float]:
         """Wait until one of the killed master's replicas is master of its slots and the
