@@ -72,13 +72,15 @@ class EventSink:
         self.drained: Callable[[], None] = lambda: None  # after each round trip
         self.connections = 0  # made so far (metrics: more than one is a reconnect)
         self._closed = asyncio.Event()
+        # A standalone Redis: its one writer, without routing per event.
+        self._only = None if topology.cluster else self._writer(topology.node_of(""))
 
     def submit(self, stream: str, payload: bytes, on_error: OnError,
                on_done: Callable[[], None] | None = None) -> bool:
         """Queue an XADD; True when the writer it went to is busy (backpressure)."""
         pending = _Pending(stream, payload, on_error, on_done)
-        if not self.topology.cluster:
-            return self._writer(self.topology.node_of(stream)).add(pending)
+        if self._only is not None:
+            return self._only.add(pending)
         held = self._outstanding.get(stream)
         if held is None:
             held = self._outstanding[stream] = _Holding(
