@@ -279,7 +279,7 @@ class _Writer:
         # MOVED needs only the new map; a cluster in flux is given time, growing with
         # how long these events have waited already.
         if any(cluster_error(oldest[stream]) != "MOVED" for stream in waiting):
-            waited = now - (min(p.deadline for p in events if p.stream in waiting)
+            waited = now - (min(p.deadline for p, _ in failures if p.stream in waiting)
                             - FAILOVER_WAIT_S)
             await asyncio.sleep(min(_RETRY_MAX_S, max(_RETRY_MIN_S, waited / 4)))
         await sink.topology.refresh()
