@@ -22,10 +22,14 @@ from typing import Any
 import pytest
 
 from shared import keys
+from tests.e2e import both_redis
+from tests.e2e.both_redis import command_on, keys_of
 from tests.faults.rawsocket import TEXT, RawSocket, encode_frame
 from tests.peers import TIMEOUT, Peer
-from tests.processes import Cluster, RedisLike, RedisServer, eventually
-from tests.redis_cluster import RedisCluster
+from tests.processes import Cluster, eventually
+
+# Every test here on a single Redis and on a Redis Cluster.
+cluster = both_redis.cluster
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SHARDS = 64  # the fixture cluster keeps the default shard count
@@ -34,14 +38,6 @@ ANN = {"name": "Ann", "user_agent": "chrome"}
 BOB = {"name": "Bob", "user_agent": "firefox"}
 
 
-
-
-@pytest.fixture(params=["redis_server", "redis_cluster"])
-def cluster(request: pytest.FixtureRequest) -> Cluster:
-    """Every test here twice: on a single Redis, and on a Redis Cluster of 3 masters with
-    a replica each (the services find out which from REDIS_URL alone)."""
-    services: Cluster = request.getfixturevalue(f"cluster_on_{request.param}")
-    return services
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -819,23 +815,6 @@ async def test_two_gateways_share_a_room(peers: list[Peer], room: str) -> None:
 # --- what Redis keeps ----------------------------------------------------------------
 
 
-def _keys(redis: RedisLike) -> list[str]:
-    """Every key, of every master of a cluster."""
-    if isinstance(redis, RedisCluster):
-        return [line for port in redis.masters()
-                for line in redis.cli(port, "--no-raw", "keys", "*").splitlines() if line]
-    assert isinstance(redis, RedisServer)
-    return [line for line in redis.cli("--no-raw", "keys", "*").splitlines() if line]
-
-
-def _command(redis: RedisLike, *args: str) -> str:
-    """A command on the key `args[1]` (on the master that serves it)."""
-    if isinstance(redis, RedisCluster):
-        return redis.cli(redis.master_of_slot(redis.key_slot(args[1])), "--no-raw", *args)
-    assert isinstance(redis, RedisServer)
-    return redis.cli("--no-raw", *args)
-
-
 async def test_redis_keeps_nothing_of_an_empty_room(peers: list[Peer], room: str,
                                                     cluster: Cluster) -> None:
     redis = cluster.redis
@@ -843,14 +822,14 @@ async def test_redis_keeps_nothing_of_an_empty_room(peers: list[Peer], room: str
     a, b = await join_pair(peers, room)
 
     # While the room has members, its state is in Redis, under the digest only.
-    room_keys = await eventually(lambda: [k for k in _keys(redis) if digest in k],
+    room_keys = await eventually(lambda: [k for k in keys_of(redis) if digest in k],
                                  10, "the room's keys")
-    assert all(room not in k for k in _keys(redis))
+    assert all(room not in k for k in keys_of(redis))
     # Nor is the clear name in the values of the room's shard (state, index, stream).
     shard = keys.shard_of(digest, SHARDS)
-    dumps = [_command(redis, "hgetall", k) for k in room_keys]
-    dumps.append(_command(redis, "smembers", keys.shard_rooms(shard)))
-    dumps.append(_command(redis, "xrange", keys.shard_stream(shard), "-", "+"))
+    dumps = [command_on(redis, "hgetall", k) for k in room_keys]
+    dumps.append(command_on(redis, "smembers", keys.shard_rooms(shard)))
+    dumps.append(command_on(redis, "xrange", keys.shard_stream(shard), "-", "+"))
     assert all(room not in dump for dump in dumps), dumps
 
     await a.send(event="leave_room")
@@ -860,10 +839,10 @@ async def test_redis_keeps_nothing_of_an_empty_room(peers: list[Peer], room: str
     traces = (digest, room, peer_id(a), peer_id(b))  # of the room and of its connections
 
     def gone() -> bool:
-        return not any(trace in k for k in _keys(redis) for trace in traces)
+        return not any(trace in k for k in keys_of(redis) for trace in traces)
 
     await eventually(gone, 10, "the room's keys to go")
-    await eventually(lambda: digest not in _command(
+    await eventually(lambda: digest not in command_on(
         redis, "smembers", keys.shard_rooms(shard)), 10,
         "the room to leave the shard index")
     # And the room starts afresh.

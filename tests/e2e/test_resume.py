@@ -10,10 +10,15 @@ from __future__ import annotations
 import pytest
 
 from shared import keys
+from tests.e2e import both_redis
+from tests.e2e.both_redis import command_on, keys_of
 from tests.faults.support import record
 from tests.peers import Peer
-from tests.processes import Cluster, RedisServer, eventually
+from tests.processes import Cluster, eventually
 from tests.resume_support import ResumablePeer, Tally, closed_code, pair, send_messages
+
+# Every test here on a single Redis and on a Redis Cluster.
+cluster = both_redis.cluster
 
 
 async def test_numbered_frames_and_a_token_in_joined_room(cluster: Cluster, room: str) -> None:
@@ -179,14 +184,15 @@ async def test_the_host_and_status_survive_a_resume(cluster: Cluster, room: str)
 
 
 async def test_nothing_is_left_in_redis_once_the_peer_has_left(
-        cluster: Cluster, redis_server: RedisServer, room: str) -> None:
+        cluster: Cluster, room: str) -> None:
+    redis = cluster.redis
     a, b = await pair(cluster, room)
     digest = keys.room_digest(room)
     shard = keys.shard_of(digest, 64)
     kept = keys.kept_frames(shard, a.id)
     try:
         await send_messages(b, a.id, Tally(), 3)
-        await eventually(lambda: redis_server.cli("exists", kept).strip() == "1", 5,
+        await eventually(lambda: command_on(redis, "exists", kept, raw=True).strip() == "1", 5,
                          "frames kept for the resumable peer")
         a.drop()
         await a.resume(cluster.url(1))
@@ -195,11 +201,12 @@ async def test_nothing_is_left_in_redis_once_the_peer_has_left(
         await b.send(event="leave_room")
 
         def remains() -> list[str]:
-            found = redis_server.cli("keys", f"*{{s{shard}}}*").split()
+            found = keys_of(redis, f"*{{s{shard}}}*")
             return [key for key in found if digest in key or a.id in key]
 
         await eventually(lambda: remains() == [], 5, "no key of the room or its peers")
-        assert redis_server.cli("hexists", keys.frame_counters(shard), a.id).strip() == "0"
+        assert command_on(redis, "hexists", keys.frame_counters(shard), a.id,
+                          raw=True).strip() == "0"
     finally:
         await a.close()
         await b.close()

@@ -15,8 +15,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import STAR_CAPACITY
+from tests.e2e import both_redis
 from tests.peers import Peer
 from tests.processes import Cluster
+
+# Every test here on a single Redis and on a Redis Cluster.
+cluster = both_redis.cluster
 
 ANN = {"name": "Ann", "user_agent": "chrome"}
 BOB = {"name": "Bob"}
