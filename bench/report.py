@@ -50,6 +50,46 @@ ROWS = {
 }
 
 
+def _steps(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A sweep's steps (size label -> result), from the first server that ran them."""
+    return next((r["steps"] for r in results.values() if r and "steps" in r), {})
+
+
+def _room_size_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    for index, label in enumerate(_steps(results)):
+        topology, size = label.split("_")
+        room = f"{topology} {int(size):,}"
+        rows += [Row("8 room sizes" if index == 0 else "", f"{room}: joins/s",
+                     f"{label}_joins_per_s", "higher"),
+                 Row("", f"{room}: frames per join", f"{label}_frames_per_join", "lower", 2),
+                 Row("", f"{room}: frames to fill a room", f"{label}_frames_per_room",
+                     "lower")]
+    return rows
+
+
+def _idle_sweep_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    for index, label in enumerate(_steps(results)):
+        sockets = f"{int(label.split('_')[1]):,} sockets"
+        rows += [Row("9 idle sweep" if index == 0 else "", f"{sockets}: KB/conn, gateway "
+                     "(PJ: node)", f"{label}_main_kib_per_conn", "lower", 1),
+                 Row("", f"{sockets}: KB/conn, all processes", f"{label}_all_kib_per_conn",
+                     "lower", 1),
+                 Row("", f"{sockets}: idle CPU, % of a core", f"{label}_idle_cpu_percent",
+                     "lower", 2)]
+    return rows
+
+
+def rows(name: str, results: dict[str, Any]) -> list[Row]:
+    """A scenario's rows; a sweep has rows for each of the sizes it ran."""
+    if name == "roomsizes":
+        return _room_size_rows(results)
+    if name == "idlesweep":
+        return _idle_sweep_rows(results)
+    return ROWS.get(name, [])
+
+
 def _cell(result: dict[str, Any] | None, row: Row) -> str:
     if result is None:
         return "-"
@@ -90,23 +130,28 @@ def describe(name: str, results: dict[str, Any]) -> str:
     if name == "rooms":
         return (f"host + {r['joiners']} joiners; mesh rooms of {r['mesh_room_size']}; "
                 f"{r['concurrency']} at once")
+    if name == "roomsizes":
+        return f">= {r['sweep_joiners']} joiners a size, rooms full, {r['concurrency']} at once"
+    if name == "idlesweep":
+        return f"{r['idle_seconds']:g} s idle each; fresh servers each count"
     return ""
 
 
 def table(scenarios: dict[str, dict[str, Any]]) -> str:
     header = ("scenario", "metric", "switchboard", "peerjs", "ratio SB/PJ", "better")
     lines = [header]
-    for name, rows in ROWS.items():
+    for name in (*ROWS, "roomsizes", "idlesweep"):
         if name not in scenarios:
             continue
         results = scenarios[name]
-        for index, row in enumerate(rows):
+        name_rows = rows(name, results)
+        for index, row in enumerate(name_rows):
             label = row.scenario
             if index == 1:
                 label = f"  ({describe(name, results)})"
             lines.append((label, row.metric, _cell(results.get("switchboard"), row),
                           _cell(results.get("peerjs"), row), _ratio(results, row), row.better))
-        if len(rows) == 1:
+        if len(name_rows) == 1:
             lines.append((f"  ({describe(name, results)})", "", "", "", "", ""))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
@@ -147,6 +192,9 @@ Switchboard sockets sit in rooms of 2; PeerJS clients send HEARTBEAT every 5 s (
 browser client does). CPU per message counts every server process (Switchboard: gateway,
 relay and Redis) from /proc/<pid>/stat, from the start until the last message arrived.
 Room storms (Switchboard only): frames per join counts every frame any member received.
+Room sizes (Switchboard only): frames to fill a room grow as n^2 in a mesh (every joiner
+tells everyone there), as n in a star (the host alone hears of each). Idle sweep: scenario
+5 at each socket count, with a shorter idle period.
 Resume (Switchboard only): a pair's resumable peer has its TCP connection reset, frames are
 sent to it, and a new socket resumes it; CPU per message as in scenario 4, plain peers and
 then resumable ones (every frame numbered and kept in Redis) on the same server."""
@@ -155,6 +203,43 @@ then resumable ones (every frame numbered and kept in Redis) on the same server.
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+# Sweep panels: (scenario, key of each step's result, title); x is the size, on a log
+# scale; y too for the room sizes (frames to fill a room span 2 to 5,000).
+SWEEP_PANELS = (
+    ("roomsizes", "frames_per_room", "room sizes: frames to fill a room\n(mesh ~n^2, star ~n)"),
+    ("roomsizes", "joins_per_s", "room sizes: joins/s\n(higher is better)"),
+    ("idlesweep", "main_kib_per_conn", "idle sweep: KB/conn, gateway (PJ: node)\n"
+     "(lower is better)"),
+    ("idlesweep", "idle_cpu_percent", "idle sweep: idle CPU, % of a core\n(lower is better)"),
+)
+
+
+def _plot_sweep(axis: Any, results: dict[str, Any], key: str, title: str) -> None:
+    """One line per server (room sizes: per topology) against the size."""
+    log_y = key in ("frames_per_room", "joins_per_s")
+    for server in SERVERS:
+        steps = (results.get(server) or {}).get("steps", {})
+        lines: dict[str, list[tuple[int, float]]] = {}
+        for label, step in steps.items():
+            kind, size = label.split("_")
+            value = step.get(key)
+            if isinstance(value, int | float) and (value > 0 or not log_y):
+                lines.setdefault(kind, []).append((int(size), float(step[key])))
+        for kind, points in lines.items():
+            name = f"{server} {kind}" if kind != "idle" else server
+            axis.plot(*zip(*points, strict=True), marker="o", label=name)
+    axis.set_xscale("log")
+    ticks = sorted({int(x) for line in axis.lines for x in line.get_xdata()})
+    axis.set_xticks(ticks, labels=[f"{tick:,}" for tick in ticks])
+    axis.minorticks_off()
+    if log_y:
+        axis.set_yscale("log")
+    axis.set_title(title, fontsize=9)
+    axis.tick_params(labelsize=8)
+    if axis.lines:
+        axis.legend(fontsize=7)
 
 
 def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
@@ -170,10 +255,14 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
               if row.key not in ("all_joined_s", "p50_ms", "star_all_joined_s",
                                  "mesh_all_joined_s", "joined_p50_ms", "backlog_p50_ms") and
               (name, row.key) != ("cpu", "p99_ms")]
+    curves = [curve for curve in SWEEP_PANELS if curve[0] in scenarios]
     columns = 3
-    figure, axes = plt.subplots(-(-len(panels) // columns), columns,
-                                figsize=(11, 3 * -(-len(panels) // columns)), squeeze=False)
+    count = len(panels) + len(curves)
+    figure, axes = plt.subplots(-(-count // columns), columns,
+                                figsize=(11, 3 * -(-count // columns)), squeeze=False)
     colours = {"switchboard": "#1f77b4", "peerjs": "#ff7f0e"}
+    for axis, (name, key, title) in zip(list(axes.flat)[len(panels):], curves, strict=False):
+        _plot_sweep(axis, scenarios[name], key, title)
     for axis, (name, row) in zip(axes.flat, panels, strict=False):
         results = scenarios[name]
         names = [s for s in SERVERS if results.get(s) and "failed" not in results[s]]
@@ -183,7 +272,7 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
         for x, value in enumerate(values):
             axis.annotate(f"{value:,.{row.digits}f}", (x, value), ha="center", va="bottom",
                           fontsize=8)
-    for axis in list(axes.flat)[len(panels):]:
+    for axis in list(axes.flat)[count:]:
         axis.set_visible(False)
     figure.suptitle("Switchboard vs PeerJS server", fontsize=11)
     figure.tight_layout()

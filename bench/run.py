@@ -10,6 +10,8 @@ Scenarios: throughput (closed loop), latency (at half the lower of the two maxim
 (join storm), cpu (CPU per message at a fixed load), idle (idle connections), rooms (join
 storms into a star room and into mesh rooms) and resume (resume latency, CPU of resumable
 peers against plain ones); the last two Switchboard only, as PeerJS has neither.
+Two sweeps run only when named in --only: roomsizes (join storms into mesh and star rooms
+of each size, Switchboard only) and idlesweep (the idle scenario at each socket count).
 """
 
 from __future__ import annotations
@@ -43,14 +45,21 @@ from bench.servers import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms", "resume")
+ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms", "resume", "roomsizes",
+         "idlesweep")
+# The sweeps are slow (a fresh server for every size): they run when --only names them.
+DEFAULT = ORDER[:7]
+# Sweeps: one run per size, each size on server processes of its own.
+SWEEPS = ("roomsizes", "idlesweep")
 # Scenarios that only Switchboard can run.
-SWITCHBOARD_ONLY = ("rooms", "resume")
+SWITCHBOARD_ONLY = ("rooms", "resume", "roomsizes")
 # About 10 s of load in all: small enough for the CI suite, large enough to catch a loss.
 SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_clients=40,
                  storm_concurrency=20, cpu_pairs=10, cpu_rate=40.0, cpu_seconds=0.5,
                  idle_clients=100, idle_seconds=0.5, star_members=40, mesh_room_size=10,
-                 resume_pairs=4, resume_rounds=3, resume_backlog=3)
+                 resume_pairs=4, resume_rounds=3, resume_backlog=3, mesh_sizes="2,5,10",
+                 star_sizes="5,20", sweep_joiners=20, idle_counts="50,100",
+                 sweep_idle_seconds=0.3)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,8 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="a ~10 s run with small sizes that checks nothing is lost")
     parser.add_argument("--servers", default="switchboard,peerjs",
                         help="comma-separated: switchboard, peerjs (default: both)")
-    parser.add_argument("--only", default=",".join(ORDER),
-                        help=f"comma-separated scenarios (default: all of {','.join(ORDER)})")
+    parser.add_argument("--only", default=",".join(DEFAULT),
+                        help=f"comma-separated scenarios of {','.join(ORDER)} (default: "
+                             f"{','.join(DEFAULT)})")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every client count (pairs, clients, sockets) by this")
     parser.add_argument("--latency-rate", type=float, default=None,
@@ -81,7 +91,12 @@ def _parser() -> argparse.ArgumentParser:
              "mesh_room_size": "room storms: members per mesh room",
              "resume_pairs": "resume: pairs resuming at once",
              "resume_rounds": "resume: resumes per pair",
-             "resume_backlog": "resume: frames waiting at each resume"}
+             "resume_backlog": "resume: frames waiting at each resume",
+             "mesh_sizes": "roomsizes: comma-separated mesh room sizes",
+             "star_sizes": "roomsizes: comma-separated star room sizes",
+             "sweep_joiners": "roomsizes: joiners per size, at least (every room filled)",
+             "idle_counts": "idlesweep: comma-separated socket counts",
+             "sweep_idle_seconds": "idlesweep: seconds of idle CPU measurement per count"}
     for field in fields(Settings):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults,
                             field.name)), default=None,
@@ -93,8 +108,11 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     base = SMOKE if args.smoke else Settings()
     values = asdict(base)
-    for name in ("pairs", "storm_clients", "cpu_pairs", "idle_clients", "star_members"):
+    for name in ("pairs", "storm_clients", "cpu_pairs", "idle_clients", "star_members",
+                 "sweep_joiners"):
         values[name] = max(2, int(values[name] * args.scale))
+    values["idle_counts"] = ",".join(str(max(2, int(count * args.scale)))
+                                     for count in scenarios.sizes(values["idle_counts"]))
     for name in values:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
@@ -148,7 +166,8 @@ def _available(names: list[str], smoke: bool) -> tuple[list[str], list[str]]:
 def _start(name: str, settings: Settings) -> Server:
     if name == "switchboard":
         return start_switchboard()
-    return start_peerjs(max(5000, settings.idle_clients, settings.storm_clients) + 1000)
+    return start_peerjs(max(5000, settings.idle_clients, settings.storm_clients,
+                            *scenarios.sizes(settings.idle_counts)) + 1000)
 
 
 def _reproduce(args: argparse.Namespace, settings: Settings,
@@ -196,13 +215,38 @@ def _one(name: str, server: Server, settings: Settings, rate: float | None) -> d
             result = scenarios.idle(server, settings)
     except (WorkerFailed, OSError, TimeoutError) as exc:
         result = {"failed": str(exc), "lost": None}
-    brief = {k: result.get(k) for k in ("msgs_per_s", "p99_ms", "joins_per_s",
+    _print_brief(result, started)
+    return result
+
+
+def _sweep(name: str, server_name: str, settings: Settings,
+           servers: dict[str, Server]) -> dict[str, Any]:
+    """A sweep: every size on fresh server processes (the last kept for the report)."""
+    started = time.monotonic()
+    print(f"-- {name} / {server_name} (fresh servers for each size) ...", end=" ", flush=True)
+
+    def start() -> Server:
+        server = servers[server_name] = _start(server_name, settings)
+        return server
+
+    if name == "roomsizes":
+        result = scenarios.room_sizes(start, settings)
+    else:
+        result = scenarios.idle_sweep(start, settings)
+    _print_brief(result, started)
+    return result
+
+
+def _print_brief(result: dict[str, Any], started: float) -> None:
+    brief: dict[str, Any] = {k: result.get(k) for k in ("msgs_per_s", "p99_ms", "joins_per_s",
                                         "star_joins_per_s", "star_frames_per_join",
                                         "backlog_p99_ms", "resumable_over_plain",
                                         "server_cpu_per_1k", "main_kib_per_conn", "lost",
                                         "error_count", "failed") if k in result}
+    for key in ("joins_per_s", "frames_per_join", "main_kib_per_conn", "idle_cpu_percent"):
+        brief.update({k: v for k, v in result.items() if k.endswith(f"_{key}")
+                      and "steps" in result})
     print(f"{time.monotonic() - started:.1f} s {brief}", flush=True)
-    return result
 
 
 def _warnings(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -280,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         results[scenario] = {}
         for name in names:
             if scenario in SWITCHBOARD_ONLY and name != "switchboard":
+                continue
+            if scenario in SWEEPS:
+                results[scenario][name] = _sweep(scenario, name, settings, servers)
                 continue
             server = servers[name] = _start(name, settings)
             try:

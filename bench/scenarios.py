@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -55,6 +56,16 @@ class Settings:
     resume_pairs: int = 20
     resume_rounds: int = 10
     resume_backlog: int = 5
+    # Room-size sweep (Switchboard only): for each size, at least `sweep_joiners` joiners
+    # (rounded up to fill every room) storm rooms of that size, each with its first member
+    # in before; on fresh server processes for each size.
+    mesh_sizes: str = "2,10,50,100"
+    star_sizes: str = "10,100,1000"
+    sweep_joiners: int = 999
+    # Idle sweep: the idle scenario at each of these socket counts, fresh servers for each,
+    # with a shorter idle period than the idle scenario's.
+    idle_counts: str = "1000,5000,10000,20000"
+    sweep_idle_seconds: float = 5.0
 
 
 class WorkerFailed(RuntimeError):
@@ -250,11 +261,34 @@ def storm(server: Server, settings: Settings) -> dict[str, Any]:
     }
 
 
+def room_storm(server: Server, settings: Settings, topology: str | None, size: int,
+               joiners: int) -> dict[str, Any]:
+    """One join storm: `joiners` clients into rooms of `size` (`size - 1` joiners a room,
+    its first member in before). Frames per join: every frame any member received during
+    the storm, per join (a star client's join costs its joined_room and the host's
+    new_peer; a mesh join tells everyone already there)."""
+    task = _task("rooms", server, settings, clients=joiners, room_size=size,
+                 topology=topology, concurrency=settings.storm_concurrency)
+    measured = _run_workers(server, task, 60, 180)
+    runs = measured.results
+    figures = _join_figures(runs)
+    joined = figures["joined"]
+    frames = sum(r["frames"] for r in runs)
+    rooms = -(-joiners // (size - 1))
+    return {
+        **figures, "joiners": joiners, "rooms": rooms,
+        "frames_per_join": round(frames / max(joined, 1), 2),
+        "frames_per_room": round(frames / rooms, 1),
+        "server_cpu_ms_per_join": round(1000 * measured.server_cpu / max(joined, 1), 3),
+        "lost": (joiners - joined) + sum(r["lost"] for r in runs),
+        "error_count": sum(r["error_count"] for r in runs),
+        "errors": [e for r in runs for e in r["errors"]][:10],
+    }
+
+
 def room_storms(server: Server, settings: Settings) -> dict[str, Any]:
     """(6) How joins cost by topology: a star room fills up (its host first), then as many
-    joiners go into mesh rooms of `mesh_room_size`. Frames per join: every frame any
-    member received during the storm, per join (a star client's join costs its
-    joined_room and the host's new_peer; a mesh join tells everyone already there)."""
+    joiners go into mesh rooms of `mesh_room_size` (see `room_storm`)."""
     joiners = settings.star_members - 1
     results: dict[str, Any] = {"joiners": joiners, "star_members": settings.star_members,
                                "mesh_room_size": settings.mesh_room_size,
@@ -263,23 +297,93 @@ def room_storms(server: Server, settings: Settings) -> dict[str, Any]:
     first_errors: list[str] = []
     for name, topology, size in (("star", "star", settings.star_members),
                                  ("mesh", None, settings.mesh_room_size)):
-        task = _task("rooms", server, settings, clients=joiners, room_size=size,
-                     topology=topology, concurrency=settings.storm_concurrency)
-        measured = _run_workers(server, task, 60, 180)
-        runs = measured.results
-        figures = _join_figures(runs)
-        joined = figures["joined"]
-        results.update({f"{name}_{key}": value for key, value in figures.items()})
-        results.update({
-            f"{name}_frames_per_join": round(sum(r["frames"] for r in runs) / max(joined, 1),
-                                             2),
-            f"{name}_server_cpu_ms_per_join": round(1000 * measured.server_cpu /
-                                                    max(joined, 1), 3),
-        })
-        lost += (joiners - joined) + sum(r["lost"] for r in runs)
-        errors += sum(r["error_count"] for r in runs)
-        first_errors += [e for r in runs for e in r["errors"]]
+        storm_ = room_storm(server, settings, topology, size, joiners)
+        results.update({f"{name}_{key}": storm_[key] for key in (
+            "joined", "joins_per_s", "all_joined_s", "all_events_s", "join_p50_ms",
+            "join_p99_ms", "frames_per_join", "server_cpu_ms_per_join")})
+        lost += storm_["lost"]
+        errors += storm_["error_count"]
+        first_errors += storm_["errors"]
     return {**results, "lost": lost, "error_count": errors, "errors": first_errors[:10]}
+
+
+def sizes(text: str) -> list[int]:
+    """A sweep's sizes, from their flag: "2,10,50" -> [2, 10, 50]."""
+    return [int(size) for size in text.split(",") if size.strip()]
+
+
+def _sweep(steps: list[tuple[str, Callable[[], dict[str, Any]]]]) -> dict[str, Any]:
+    """Run each step of a sweep; one that fails is recorded as an error, the rest still run.
+    The result holds every step under `steps` and, flat for the report, `<label>_<key>`."""
+    results: dict[str, Any] = {"steps": {}}
+    lost = errors = 0
+    first_errors: list[str] = []
+    for label, step in steps:
+        try:
+            result = step()
+        except (WorkerFailed, OSError, TimeoutError) as exc:
+            result = {"failed": str(exc)}
+        results["steps"][label] = result
+        results.update({f"{label}_{key}": value for key, value in result.items()
+                        if isinstance(value, int | float)})
+        if "failed" in result:
+            errors += 1
+            first_errors.append(f"{label}: {result['failed']}")
+            continue
+        lost += result["lost"]
+        errors += result["error_count"]
+        first_errors += result["errors"]
+    return {**results, "lost": lost, "error_count": errors, "errors": first_errors[:10]}
+
+
+def _fresh(start: Callable[[], Server],
+           measure: Callable[[Server], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """A sweep step on server processes of its own (none inherits a previous size's rooms
+    or heap), stopped after it."""
+    def step() -> dict[str, Any]:
+        server = start()
+        try:
+            return measure(server)
+        finally:
+            server.stop()
+
+    return step
+
+
+def room_sizes(start: Callable[[], Server], settings: Settings) -> dict[str, Any]:
+    """(8) Join storms by room size, mesh and star: joins/s and frames per join. A mesh
+    room of n costs about n/2 frames per join, n^2/2 to fill; a star room 2 and 2n."""
+    steps = []
+    for topology, text in (("mesh", settings.mesh_sizes), ("star", settings.star_sizes)):
+        for size in sizes(text):
+            per_room = size - 1
+            joiners = -(-max(settings.sweep_joiners, per_room) // per_room) * per_room
+
+            def measure(server: Server, topology: str = topology, size: int = size,
+                        joiners: int = joiners) -> dict[str, Any]:
+                return room_storm(server, settings, "star" if topology == "star" else None,
+                                  size, joiners)
+
+            steps.append((f"{topology}_{size}", _fresh(start, measure)))
+    return {"mesh_sizes": sizes(settings.mesh_sizes), "star_sizes": sizes(settings.star_sizes),
+            "sweep_joiners": settings.sweep_joiners,
+            "concurrency": settings.storm_concurrency, **_sweep(steps)}
+
+
+def idle_sweep(start: Callable[[], Server], settings: Settings) -> dict[str, Any]:
+    """(9) The idle scenario at each of `idle_counts` sockets, for `sweep_idle_seconds`
+    each: memory per connection and idle CPU as the count grows."""
+    steps = []
+    for count in sizes(settings.idle_counts):
+        step_settings = replace(settings, idle_clients=count,
+                                idle_seconds=settings.sweep_idle_seconds)
+
+        def measure(server: Server, step_settings: Settings = step_settings) -> dict[str, Any]:
+            return idle(server, step_settings)
+
+        steps.append((f"idle_{count}", _fresh(start, measure)))
+    return {"idle_counts": sizes(settings.idle_counts),
+            "idle_seconds": settings.sweep_idle_seconds, **_sweep(steps)}
 
 
 def resume(server: Server, settings: Settings) -> dict[str, Any]:
