@@ -206,6 +206,8 @@ class Worker:
         url = adapter.url(port, client_id)
         _, listener = await ws_connect(lambda: Client(adapter, client_id, self.errors), url,
                                        websocket_handshake_timeout=30)
+        if listener is None:  # picows gives no listener when the upgrade went wrong
+            raise ConnectionError(f"no WebSocket on port {port}")
         client = cast(Client, listener)
         self.clients.append(client)
         return client

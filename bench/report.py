@@ -64,7 +64,9 @@ def _room_size_rows(results: dict[str, Any]) -> list[Row]:
                      f"{label}_joins_per_s", "higher"),
                  Row("", f"{room}: frames per join", f"{label}_frames_per_join", "lower", 2),
                  Row("", f"{room}: frames to fill a room", f"{label}_frames_per_room",
-                     "lower")]
+                     "lower"),
+                 Row("", f"{room}: server CPU ms per join",
+                     f"{label}_server_cpu_ms_per_join", "lower", 3)]
     return rows
 
 
@@ -206,7 +208,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 # Sweep panels: (scenario, key of each step's result, title); x is the size, on a log
-# scale; y too for the room sizes (frames to fill a room span 2 to 5,000).
+# scale; y too for frames to fill a room (they span 2 to 5,000).
 SWEEP_PANELS = (
     ("roomsizes", "frames_per_room", "room sizes: frames to fill a room\n(mesh ~n^2, star ~n)"),
     ("roomsizes", "joins_per_s", "room sizes: joins/s\n(higher is better)"),
@@ -218,7 +220,7 @@ SWEEP_PANELS = (
 
 def _plot_sweep(axis: Any, results: dict[str, Any], key: str, title: str) -> None:
     """One line per server (room sizes: per topology) against the size."""
-    log_y = key in ("frames_per_room", "joins_per_s")
+    log_y = key == "frames_per_room"
     for server in SERVERS:
         steps = (results.get(server) or {}).get("steps", {})
         lines: dict[str, list[tuple[int, float]]] = {}

@@ -258,6 +258,9 @@ def _warnings(results: dict[str, dict[str, Any]]) -> list[str]:
             if offered and achieved is not None and achieved < 0.95 * offered:
                 warnings.append(f"{scenario}/{server}: the load generator sent {achieved:,} "
                                 f"msg/s of the {offered:,} offered (too busy)")
+            for label, step in (result.get("steps") or {}).items():
+                if "skipped" in step:
+                    warnings.append(f"{scenario}/{server}: {label} skipped: {step['skipped']}")
             p99 = result.get("p99_ms")
             if offered and p99 is not None and p99 > 1000:
                 warnings.append(f"{scenario}/{server}: did not keep up with {offered:,} msg/s "

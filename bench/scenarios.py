@@ -9,6 +9,7 @@ including `lost` (messages or events that were sent but never arrived) and `erro
 from __future__ import annotations
 
 import multiprocessing
+import resource
 import time
 from array import array
 from collections.abc import Callable
@@ -326,6 +327,8 @@ def _sweep(steps: list[tuple[str, Callable[[], dict[str, Any]]]]) -> dict[str, A
         results["steps"][label] = result
         results.update({f"{label}_{key}": value for key, value in result.items()
                         if isinstance(value, int | float)})
+        if "skipped" in result:
+            continue
         if "failed" in result:
             errors += 1
             first_errors.append(f"{label}: {result['failed']}")
@@ -350,10 +353,15 @@ def _fresh(start: Callable[[], Server],
     return step
 
 
+def _skipped(reason: str) -> Callable[[], dict[str, Any]]:
+    """A sweep step that cannot run here, and why."""
+    return lambda: {"skipped": reason}
+
+
 def room_sizes(start: Callable[[], Server], settings: Settings) -> dict[str, Any]:
     """(8) Join storms by room size, mesh and star: joins/s and frames per join. A mesh
     room of n costs about n/2 frames per join, n^2/2 to fill; a star room 2 and 2n."""
-    steps = []
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
     for topology, text in (("mesh", settings.mesh_sizes), ("star", settings.star_sizes)):
         for size in sizes(text):
             per_room = size - 1
@@ -373,10 +381,17 @@ def room_sizes(start: Callable[[], Server], settings: Settings) -> dict[str, Any
 def idle_sweep(start: Callable[[], Server], settings: Settings) -> dict[str, Any]:
     """(9) The idle scenario at each of `idle_counts` sockets, for `sweep_idle_seconds`
     each: memory per connection and idle CPU as the count grows."""
-    steps = []
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    # Each server process holds one descriptor a socket, and some of its own.
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     for count in sizes(settings.idle_counts):
         step_settings = replace(settings, idle_clients=count,
                                 idle_seconds=settings.sweep_idle_seconds)
+        if count + 200 > open_files:
+            reason = (f"{count:,} sockets need more than the open files limit "
+                      f"({open_files:,}) allows a server process")
+            steps.append((f"idle_{count}", _skipped(reason)))
+            continue
 
         def measure(server: Server, step_settings: Settings = step_settings) -> dict[str, Any]:
             return idle(server, step_settings)

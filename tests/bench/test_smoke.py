@@ -46,3 +46,20 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     assert resume["resumes"] == 4 * 3 and resume["joined_p99_ms"] is not None
     assert resume["plain_cpu_per_1k"] and resume["resumable_cpu_per_1k"]
     assert "7 resume" in result.stdout
+
+
+def test_sweeps_show_mesh_growing_with_the_room_and_star_not(tmp_path: Path) -> None:
+    """`--only roomsizes,idlesweep` (issue 15's growth scenarios), small: a mesh join
+    costs 1 + n/2 frames, a star join 2; the idle sweep runs at each socket count."""
+    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only",
+                             "roomsizes,idlesweep", "--results-dir", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    [path] = tmp_path.glob("bench-*.json")
+    results = json.loads(path.read_text())
+    assert results["ok"] and results["lost"] == 0 and not results["problems"], output
+    sizes = results["scenarios"]["roomsizes"]["switchboard"]
+    assert [sizes[f"mesh_{n}_frames_per_join"] for n in (2, 5, 10)] == [2.0, 3.5, 6.0]
+    assert {sizes[f"star_{n}_frames_per_join"] for n in (5, 20)} == {2.0}
+    assert set(results["scenarios"]["idlesweep"]) == {"switchboard", "peerjs"}
