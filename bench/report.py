@@ -167,6 +167,54 @@ def table(scenarios: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A goal of issue 15, on a row's ratio against PeerJS or on Switchboard's own value."""
+
+    name: str
+    scenario: str
+    key: str
+    goal: float
+    better: str  # "higher" or "lower"
+    of_ratio: bool  # the goal bounds Switchboard / PeerJS, else Switchboard's value
+    unit: str = "x"
+
+
+TARGETS = (
+    Target("relay throughput, closed loop", "throughput", "msgs_per_s", 1.0, "higher", True),
+    Target("CPU per message at 5,000 msg/s", "cpu", "server_cpu_per_1k", 1.5, "lower", True),
+    Target("p99 at the fixed-rate scenario", "latency", "p99_ms", 10.0, "lower", False, " ms"),
+    Target("join storm", "storm", "joins_per_s", 1.0, "higher", True),
+    Target("idle memory per connection, gateway", "idle", "main_kib_per_conn", 5.0, "lower",
+           False, " KB"),
+)
+
+
+def targets(scenarios: dict[str, dict[str, Any]]) -> str:
+    """Issue 15's targets, each with what this run measured and whether it met it."""
+    lines = ["Targets (issue 15):"]
+    for target in TARGETS:
+        results = scenarios.get(target.scenario) or {}
+        ours = (results.get("switchboard") or {}).get(target.key)
+        theirs = (results.get("peerjs") or {}).get(target.key)
+        value: float | None = None
+        if isinstance(ours, int | float):
+            if not target.of_ratio:
+                value = float(ours)
+            elif isinstance(theirs, int | float) and theirs:
+                value = ours / theirs
+        bound = ">=" if target.better == "higher" else "<="
+        goal = f"{bound} {target.goal:g}{target.unit}"
+        if value is None:
+            lines.append(f"  {target.name}: not measured in this run (goal {goal})")
+            continue
+        met = value >= target.goal if target.better == "higher" else value <= target.goal
+        shown = f"{value:.2f}{target.unit}"
+        lines.append(f"  {target.name}: {shown} (goal {goal}): "
+                     f"{'met' if met else 'not met'}")
+    return "\n".join(lines)
+
+
 def cpu_breakdown(scenarios: dict[str, dict[str, Any]]) -> str:
     """Server CPU per message delivered, by process, split into the process's own code
     (user) and the kernel's work for it (system calls, loopback TCP): what each hop costs."""

@@ -355,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table(ordered))
     print()
+    print(report.targets(ordered))
+    print()
     breakdown = report.cpu_breakdown(ordered)
     if breakdown:
         print(breakdown)

@@ -33,6 +33,9 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     assert set(split) == {"gateway", "relay", "redis"}
     assert all(user + kernel > 0 for user, kernel in split.values()), split
     assert "Server CPU per message delivered, by process" in result.stdout
+    # Issue 15's targets, each measured (met or not: the smoke sizes prove nothing).
+    goals = result.stdout.split("Targets (issue 15):")[1].split("\n\n")[0]
+    assert goals.count("(goal ") == 5 and "not measured" not in goals, goals
     assert "gateway " in result.stdout.split("by process")[1]
     # Room storms: a star client's join costs two frames (its joined_room, the host's
     # new_peer); a mesh join tells everyone there. PeerJS has no rooms to storm.
