@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 
 import msgspec
@@ -86,12 +87,15 @@ class Relay:
     async def run(self) -> None:
         """Work until `stopping` is set, then finish the batch and give the shards back."""
         renew_every = self.settings.lease_ttl_ms / 3000
-        next_renew = next_claim = next_sweep = 0.0
+        next_claim = next_sweep = 0.0
         scripts_loaded = False
         backoff = _BACKOFF_MIN_S
         cluster = self.topology.cluster
         renewing = asyncio.get_running_loop().create_task(self._renew_forever()) \
             if cluster else None
+        # Due at once, or on a cluster never: that task renews the leases there.
+        renew_due = math.inf if cluster else 0.0
+        next_renew = renew_due
         log.info("relay %s started", self.id)
         while not self.stopping.is_set():
             try:
@@ -99,7 +103,7 @@ class Relay:
                     await self.load_scripts()
                     scripts_loaded = True
                 now = time.monotonic()
-                if now >= next_renew and renewing is None:
+                if now >= next_renew:
                     await self.renew_leases()
                     next_renew = now + renew_every
                 if now >= next_claim:
@@ -111,7 +115,7 @@ class Relay:
                     next_sweep = now + _SWEEP_EVERY_S
                 if cluster or not self.owned:
                     # (On a cluster the shards are read by tasks of their own.)
-                    await self._pause(max(0.0, min(next_claim, next_renew)
+                    await self._pause(max(0.0, min(next_claim, next_sweep, next_renew)
                                           - time.monotonic()))
                     continue
                 await self.process_batch(self._reader, list(self.owned.values()))
@@ -121,7 +125,8 @@ class Relay:
                 await self._pause(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 scripts_loaded = False
-                next_renew = next_claim = 0.0
+                next_claim = 0.0
+                next_renew = renew_due
                 if not cluster:
                     # Nothing half done survives a failure (rule 2): start over from Redis.
                     self._reader.close()
