@@ -41,10 +41,12 @@ BUSY_BYTES = 1024 * 1024
 FAILOVER_WAIT_S = 8.0
 _RETRY_MIN_S, _RETRY_MAX_S = 0.02, 0.5
 _ASKING = pack(b"ASKING")
+_CHECK_PAGE = 1000  # entries per XRANGE when checking what a broken round trip wrote
 
 
 class _Pending:
-    __slots__ = ("stream", "payload", "on_error", "on_done", "deadline", "asking")
+    __slots__ = ("stream", "payload", "on_error", "on_done", "deadline", "asking",
+                 "written_after")
 
     def __init__(self, stream: str, payload: bytes, on_error: OnError,
                  on_done: Callable[[], None] | None) -> None:
@@ -54,6 +56,9 @@ class _Pending:
         self.on_done = on_done
         self.deadline = 0.0  # set at the first failure that is worth waiting out
         self.asking = False  # send ASKING first (an ASK redirect during a slot migration)
+        # Set when a round trip carrying the event broke after it was sent: Redis may have
+        # written it, after this entry id of its stream. Checked before it is sent again.
+        self.written_after: bytes | None = None
 
 
 class EventSink:
@@ -69,6 +74,8 @@ class EventSink:
         self._writers: dict[Node, _Writer] = {}
         # Stream -> the writer holding some of its events (cluster only).
         self._outstanding: dict[str, _Holding] = {}
+        # Stream -> the id of the last entry Redis said it wrote there (cluster only).
+        self.last_ids: dict[str, bytes] = {}
         self.drained: Callable[[], None] = lambda: None  # after each round trip
         self.connections = 0  # made so far (metrics: more than one is a reconnect)
         self._closed = asyncio.Event()
@@ -212,12 +219,21 @@ class _Writer:
             commands.append(wait)
             count += 1
         replies: list[Reply]
+        sent = False
         try:
-            replies = await self._round_trip(b"".join(commands), count)
+            conn = await self._connection()
+            sent = True
+            replies = await conn.request(b"".join(commands), count, _ROUND_TRIP_S)
         except (RedisError, OSError, TimeoutError) as exc:
             self._drop_connection()
             error = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
             if sink.topology.cluster:
+                if sent:
+                    # Redis may have written (and replicated) some of these before the
+                    # connection broke: sent again blindly, they would be relayed twice.
+                    for pending in batch:
+                        if pending.written_after is None:
+                            pending.written_after = sink.last_ids.get(pending.stream, b"0-0")
                 # A master lost: wait for its replica to be promoted, then write there.
                 await self._retry([(pending, error) for pending in batch])
                 return
@@ -227,12 +243,15 @@ class _Writer:
             self.wait.answered(replies.pop(), len(batch))
         again: list[tuple[_Pending, RedisError]] = []
         answers = iter(replies)
+        last_ids = sink.last_ids if sink.topology.cluster else None
         for pending in batch:
             if pending.asking:
                 next(answers)  # ASKING's +OK
                 pending.asking = False
             reply = next(answers)
             if not isinstance(reply, RedisError):
+                if last_ids is not None:
+                    last_ids[pending.stream] = reply  # type: ignore[assignment]
                 sink.settled(pending)
                 if pending.on_done is not None:
                     pending.on_done()
@@ -286,8 +305,43 @@ class _Writer:
         # What was queued here for those streams meanwhile goes with them, after them;
         # the rest of the queue, for slots that moved too.
         events = [p for p in events if p.stream in waiting] + self._take_queued(waiting)
+        if any(pending.written_after is not None for pending in events):
+            try:
+                events = await self._unwritten(events)
+            except (RedisError, OSError, TimeoutError) as exc:
+                # The master that can tell is not answering yet: ask again later.
+                error = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
+                await self._retry([(pending, error) for pending in events])
+                return
         queued, self._pending, self._pending_bytes = self._pending, [], 0
         self.add_first(sink.move(events + queued, self))
+
+    async def _unwritten(self, events: list[_Pending]) -> list[_Pending]:
+        """Settle the events of a broken round trip that Redis did write, as its streams
+        now show; return the rest, in order, to be sent."""
+        sink = self.sink
+        uncertain: dict[str, list[_Pending]] = {}
+        for pending in events:
+            if pending.written_after is not None:
+                uncertain.setdefault(pending.stream, []).append(pending)
+        written: set[int] = set()
+        for stream, pendings in uncertain.items():
+            entries = await _entries_after(sink.topology.node_of(stream).url, stream,
+                                           min(p.written_after or b"" for p in pendings))
+            found = written_prefix([pending.payload for pending in pendings], entries)
+            written.update(id(pending) for pending in pendings[:found])
+        if written:
+            log.info("%d events of a broken round trip were written already", len(written))
+        rest: list[_Pending] = []
+        for pending in events:
+            pending.written_after = None
+            if id(pending) not in written:
+                rest.append(pending)
+                continue
+            sink.settled(pending)
+            if pending.on_done is not None:
+                pending.on_done()
+        return rest
 
     def _take_queued(self, streams: set[str]) -> list[_Pending]:
         """Remove and return this writer's queued events of `streams`, in order."""
@@ -297,12 +351,11 @@ class _Writer:
             self._pending_bytes = sum(len(p.payload) for p in self._pending)
         return taken
 
-    async def _round_trip(self, buffer: bytes, count: int) -> list[Reply]:
-        """Send the batch, read its `count` replies; an error reply fails its event only."""
+    async def _connection(self) -> RespConnection:
         if self._conn is None or not self._conn.connected:
             self._conn = await RespConnection.open(self.node.url, timeout=_ROUND_TRIP_S)
             self.sink.connections += 1
-        return await self._conn.request(buffer, count, _ROUND_TRIP_S)
+        return self._conn
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
@@ -320,3 +373,36 @@ class _Holding:
     def __init__(self, writer: _Writer) -> None:
         self.writer = writer
         self.count = 0
+
+
+def written_prefix(sent: list[bytes], entries: list[bytes]) -> int:
+    """How many of `sent` (one stream's events of a broken round trip, in order) Redis
+    wrote, given the payloads of the stream's entries since before them. Redis applies a
+    connection's commands in order and a replica holds a prefix of its master's writes,
+    so what was written is a prefix of `sent`; other gateways' entries may come between."""
+    found = 0
+    for payload in entries:
+        if found < len(sent) and payload == sent[found]:
+            found += 1
+    return found
+
+
+async def _entries_after(url: str, stream: str, after: bytes) -> list[bytes]:
+    """The `e` payloads of the stream's entries after the id `after` (a rare check, on a
+    connection of its own)."""
+    conn = await RespConnection.open(url, timeout=_ROUND_TRIP_S)
+    payloads: list[bytes] = []
+    try:
+        start = b"(" + after
+        while True:
+            [reply] = await conn.request(
+                pack(b"XRANGE", stream, start, b"+", b"COUNT", _CHECK_PAGE), 1, _ROUND_TRIP_S)
+            if isinstance(reply, RedisError):
+                raise reply
+            for entry_id, fields in reply:  # type: ignore[union-attr]
+                payloads.append(dict(zip(fields[::2], fields[1::2], strict=True))[b"e"])
+                start = b"(" + entry_id
+            if len(reply) < _CHECK_PAGE:  # type: ignore[arg-type]
+                return payloads
+    finally:
+        conn.close()

@@ -30,8 +30,8 @@ _SUBSCRIBE_TIMEOUT_S = 5.0
 # (`service unavailable`).
 _CONNECT_WAIT_S = 1.0
 # Reconnecting: first retry after the minimum, doubling up to the maximum, so that a
-# Redis that comes back is used again within seconds (issue: "within 5 s").
-_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
+# Redis that comes back (or a replica promoted) is used again within a second.
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 1.0
 # A subscription sent to a node that no longer serves its slot is sent again, this often.
 _ATTEMPTS = 3
 # The slot whose master the gateway stays connected to even with no socket there.
