@@ -326,8 +326,8 @@ class _Writer:
                 uncertain.setdefault(pending.stream, []).append(pending)
         written: set[int] = set()
         for stream, pendings in uncertain.items():
-            entries = await _entries_after(sink.topology.node_of(stream).url, stream,
-                                           min(p.written_after or b"" for p in pendings))
+            after = min((p.written_after or b"0-0" for p in pendings), key=_id_order)
+            entries = await _entries_after(sink.topology.node_of(stream).url, stream, after)
             found = written_prefix([pending.payload for pending in pendings], entries)
             written.update(id(pending) for pending in pendings[:found])
         if written:
@@ -385,6 +385,12 @@ def written_prefix(sent: list[bytes], entries: list[bytes]) -> int:
         if found < len(sent) and payload == sent[found]:
             found += 1
     return found
+
+
+def _id_order(entry_id: bytes) -> tuple[int, int]:
+    """A stream entry id (`ms-seq`) as it orders in its stream."""
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 async def _entries_after(url: str, stream: str, after: bytes) -> list[bytes]:

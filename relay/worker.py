@@ -12,6 +12,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from relay.effects import Effect
 from relay.leases import RELEASE, RENEW, Leases
+from relay.linger import Linger
 from relay.metrics import RelayMetrics
 from relay.rooms import RoomBook
 from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
@@ -32,8 +33,10 @@ _BLOCK_MS = 200
 # takeover follows the lease TTL closely; dead gateways are looked for every second.
 _CLAIM_EVERY_S = 0.25
 _SWEEP_EVERY_S = 1.0
-# Reconnecting to Redis: first retry after the minimum, doubling up to the maximum.
-_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
+# Reconnecting to Redis: first retry after the minimum, doubling up to the maximum. A
+# refused connection costs next to nothing, and a promoted replica is used within a
+# second of the election (the issue: service back within 10 s of a master's kill).
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 1.0
 # A read or a batch of commits whose replies take longer gives the connection up.
 _ROUND_TRIP_S = 10.0
 
@@ -42,10 +45,11 @@ class _Reader:
     """A connection that reads shard streams and commits their batches, and its
     XREADGROUP command, packed again only when the shards it reads change."""
 
-    __slots__ = ("conn", "reading", "command", "wait")
+    __slots__ = ("conn", "reading", "command", "wait", "linger")
 
-    def __init__(self, wait: ReplicaWait) -> None:
+    def __init__(self, wait: ReplicaWait, linger: Linger) -> None:
         self.wait = wait
+        self.linger = linger
         self.conn: RespConnection | None = None
         self.reading: tuple[tuple[str, bool], ...] = ()
         self.command = b""
@@ -81,7 +85,7 @@ class Relay:
         # The hot path's own connection (shared.resp): one XREADGROUP over every owned
         # shard, and the commits. On a cluster, where one command cannot span slots,
         # each shard has a reader task and connection of its own instead (_read_shard).
-        self._reader = _Reader(self._replica_wait())
+        self._reader = self._new_reader()
         self._shard_readers: dict[int, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
@@ -275,14 +279,15 @@ class Relay:
                         settings.resume_buffer_frames, int(settings.resume_grace_s * 1000))
         return await load_shard(self.redis, number, book)
 
-    def _replica_wait(self) -> ReplicaWait:
-        return ReplicaWait(self.settings.redis_wait_replicas, "commits")
+    def _new_reader(self) -> _Reader:
+        return _Reader(ReplicaWait(self.settings.redis_wait_replicas, "commits"),
+                       Linger(self.settings.relay_linger_ms / 1000))
 
     async def _read_shard(self, number: int) -> None:
         """A cluster's shard: read and commit on a connection to the master of its slot,
         until the shard is given up. A failure (the slot moved, the master failed over)
         reads the shard back from Redis, as a takeover does, and carries on there."""
-        reader = _Reader(self._replica_wait())
+        reader = self._new_reader()
         backoff = _BACKOFF_MIN_S
         try:
             while not self.stopping.is_set() and number in self.owned:
@@ -339,6 +344,7 @@ class Relay:
         (response,) = _checked(await conn.request(self._xreadgroup(reader, shards), 1,
                                                   _BLOCK_MS / 1000 + _ROUND_TRIP_S))
         if not response:
+            reader.linger.after_read(0, False, time.monotonic())
             return
         assert isinstance(response, list)
         commands: list[bytes] = []
@@ -387,8 +393,10 @@ class Relay:
                 self._forget(shard.number)
         if committed:
             self.metrics.batch_events.observe(committed)
-        if not full and self.settings.relay_linger_ms:
-            await asyncio.sleep(self.settings.relay_linger_ms / 1000)
+        pause = reader.linger.after_read(sum(len(entries) for _, entries in response),
+                                         full, time.monotonic())
+        if pause:
+            await asyncio.sleep(pause)
 
     def _apply(self, shard: Shard, entries: list[list[Reply]]
                ) -> tuple[bytes, str, dict[type[AnyEvent], int]]:

@@ -41,7 +41,7 @@ class Settings:
     # next, so that events arriving meanwhile share one read and one commit per shard:
     # at moderate traffic most of Redis's and the relay's work is per read and per
     # commit, not per event. Costs at most this much latency; 0 reads again at once.
-    relay_linger_ms: float = 1.0
+    relay_linger_ms: float = 2.0
     # After each batch of XADDs and of commits, WAIT for this many replicas to have it
     # (0: don't): a master that fails then loses less of what it acknowledged, at the
     # cost of a replication round trip per batch.

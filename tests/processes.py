@@ -248,12 +248,18 @@ def start_cluster(redis: RedisLike, gateways: int, relays: int, **env: str) -> C
     base = {**os.environ, "REDIS_URL": redis.url, "LOG_LEVEL": "info",
             "PYTHONPATH": str(ROOT), **env}
     cluster = Cluster(redis, workdir, base)
-    for _ in range(relays):
-        cluster.start_relay()
-    for _ in range(gateways):
-        cluster.start_gateway()
-    for _, port in cluster.gateways:
-        cluster.wait_ready(port)
+    try:
+        for _ in range(relays):
+            cluster.start_relay()
+        for _ in range(gateways):
+            cluster.start_gateway()
+        for _, port in cluster.gateways:
+            cluster.wait_ready(port)
+    except BaseException:
+        # Not ready in time: stop what was started, or it outlives the test run.
+        cluster.stop()
+        print(f"\nprocess logs in {workdir}")
+        raise
     return cluster
 
 
