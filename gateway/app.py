@@ -15,7 +15,7 @@ from sanic import Request, Sanic, response
 from gateway.browser_library import library_routes
 from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
-from gateway.heartbeat import Heartbeat
+from gateway.heartbeat import STOP_WITHIN_S, Heartbeat
 from gateway.origins import AllowedOrigins
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
@@ -97,7 +97,10 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
             app.ctx.metrics_server.shutdown()
         await app.ctx.gateway.subscriber.close()
         await app.ctx.gateway.sink.close()
-        await app.ctx.redis.aclose()
+        try:
+            await asyncio.wait_for(app.ctx.redis.aclose(), STOP_WITHIN_S)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("could not close the Redis client: %s", exc)
 
     async def not_an_upgrade(request: Request) -> response.HTTPResponse:
         # WebSocket upgrades to these paths never reach Sanic (gateway/ws_upgrade.py,

@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shared.replica_wait import ReplicaWait
-from shared.resp import Reply, RespConnection, pack, pack_argument, pack_start
+from shared.resp import Reply, RespConnection, entry_field, pack, pack_argument, pack_start
 from shared.topology import Node, Topology, cluster_error, redirect_node
 
 log = logging.getLogger(__name__)
@@ -405,10 +405,19 @@ async def _entries_after(url: str, stream: str, after: bytes) -> list[bytes]:
                 pack(b"XRANGE", stream, start, b"+", b"COUNT", _CHECK_PAGE), 1, _ROUND_TRIP_S)
             if isinstance(reply, RedisError):
                 raise reply
-            for entry_id, fields in reply:  # type: ignore[union-attr]
-                payloads.append(dict(zip(fields[::2], fields[1::2], strict=True))[b"e"])
-                start = b"(" + entry_id
-            if len(reply) < _CHECK_PAGE:  # type: ignore[arg-type]
+            if not isinstance(reply, list):
+                raise RedisError(f"XRANGE answered {reply!r}")
+            for entry in reply:
+                match entry:
+                    case [bytes() as entry_id, list() as fields]:
+                        try:
+                            payloads.append(entry_field(fields, b"e"))
+                        except KeyError:
+                            pass  # not an event of ours
+                        start = b"(" + entry_id
+                    case _:
+                        raise RedisError(f"XRANGE answered an entry {entry!r}")
+            if len(reply) < _CHECK_PAGE:
                 return payloads
     finally:
         conn.close()

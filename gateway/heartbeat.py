@@ -14,6 +14,8 @@ from shared.redis_clients import RedisClient
 
 log = logging.getLogger(__name__)
 
+STOP_WITHIN_S = 2.0  # the longest a stopping gateway waits to remove its heartbeat
+
 
 class Heartbeat:
     """Keeps `sig:gw:<id>` alive while the gateway runs (architecture.md, rule 4)."""
@@ -52,8 +54,9 @@ class Heartbeat:
                 log.warning("heartbeat failed: %s", exc)
 
     async def stop(self) -> None:
-        """Say at once that this gateway is gone (after its sockets have left)."""
+        """Say at once that this gateway is gone (after its sockets have left); within a
+        bound, since SIGTERM must end the process even while Redis does not answer."""
         try:
-            await self.redis.delete(self.key)
-        except RedisError as exc:
+            await asyncio.wait_for(self.redis.delete(self.key), STOP_WITHIN_S)
+        except (RedisError, TimeoutError) as exc:
             log.warning("could not remove heartbeat (it lapses by itself): %s", exc)

@@ -21,7 +21,7 @@ from shared.events import AnyEvent, event_decoder, event_encoder
 from shared.process_id import process_id
 from shared.redis_clients import RedisClient, get_many
 from shared.replica_wait import ReplicaWait
-from shared.resp import Reply, RespConnection, pack
+from shared.resp import Reply, RespConnection, entry_field, pack
 from shared.settings import Settings
 from shared.topology import Topology, cluster_error
 
@@ -421,7 +421,7 @@ class Relay:
                 continue  # trimmed away: ack only
             first_new = first_new or entry_id
             try:
-                event = event_decoder.decode(_field(fields, b"e"))
+                event = event_decoder.decode(entry_field(fields, b"e"))
             except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
                 log.error("skipping undecodable event %s on %s: %s", entry_id, shard.stream, exc)
                 continue
@@ -449,16 +449,6 @@ class Relay:
                 if group.get("name") in (keys.GROUP, keys.GROUP.encode()):
                     lag += int(group.get("lag") or 0) + int(group.get("pending") or 0)
         return lag
-
-
-def _field(fields: list[Reply], name: bytes) -> bytes:
-    """A stream entry's field, from its flat [field, value, ...] list."""
-    for index in range(0, len(fields) - 1, 2):
-        if fields[index] == name:
-            value = fields[index + 1]
-            if isinstance(value, bytes):
-                return value
-    raise KeyError(name)
 
 
 def _checked(replies: list[Reply]) -> list[Reply]:

@@ -6,15 +6,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
 RedisClient = Redis | RedisCluster
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, but a cluster none of whose nodes answers fails with a
+    RedisError, as every other unreachable Redis does. redis-py raises its
+    RedisClusterException there (from `initialize`, which every command and pipeline
+    goes through), which is no RedisError: uncaught, it ended the gateway's heartbeat
+    task for good, and its SIGTERM hung, while the whole cluster was down."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> _Cluster:
+        try:
+            await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(str(exc)) from exc
+        return self
+
 
 _DISCOVER_BACKOFF_MAX_S = 2.0
 
@@ -36,9 +54,9 @@ def redis_client(topology: Topology) -> RedisClient:
     if topology.cluster:
         # Few, short retries: a master failing over must not stall a relay's other work
         # (its leases on the other masters) for longer than a lease lasts.
-        return RedisCluster.from_url(topology.url, health_check_interval=10,
-                                     socket_timeout=2, socket_connect_timeout=1,
-                                     cluster_error_retry_attempts=3)
+        return _Cluster.from_url(topology.url, health_check_interval=10,
+                                 socket_timeout=2, socket_connect_timeout=1,
+                                 cluster_error_retry_attempts=3)
     return Redis.from_url(topology.url, health_check_interval=10)
 
 

@@ -46,6 +46,16 @@ def pack_argument(arg: bytes | str | int) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(arg), arg)
 
 
+def entry_field(fields: list[Reply], name: bytes) -> bytes:
+    """A stream entry's field, from its flat [field, value, ...] list."""
+    for index in range(0, len(fields) - 1, 2):
+        if fields[index] == name:
+            value = fields[index + 1]
+            if isinstance(value, bytes):
+                return value
+    raise KeyError(name)
+
+
 def tls_context(options: Mapping[str, object]) -> ssl.SSLContext:
     """TLS as redis-py does it for the same URL: the system's CA certificates, or
     `ssl_ca_certs`; `ssl_cert_reqs=none` takes any certificate (Heroku Redis serves

@@ -26,6 +26,7 @@ import asyncio
 import itertools
 import json
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -739,3 +740,30 @@ def _flowing_again_s(pair: Pair) -> float | None:
 
 def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 2)
+
+
+# --- the whole cluster gone ---------------------------------------------------------------
+
+
+async def test_processes_stop_on_sigterm_while_the_whole_cluster_is_down() -> None:
+    """With no node reachable, redis-py's cluster client raises an error that is no
+    RedisError; it once killed the gateway's heartbeat task and made its SIGTERM hang.
+    A gateway that has a peer in a room, and a relay, must still stop at once."""
+    with services() as (redis, cluster):
+        [url] = [f"ws://127.0.0.1:{port}/" for _, port in cluster.gateways[:1]]
+        peer = await Peer.connect(url)
+        await peer.join("before-the-outage")
+        redis.stop()
+        assert await peer.closed_with() == CloseCode.SERVICE_RESTART
+        await eventually(lambda: _logged(cluster, "heartbeat failed", 2), 15,
+                         "the gateway's heartbeat to fail twice (its task is alive)")
+        for process in processes(cluster):
+            started = time.monotonic()
+            process.signal(signal.SIGTERM)
+            await asyncio.to_thread(process.wait, 10)
+            assert time.monotonic() - started < 5, f"{process.name} took long to stop"
+
+
+def _logged(cluster: Cluster, text: str, times: int) -> bool:
+    """Whether every gateway's log has `text` at least `times` times."""
+    return all(process.log().count(text) >= times for process, _ in cluster.gateways)
