@@ -43,7 +43,8 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
     async def start(app: App) -> None:
         topology = await discover(settings.redis_url)
         redis = redis_client(topology)
-        sink = EventSink(topology, settings.stream_maxlen, settings.redis_wait_replicas)
+        sink = EventSink(topology, settings.stream_maxlen, settings.redis_wait_replicas,
+                         settings.gateway_linger_ms / 1000)
         gateway: Gateway | None = None
 
         def lost(channels: list[bytes]) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from shared.linger import Linger
 from shared.replica_wait import ReplicaWait
 from shared.resp import Reply, RespConnection, entry_field, pack, pack_argument, pack_start
 from shared.topology import Node, Topology, cluster_error, redirect_node
@@ -41,6 +42,9 @@ BUSY_BYTES = 1024 * 1024
 FAILOVER_WAIT_S = 8.0
 _RETRY_MIN_S, _RETRY_MAX_S = 0.02, 0.5
 _ASKING = pack(b"ASKING")
+# A round trip that carried this many events is not followed by a wait: the load batches
+# them well enough, and waiting would only add latency.
+_FULL_BATCH = 64
 _CHECK_PAGE = 1000  # entries per XRANGE when checking what a broken round trip wrote
 
 
@@ -66,10 +70,12 @@ class EventSink:
     as they are read, in order); an event that does not reach Redis is reported to its
     `on_error`."""
 
-    def __init__(self, topology: Topology, maxlen: int, wait_replicas: int = 0) -> None:
+    def __init__(self, topology: Topology, maxlen: int, wait_replicas: int = 0,
+                 linger_s: float = 0.0) -> None:
         self.topology = topology
         self.maxlen = maxlen
         self.wait_replicas = wait_replicas
+        self.linger_s = linger_s  # see shared/linger.py
         self._prefixes: dict[str, bytes] = {}
         self._writers: dict[Node, _Writer] = {}
         # Stream -> the writer holding some of its events (cluster only).
@@ -172,6 +178,7 @@ class _Writer:
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
         self.wait = ReplicaWait(sink.wait_replicas, "XADDs")
+        self.linger = Linger(sink.linger_s)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def add(self, pending: _Pending) -> bool:
@@ -207,6 +214,13 @@ class _Writer:
             if batch:
                 await self._write(batch)
             self.sink.drained()
+            if batch:
+                # A write and a read per round trip, in the gateway and in Redis, whatever
+                # it carries: at moderate traffic, let the next one carry more.
+                pause = self.linger.after_read(len(batch), len(batch) >= _FULL_BATCH,
+                                               time.monotonic())
+                if pause:
+                    await asyncio.sleep(pause)
 
     async def _write(self, batch: list[_Pending]) -> None:
         sink = self.sink

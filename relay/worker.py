@@ -12,12 +12,12 @@ from redis.exceptions import RedisError, ResponseError
 
 from relay.effects import Effect
 from relay.leases import RELEASE, RENEW, Leases
-from relay.linger import Linger
 from relay.metrics import RelayMetrics
 from relay.rooms import RoomBook
 from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
 from shared import keys
 from shared.events import AnyEvent, event_decoder, event_encoder
+from shared.linger import Linger
 from shared.process_id import process_id
 from shared.redis_clients import RedisClient, get_many
 from shared.replica_wait import ReplicaWait

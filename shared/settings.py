@@ -40,8 +40,12 @@ class Settings:
     # After a read that found less than a full batch, a relay waits this long before the
     # next, so that events arriving meanwhile share one read and one commit per shard:
     # at moderate traffic most of Redis's and the relay's work is per read and per
-    # commit, not per event. Costs at most this much latency; 0 reads again at once.
+    # commit, not per event. Costs at most this much latency; not taken when traffic is
+    # too thin to fill it (shared/linger.py); 0 reads again at once.
     relay_linger_ms: float = 2.0
+    # The same for a gateway's XADDs to each Redis master: a wait before the next round
+    # trip, so that more sockets' events share one write and one read.
+    gateway_linger_ms: float = 1.0
     # After each batch of XADDs and of commits, WAIT for this many replicas to have it
     # (0: don't): a master that fails then loses less of what it acknowledged, at the
     # cost of a replication round trip per batch.
@@ -105,8 +109,9 @@ class Settings:
                      "gateway_ttl_ms", "frame_burst", "resume_buffer_frames", "turn_ttl_s"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_NAMES[name]} must be at least 1")
-        if self.relay_linger_ms < 0:
-            raise SettingsError(f"{ENV_NAMES['relay_linger_ms']} must not be negative")
+        for name in ("relay_linger_ms", "gateway_linger_ms"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{ENV_NAMES[name]} must not be negative")
         if self.redis_wait_replicas < 0:
             raise SettingsError(f"{ENV_NAMES['redis_wait_replicas']} must not be negative")
         if self.shutdown_seconds < 0:
@@ -143,6 +148,7 @@ ENV_NAMES: dict[str, str] = {
     "lease_ttl_ms": "SWITCHBOARD_LEASE_TTL_MS",
     "batch_size": "SWITCHBOARD_BATCH_SIZE",
     "relay_linger_ms": "SWITCHBOARD_RELAY_LINGER_MS",
+    "gateway_linger_ms": "SWITCHBOARD_GATEWAY_LINGER_MS",
     "redis_wait_replicas": "SWITCHBOARD_REDIS_WAIT_REPLICAS",
     "stream_maxlen": "SWITCHBOARD_STREAM_MAXLEN",
     "max_frame_bytes": "SWITCHBOARD_MAX_FRAME_BYTES",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.linger import Linger
+from shared.linger import Linger
 
 
 def _steady(linger: Linger, events: int, every_s: float, reads: int = 200) -> float:
