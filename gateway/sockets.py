@@ -344,7 +344,8 @@ class Gateway:
         for channel in channels:
             socket = self.by_channel.get(channel)
             if socket is not None:
-                socket.connection.close(CloseCode.SERVICE_RESTART, "subscription lost")
+                socket.connection.close(CloseCode.SERVICE_RESTART, "subscription lost",
+                                        read_on=True)
 
     async def drain(self) -> None:
         """SIGTERM: warn every socket, keep serving N seconds, then close them with 4200."""
@@ -358,7 +359,7 @@ class Gateway:
         sockets = list(self.sockets.values())
         await asyncio.gather(*(s.outbox.flush(1.0) for s in sockets))
         for socket in sockets:
-            socket.connection.close(CloseCode.SHUTDOWN, "shutdown")
+            socket.connection.close(CloseCode.SHUTDOWN, "shutdown", read_on=True)
         # Each socket sends its Leave as TCP closes; wait for them within a bound.
         if self.sockets:
             try:

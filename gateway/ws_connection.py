@@ -37,7 +37,8 @@ class WsConnection(asyncio.Protocol):
 
     __slots__ = ("transport", "max_size", "close_timeout", "_proto", "on_message", "on_lost",
                  "on_writable", "last_heard", "lost", "write_paused", "_fast", "_partial",
-                 "_early", "_held", "_fragments", "_fragmented_text", "_close_timer")
+                 "_early", "_held", "_fragments", "_fragmented_text", "_close_timer",
+                 "_reading_on")
 
     def __init__(self, transport: asyncio.Transport, max_size: int | None,
                  close_timeout: float) -> None:
@@ -63,6 +64,8 @@ class WsConnection(asyncio.Protocol):
         self._fragments: list[bytes] | None = None
         self._fragmented_text = False
         self._close_timer: asyncio.TimerHandle | None = None
+        # After `close(read_on=True)`: messages keep coming until the client's close frame.
+        self._reading_on = False
 
     @property
     def open(self) -> bool:
@@ -138,16 +141,21 @@ class WsConnection(asyncio.Protocol):
         if not self.write_paused and self.open:
             self.transport.write(ws_frames.PING)
 
-    def close(self, code: CloseCode, reason: str = "") -> None:
+    def close(self, code: CloseCode, reason: str = "", read_on: bool = False) -> None:
         """The closing handshake: a close frame now; TCP closes once the client answered,
-        or `close_timeout` seconds later."""
+        or `close_timeout` seconds later. With `read_on`, the messages the client sent
+        before it saw our close frame are still taken, until its own close frame (RFC
+        6455 lets an endpoint receive after it sent a close): a session the server ends
+        for its own reasons loses nothing the client had sent."""
         if self.open:
+            self._reading_on = read_on
             self._ws().send_close(code, reason)
             self._send_pending()
 
     def fail(self, code: CloseCode, reason: str = "") -> None:
         """Fail the connection (RFC 6455, 7.1.7): a close frame, then TCP closes without
         waiting for the client's answer."""
+        self._reading_on = False
         if self.open:
             self._ws().fail(code, reason)
             self._send_pending()
@@ -213,8 +221,10 @@ class WsConnection(asyncio.Protocol):
 
     def _message(self, text: bool, payload: bytes) -> None:
         """A complete data message, to `on_message` (if the socket is still open)."""
-        if not self._ws_open():
-            return  # failed or closing: what follows is not read
+        if not self._ws_open() and not self._reading_on:
+            # Failed, or closing without `read_on`: what follows is not read. (websockets
+            # itself passes on no data frame that follows the client's close frame.)
+            return
         on_message = self.on_message
         if on_message is None:
             if self._early is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.keys import shard_lease
+from tests.faults.rawsocket import CLOSE, RawSocket, encode_frame
 from tests.peers import Peer
 from tests.processes import ROOT, Cluster, free_port, wait_until
 
@@ -37,6 +38,41 @@ async def test_gateway_sigterm_warns_closes_4200_and_rooms_see_peer_left(
     assert await staying.expect("peer_left") == {"event": "peer_left", "sender_id": leaving.id}
     assert await asyncio.to_thread(process.wait, 10) == 0
     await staying.close()
+
+
+async def test_what_a_client_sent_before_it_saw_the_servers_close_is_relayed(
+    cluster: Cluster, room: str
+) -> None:
+    """A message the client sent as the server's 4200 close frame crossed it on the wire
+    reaches its peer: the gateway reads on until the client's own close frame."""
+    process, port = cluster.start_gateway(SWITCHBOARD_SHUTDOWN_SECONDS="0")
+    leaving = await RawSocket.connect(port)
+    leaving.send_json(event="join_room", room_id=room)
+    joined = await leaving.expect_json()
+    assert joined["event"] == "joined_room"
+    staying = await Peer.connect(cluster.url(0))
+    await staying.join(room)
+    assert (await leaving.expect_json())["event"] == "new_peer"
+
+    process.signal(signal.SIGTERM)
+    # Read as a client whose own frames are already on their way: the close frame is
+    # not answered until after the message.
+    frames = list(leaving.pending)
+    while not any(frame.opcode == CLOSE for frame in frames):
+        frames += leaving.parser.feed(await asyncio.wait_for(leaving.reader.read(1 << 16), 10))
+    close = next(frame for frame in frames if frame.opcode == CLOSE)
+    assert close.close_code == 4200
+    leaving.send_json(event="send_to_peer", peer_id=staying.id,
+                      data={"event": "message", "sent": "after the close frame"})
+    leaving.send_raw(encode_frame(CLOSE, close.payload[:2]))
+
+    assert await staying.expect("message") == {
+        "event": "message", "sent": "after the close frame", "sender_id": joined["own_id"]}
+    assert await staying.expect("peer_left") == {"event": "peer_left",
+                                                 "sender_id": joined["own_id"]}
+    assert await asyncio.to_thread(process.wait, 10) == 0
+    await staying.close()
+    await leaving.close()
 
 
 async def test_relay_sigterm_finishes_and_others_carry_on_without_loss(
