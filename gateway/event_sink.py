@@ -240,7 +240,7 @@ class _Writer:
             replies = await conn.request(b"".join(commands), count, _ROUND_TRIP_S)
         except (RedisError, OSError, TimeoutError) as exc:
             self._drop_connection()
-            error = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
+            error = _as_redis_error(exc)
             if sink.topology.cluster:
                 if sent:
                     # Redis may have written (and replicated) some of these before the
@@ -264,8 +264,8 @@ class _Writer:
                 pending.asking = False
             reply = next(answers)
             if not isinstance(reply, RedisError):
-                if last_ids is not None:
-                    last_ids[pending.stream] = reply  # type: ignore[assignment]
+                if last_ids is not None and isinstance(reply, bytes):
+                    last_ids[pending.stream] = reply
                 sink.settled(pending)
                 if pending.on_done is not None:
                     pending.on_done()
@@ -324,7 +324,7 @@ class _Writer:
                 events = await self._unwritten(events)
             except (RedisError, OSError, TimeoutError) as exc:
                 # The master that can tell is not answering yet: ask again later.
-                error = exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
+                error = _as_redis_error(exc)
                 await self._retry([(pending, error) for pending in events])
                 return
         queued, self._pending, self._pending_bytes = self._pending, [], 0
@@ -387,6 +387,11 @@ class _Holding:
     def __init__(self, writer: _Writer) -> None:
         self.writer = writer
         self.count = 0
+
+
+def _as_redis_error(exc: RedisError | OSError | TimeoutError) -> RedisError:
+    """A failed round trip's error as the RedisError the events' callers get."""
+    return exc if isinstance(exc, RedisError) else RedisConnectionError(str(exc))
 
 
 def written_prefix(sent: list[bytes], entries: list[bytes]) -> int:
