@@ -42,7 +42,7 @@ class Settings:
     # at moderate traffic most of Redis's and the relay's work is per read and per
     # commit, not per event. Costs at most this much latency; not taken when traffic is
     # too thin to fill it (shared/linger.py); 0 reads again at once.
-    relay_linger_ms: float = 2.0
+    relay_linger_ms: float = 1.0
     # The same for a gateway's XADDs to each Redis master: a wait before the next round
     # trip, so that more sockets' events share one write and one read.
     gateway_linger_ms: float = 1.0
