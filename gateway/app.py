@@ -15,14 +15,14 @@ from sanic import Request, Sanic, response
 from gateway.browser_library import library_routes
 from gateway.demo import demo_routes
 from gateway.event_sink import EventSink
-from gateway.heartbeat import STOP_WITHIN_S, Heartbeat
+from gateway.heartbeat import Heartbeat
 from gateway.origins import AllowedOrigins
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
 from shared import keys
 from shared.close_codes import CloseCode
 from shared.process_id import process_id
-from shared.redis_clients import discover, get_many, redis_client
+from shared.redis_clients import PROBE_S, close_client, discover, get_many, redis_client
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,11 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
         gateway: Gateway = app.ctx.gateway
         if gateway.draining:
             return
-        await gateway.drain()
-        await app.ctx.heartbeat.stop()
-        app.stop()
+        try:
+            await gateway.drain()
+            await app.ctx.heartbeat.stop()
+        finally:
+            app.stop()  # whatever went wrong above, SIGTERM ends the process
 
     @app.after_server_stop
     async def cleanup(app: App) -> None:
@@ -98,10 +100,7 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
             app.ctx.metrics_server.shutdown()
         await app.ctx.gateway.subscriber.close()
         await app.ctx.gateway.sink.close()
-        try:
-            await asyncio.wait_for(app.ctx.redis.aclose(), STOP_WITHIN_S)
-        except (RedisError, TimeoutError) as exc:
-            log.warning("could not close the Redis client: %s", exc)
+        await close_client(app.ctx.redis)
 
     async def not_an_upgrade(request: Request) -> response.HTTPResponse:
         # WebSocket upgrades to these paths never reach Sanic (gateway/ws_upgrade.py,
@@ -144,7 +143,7 @@ async def readiness_problems(app: App) -> list[str]:
     if not gateway.subscriber.connected:
         problems.append("pub/sub not connected")
     try:
-        holders = await get_many(app.ctx.redis, keys.all_leases(settings.shards))
+        holders = await get_many(app.ctx.redis, keys.all_leases(settings.shards), PROBE_S)
     except RedisError as exc:
         return [*problems, f"redis unreachable: {exc}"]
     unowned = sum(holder is None for holder in holders)

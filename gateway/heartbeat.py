@@ -10,11 +10,9 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from shared import keys
-from shared.redis_clients import RedisClient
+from shared.redis_clients import CALL_S, STOP_S, RedisClient, bounded
 
 log = logging.getLogger(__name__)
-
-STOP_WITHIN_S = 2.0  # the longest a stopping gateway waits to remove its heartbeat
 
 
 class Heartbeat:
@@ -27,7 +25,7 @@ class Heartbeat:
 
     async def register(self) -> None:
         """Say the gateway is alive (on every pub/sub connection, before sockets join)."""
-        await self.redis.set(self.key, int(time.time()), px=self.ttl_ms)
+        await bounded(self.redis.set(self.key, int(time.time()), px=self.ttl_ms), CALL_S)
 
     async def run(self, generation: Callable[[], int], lapsed: Callable[[], None]) -> None:
         """Renew every ttl/3 until cancelled; call `lapsed` if the key expired under us.
@@ -42,8 +40,8 @@ class Heartbeat:
         while True:
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
-                renewed = await self.redis.set(self.key, int(time.time()), px=self.ttl_ms,
-                                               xx=True)
+                renewed = await bounded(self.redis.set(
+                    self.key, int(time.time()), px=self.ttl_ms, xx=True), CALL_S)
                 if not renewed:
                     if generation() == seen:
                         log.warning("heartbeat %s had expired: sockets must rejoin", self.key)
@@ -57,6 +55,6 @@ class Heartbeat:
         """Say at once that this gateway is gone (after its sockets have left); within a
         bound, since SIGTERM must end the process even while Redis does not answer."""
         try:
-            await asyncio.wait_for(self.redis.delete(self.key), STOP_WITHIN_S)
-        except (RedisError, TimeoutError) as exc:
+            await bounded(self.redis.delete(self.key), STOP_S)
+        except RedisError as exc:
             log.warning("could not remove heartbeat (it lapses by itself): %s", exc)

@@ -14,11 +14,17 @@ from relay.health import serve_health
 from relay.worker import Relay
 from shared.logs import configure_logging
 from shared.process_id import process_id
-from shared.redis_clients import discover, redis_client
+from shared.redis_clients import STOP_S, close_client, discover, redis_client
 from shared.runtime import tune_garbage_collector
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# From SIGTERM to the relay's loop ended: it finishes its batch and gives its shards back
+# (within STOP_S) when Redis answers; a call to a Redis that does not answer may hold
+# the loop longer (a shard read back: LOAD_S), and is then cancelled: its leases lapse.
+_STOP_WITHIN_S = STOP_S + 1.0
+
 
 async def serve(settings: Settings, relay_id: str) -> None:
     topology = await discover(settings.redis_url)
@@ -39,11 +45,25 @@ async def serve(settings: Settings, relay_id: str) -> None:
         health = await serve_health(settings.host, settings.relay_health_port,
                                     relay.readiness_problems, metrics)
     try:
-        await relay.run()
+        await _run_until_stopped(relay)
     finally:
         if health is not None:
             health.close()
-        await redis.aclose()
+        await close_client(redis)
+
+
+async def _run_until_stopped(relay: Relay) -> None:
+    """`relay.run()`, cancelled if it has not ended _STOP_WITHIN_S after SIGTERM."""
+    running = asyncio.ensure_future(relay.run())
+    stopping = asyncio.ensure_future(relay.stopping.wait())
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait_for(running, _STOP_WITHIN_S)
+    except TimeoutError:
+        log.warning("Redis did not answer within %.0f s of SIGTERM: stopped without "
+                    "giving the shards back (their leases lapse)", _STOP_WITHIN_S)
+    finally:
+        stopping.cancel()
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 from relay.scripts import LuaScript
 from shared import keys
-from shared.redis_clients import RedisClient, get_many
+from shared.redis_clients import CALL_S, RedisClient, bounded, get_many
 
 RENEW = LuaScript("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -43,7 +43,7 @@ class Leases:
         pipe.zadd(keys.RELAYS, {self.relay_id: now_ms + self.ttl_ms})
         pipe.zremrangebyscore(keys.RELAYS, "-inf", now_ms)
         pipe.zcard(keys.RELAYS)
-        *_, relays = await pipe.execute()
+        *_, relays = await bounded(pipe.execute(), CALL_S)
         return math.ceil(self.shards / max(1, int(relays)))
 
     async def renew(self, owned: list[int]) -> list[int]:
@@ -63,15 +63,15 @@ class Leases:
         """Take up to `wanted` unheld shards, in random order so that relays spread out."""
         if wanted <= 0:
             return []
-        holders = await get_many(self.redis, keys.all_leases(self.shards))
+        holders = await get_many(self.redis, keys.all_leases(self.shards), CALL_S)
         free = [shard for shard, holder in enumerate(holders) if holder is None]
         random.shuffle(free)
         won: list[int] = []
         for shard in free:
             if len(won) == wanted:
                 break
-            if await self.redis.set(keys.shard_lease(shard), self.relay_id, nx=True,
-                                    px=self.ttl_ms):
+            if await bounded(self.redis.set(keys.shard_lease(shard), self.relay_id, nx=True,
+                                            px=self.ttl_ms), CALL_S):
                 won.append(shard)
         return won
 
@@ -85,4 +85,4 @@ class Leases:
         """Release everything and stop counting as a live relay."""
         if shards:
             await self.release(shards)
-        await self.redis.zrem(keys.RELAYS, self.relay_id)
+        await bounded(self.redis.zrem(keys.RELAYS, self.relay_id), CALL_S)

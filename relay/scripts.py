@@ -9,10 +9,11 @@ from typing import Any
 from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
-from shared.redis_clients import RedisClient
+from shared.redis_clients import CALL_S, RedisClient, bounded
 from shared.resp import pack
 
-_CALL_TIMEOUT_S = 1.0
+# A master that died must not hold back the renewal of every other master's leases.
+_CLUSTER_CALL_S = 1.0
 
 
 class LuaScript:
@@ -35,8 +36,8 @@ class LuaScript:
         gives its RedisError, so that a master failing over spoils only its own."""
         if isinstance(redis, RedisCluster):
             results = await asyncio.gather(*(
-                self._bounded(redis, keys, args) for keys, args in calls),
-                return_exceptions=True)
+                bounded(redis.evalsha(self.sha, len(keys), *keys, *args), _CLUSTER_CALL_S)
+                for keys, args in calls), return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(result, RedisError):
                     raise result
@@ -44,21 +45,11 @@ class LuaScript:
         pipe = redis.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(self.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
-
-    async def _bounded(self, redis: RedisCluster, keys: list[str],
-                       args: list[str | bytes | int]) -> Any:
-        """One call, given up after _CALL_TIMEOUT_S: a master that died must not hold
-        back the renewal of every other master's leases."""
-        try:
-            async with asyncio.timeout(_CALL_TIMEOUT_S):
-                return await redis.evalsha(self.sha, len(keys), *keys, *args)
-        except TimeoutError as exc:
-            raise RedisError(f"no answer within {_CALL_TIMEOUT_S} s") from exc
+        return list(await bounded(pipe.execute(raise_on_error=False), CALL_S))
 
     def command(self, keys: list[str], args: list[str | bytes | int]) -> bytes:
         """The EVALSHA call as RESP, for the relay's hot path (shared.resp)."""
         return pack(b"EVALSHA", self.sha, len(keys), *keys, *args)
 
     async def load(self, redis: RedisClient) -> None:
-        await redis.script_load(self.source)
+        await bounded(redis.script_load(self.source), CALL_S)

@@ -23,7 +23,7 @@ from relay.rooms import RoomBook
 from relay.scripts import LuaScript
 from shared import keys
 from shared.events import ReplayBroken, event_encoder, member_decoder
-from shared.redis_clients import RedisClient
+from shared.redis_clients import LOAD_S, RedisClient, bounded
 
 log = logging.getLogger(__name__)
 
@@ -128,19 +128,18 @@ async def load_shard(redis: RedisClient, number: int, book: RoomBook) -> Shard:
     """Rebuild a shard's rooms into the empty `book`, and its checkpoint, from Redis (on
     takeover)."""
     # No transaction needed: we hold the lease, so no other relay commits meanwhile.
-    checkpoint, digests, counters = await (
+    checkpoint, digests, counters = await bounded(
         redis.pipeline(transaction=False)
         .get(keys.shard_checkpoint(number))
         .smembers(keys.shard_rooms(number))
         .hgetall(keys.frame_counters(number))
-        .execute()
-    )
+        .execute(), LOAD_S)
     frame_seqs = {conn.decode(): int(seq) for conn, seq in counters.items()}
     rooms = sorted(d.decode() for d in digests)
     pipe = redis.pipeline(transaction=False)
     for digest in rooms:
         pipe.hgetall(keys.room_members(number, digest))
-    for digest, raw in zip(rooms, await pipe.execute(), strict=True):
+    for digest, raw in zip(rooms, await bounded(pipe.execute(), LOAD_S), strict=True):
         if raw:
             book.load(digest, {k.decode(): member_decoder.decode(v) for k, v in raw.items()},
                       frame_seqs)

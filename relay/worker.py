@@ -19,7 +19,7 @@ from shared import keys
 from shared.events import AnyEvent, event_decoder, event_encoder
 from shared.linger import Linger
 from shared.process_id import process_id
-from shared.redis_clients import RedisClient, get_many
+from shared.redis_clients import CALL_S, LOAD_S, PROBE_S, STOP_S, RedisClient, bounded, get_many
 from shared.replica_wait import ReplicaWait
 from shared.resp import Reply, RespConnection, entry_field, pack
 from shared.settings import Settings
@@ -141,7 +141,7 @@ class Relay:
         for number in list(self._shard_readers):
             self._stop_reading(number)
         try:
-            await self.leases.leave(list(self.owned))
+            await bounded(self.leases.leave(list(self.owned)), STOP_S)
         except RedisError as exc:
             log.warning("could not release shards (they lapse with their TTL): %s", exc)
         log.info("relay %s stopped", self.id)
@@ -222,7 +222,7 @@ class Relay:
         gateways = sorted(set().union(*(s.book.gateways() for s in self.owned.values())))
         if not gateways:
             return
-        alive = await get_many(self.redis, [keys.gateway_alive(g) for g in gateways])
+        alive = await get_many(self.redis, [keys.gateway_alive(g) for g in gateways], CALL_S)
         dead = {g for g, flag in zip(gateways, alive, strict=True) if flag is None}
         if not dead:
             return
@@ -232,7 +232,7 @@ class Relay:
                 pipe.xadd(shard.stream, {b"e": event_encoder.encode(leave)},
                           maxlen=self.settings.stream_maxlen, approximate=True)
         log.info("gateways gone: %s; removing or detaching %d peers", sorted(dead), len(pipe))
-        await pipe.execute()
+        await bounded(pipe.execute(), CALL_S)
 
     async def expire_detached(self) -> None:
         """Detached peers whose grace period is over leave (protocol.md, "Resume").
@@ -247,12 +247,13 @@ class Relay:
                           maxlen=self.settings.stream_maxlen, approximate=True)
         if len(pipe):
             log.info("grace over for %d detached peers", len(pipe))
-            await pipe.execute()
+            await bounded(pipe.execute(), CALL_S)
 
     async def readiness_problems(self) -> list[str]:
         """Why the service cannot serve rooms now (for /readyz); empty when it can."""
         try:
-            holders = await get_many(self.redis, keys.all_leases(self.settings.shards))
+            holders = await get_many(self.redis, keys.all_leases(self.settings.shards),
+                                     PROBE_S)
         except RedisError as exc:
             return [f"redis unreachable: {exc}"]
         unowned = sum(holder is None for holder in holders)
@@ -262,15 +263,16 @@ class Relay:
         """Read the shard back and claim what its previous holder left unacknowledged."""
         stream = keys.shard_stream(number)
         try:
-            await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+            await bounded(self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True),
+                          CALL_S)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
         start = "0-0"
         while True:
-            reply = await self.redis.xautoclaim(
+            reply = await bounded(self.redis.xautoclaim(
                 stream, keys.GROUP, self.id, min_idle_time=0, start_id=start, count=1000,
-            )
+            ), LOAD_S)
             start = reply[0]
             if start in (b"0-0", "0-0"):
                 break
@@ -442,7 +444,7 @@ class Relay:
         for shard in self.owned.values():
             pipe.xinfo_groups(shard.stream)
         lag = 0
-        for groups in await pipe.execute(raise_on_error=False):
+        for groups in await bounded(pipe.execute(raise_on_error=False), PROBE_S):
             if isinstance(groups, Exception):
                 continue  # a stream that went meanwhile
             for group in groups:

@@ -1,4 +1,4 @@
-"""Redis goes away and comes back empty (issue 4, "Redis restarts").
+"""Redis goes away and comes back empty ("Redis restarts"), or stops answering.
 
 Required: gateways and relays survive and reconnect with backoff; while Redis is away, room
 events get an `error` frame (`service unavailable`), `ping` still answers, `/readyz` reports
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -261,3 +262,38 @@ async def test_redis_restart_clients_that_came_during_or_after_it_keep_working(
         await q.close()
     record("test_redis_restart", fault="redis restart: clients of the outage afterwards",
            kept_working=True, events=events)
+
+
+async def test_redis_that_does_not_answer_probes_answer_and_sigterm_ends_every_process(
+    setup: Setup,
+) -> None:
+    """A Redis that accepts connections and answers nothing (SIGSTOP: a frozen server, a
+    partition). Every call off the hot path is bounded in time, so the gateways'
+    heartbeats fail rather than hang, every /readyz answers 503 rather than time out, and
+    SIGTERM ends every gateway and relay within their drain bound."""
+    cluster = setup.cluster
+    await eventually(_all_readyz(cluster, 200), 10, "every gateway and relay to be ready")
+    a, b = await _pair_exchanges(cluster, f"redis-frozen-{os.getpid()}", 5)
+    frozen = cluster.redis.process
+    frozen.signal(signal.SIGSTOP)
+    try:
+        await eventually(lambda: all(process.log().count("heartbeat failed") >= 2
+                                     for process, _ in cluster.gateways), 15,
+                         "every gateway's heartbeat to fail twice (bounded, not hung)")
+        statuses = await asyncio.gather(*(asyncio.to_thread(_http_status, port, "/readyz")
+                                          for port in _readyz_ports(cluster)))
+        assert statuses == [503] * len(statuses), statuses
+        took = {}
+        for process in processes(cluster):
+            started = time.monotonic()
+            process.signal(signal.SIGTERM)
+            await asyncio.to_thread(process.wait, 15)
+            took[process.name] = round(time.monotonic() - started, 2)
+        record("test_redis_frozen", fault="redis SIGSTOP", stop_after_sigterm_s=took)
+        # The gateways' notice is 0 s here (tests.faults.support): what is left of their
+        # drain is closing the sockets and removing the heartbeat, each bounded.
+        assert max(took.values()) < 5, took
+    finally:
+        frozen.signal(signal.SIGCONT)
+        await a.close()
+        await b.close()
