@@ -3,10 +3,12 @@
 #   docker run -e REDIS_URL=redis://redis:6379/0 -p 8080:8080 switchboard
 #   docker run -e REDIS_URL=redis://redis:6379/0 switchboard switchboard-relay
 
-# palava-client's browser bundle, for the mesh demo page (/demo): npm, pinned.
+# palava-client's browser bundle, for the mesh demo page (/demo): npm, as
+# package-lock.json pins it.
 FROM node:20-bookworm-slim AS palava
 WORKDIR /build
-RUN npm install --no-audit --no-fund --no-package-lock palava-client@2.2.1
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,13 +22,18 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends tini=0.19.* \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# The dependencies as requirements/service.lock pins them, hashes checked (their own
+# layer, rebuilt only when the lock changes); then the project, with the build backend
+# that lock installed.
+COPY requirements/service.lock ./requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/service.lock
 COPY pyproject.toml README.md LICENSE ./
 COPY gateway ./gateway
 COPY relay ./relay
 COPY shared ./shared
 COPY switchboard_client ./switchboard_client
-RUN pip install --no-cache-dir . \
-    && rm -rf /app/gateway /app/relay /app/shared /app/switchboard_client
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
+    && rm -rf /app/gateway /app/relay /app/shared /app/switchboard_client /app/requirements
 COPY --from=palava /build/node_modules/palava-client/palava.bundle.js /opt/palava/
 # A numeric user, so that a runAsNonRoot policy can tell it is not root.
 USER 10001:10001

@@ -123,14 +123,15 @@ def peerjs_unavailable() -> str | None:
 
 
 def install_peerjs() -> None:
-    """`npm install` bench/peerjs/package.json (the `peer` package) unless it is there already."""
+    """`npm ci` in bench/peerjs (the `peer` package, as its package-lock.json pins it)
+    unless it is there already."""
     if PEERJS_BIN.exists() and _NPM_STAMP.exists() and \
-            _NPM_STAMP.stat().st_mtime >= (PEERJS_DIR / "package.json").stat().st_mtime:
+            _NPM_STAMP.stat().st_mtime >= (PEERJS_DIR / "package-lock.json").stat().st_mtime:
         return
     print(f"installing PeerJS server (npm package `peer`) into {PEERJS_DIR}/node_modules",
           flush=True)
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-package-lock",
-                    "--loglevel=error"], cwd=PEERJS_DIR, check=True, timeout=300)
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                   cwd=PEERJS_DIR, check=True, timeout=300)
     _NPM_STAMP.touch()
 
 

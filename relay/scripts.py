@@ -10,7 +10,8 @@ from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
 from shared.redis_clients import CALL_S, RedisClient, bounded
-from shared.resp import pack
+from shared.resp import RespConnection, pack
+from shared.topology import Node
 
 # A master that died must not hold back the renewal of every other master's leases.
 _CLUSTER_CALL_S = 1.0
@@ -20,8 +21,9 @@ class LuaScript:
     """A script known by its SHA1; `run_each` calls it through redis-py, `command` packs
     one call for a RespConnection.
 
-    A restarted Redis has an empty script cache: calls then fail with NOSCRIPT, which the
-    worker treats like any Redis error, calling `load` before it resumes.
+    A restarted Redis, or a promoted replica (SCRIPT LOAD is not replicated), has an
+    empty script cache: calls then fail with NOSCRIPT, which the worker treats like any
+    Redis error, calling `load_scripts` before it resumes.
     """
 
     def __init__(self, source: str) -> None:
@@ -51,5 +53,23 @@ class LuaScript:
         """The EVALSHA call as RESP, for the relay's hot path (shared.resp)."""
         return pack(b"EVALSHA", self.sha, len(keys), *keys, *args)
 
-    async def load(self, redis: RedisClient) -> None:
-        await bounded(redis.script_load(self.source), CALL_S)
+
+async def load_scripts(scripts: list[LuaScript], masters: list[Node]) -> None:
+    """SCRIPT LOAD each script into each master of the relay's own slot map: where the
+    hot path sends its EVALSHA. (Through redis-py, a cluster's SCRIPT LOAD goes to the
+    masters of redis-py's own map, which can lag a failover: with redis-py 7.4, NOSCRIPT
+    went on for seconds after a replica's promotion.)
+    Raises the first RedisError; each master is bounded by CALL_S."""
+    load = b"".join(pack(b"SCRIPT", b"LOAD", script.source) for script in scripts)
+
+    async def into(node: Node) -> None:
+        connection = await RespConnection.open(node.url, timeout=CALL_S)
+        try:
+            replies = await connection.request(load, len(scripts), CALL_S)
+        finally:
+            connection.close()
+        for reply in replies:
+            if isinstance(reply, RedisError):
+                raise reply
+
+    await asyncio.gather(*(into(node) for node in masters))

@@ -14,6 +14,7 @@ from relay.effects import Effect
 from relay.leases import RELEASE, RENEW, Leases
 from relay.metrics import RelayMetrics
 from relay.rooms import RoomBook
+from relay.scripts import load_scripts
 from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
 from shared import keys
 from shared.events import AnyEvent, event_decoder, event_encoder
@@ -149,8 +150,7 @@ class Relay:
     async def load_scripts(self) -> None:
         """Into every master's script cache (a restarted Redis, or a promoted replica,
         starts with an empty one)."""
-        for script in (COMMIT, RENEW, RELEASE):
-            await script.load(self.redis)
+        await load_scripts([COMMIT, RENEW, RELEASE], self.topology.masters())
 
     async def _reload_owned(self) -> None:
         """After a failure mid-batch, trust only Redis: read every owned shard back."""

@@ -33,15 +33,26 @@ fi
 command -v npm >/dev/null || debian_missing+=(nodejs npm)
 [ "${#debian_missing[@]}" = 0 ] || apt_install "${debian_missing[@]}"
 
-# palava-client as package.json asks, into node_modules/ (neither it nor a lock is committed).
+# The npm packages of package.json: as package-lock.json pins them (npm ci), or with
+# SWITCHBOARD_LATEST=1 (scripts/test --latest) the newest releases its ranges allow.
 NPM_STAMP="$ROOT/node_modules/.switchboard-installed"
-if [ ! -f "$ROOT/node_modules/palava-client/palava.bundle.js" ] || [ ! -f "$NPM_STAMP" ] ||
-   [ "$ROOT/package.json" -nt "$NPM_STAMP" ]; then
-    echo "installing palava-client from npm into $ROOT/node_modules" >&2
-    (cd "$ROOT" && npm install --no-audit --no-fund --no-package-lock --loglevel=error) >&2
-    touch "$NPM_STAMP"
+if [ "${SWITCHBOARD_LATEST:-0}" = 1 ]; then
+    echo "installing the newest npm packages package.json allows into $ROOT/node_modules" >&2
+    (cd "$ROOT" && npm install --no-package-lock --no-audit --no-fund --loglevel=error) >&2
+    echo latest >"$NPM_STAMP"
+elif [ ! -f "$ROOT/node_modules/palava-client/palava.bundle.js" ] || [ ! -f "$NPM_STAMP" ] ||
+     [ "$(cat "$NPM_STAMP")" != locked ] || [ "$ROOT/package-lock.json" -nt "$NPM_STAMP" ]; then
+    echo "installing the npm packages of package-lock.json into $ROOT/node_modules" >&2
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) >&2
+    echo locked >"$NPM_STAMP"
 fi
 
+# Python: a virtualenv with what requirements/dev.lock pins, hashes checked, and the
+# project itself (editable). With SWITCHBOARD_LATEST=1, another virtualenv with the newest
+# releases pyproject.toml's ranges allow, upgraded on every run.
+if [ "${SWITCHBOARD_LATEST:-0}" = 1 ]; then
+    VENV="$ROOT/.venv-latest"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
     if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
         rm -rf "$VENV"
@@ -50,15 +61,27 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
-# Reinstall only when the project's dependencies changed.
-STAMP="$VENV/.switchboard-installed"
-if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-    echo "installing Python dependencies into $VENV" >&2
-    if ! { "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip &&
-           "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"; \
-         } >"$VENV/install.log" 2>&1; then
+pip_install() {
+    # pip_install ARG...: quietly, its log shown only when it fails.
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" \
+            >"$VENV/install.log" 2>&1; then
         cat "$VENV/install.log" >&2
         exit 1
     fi
+}
+
+STAMP="$VENV/.switchboard-installed"
+if [ "${SWITCHBOARD_LATEST:-0}" = 1 ]; then
+    echo "installing the newest Python releases pyproject.toml allows into $VENV" >&2
+    pip_install --upgrade --upgrade-strategy eager -e "$ROOT[test,bench]"
+    "$VENV/bin/python" -m pip list --disable-pip-version-check --format=freeze \
+        >"$VENV/installed.txt"
+    echo "versions installed: $VENV/installed.txt" >&2
+elif [ ! -f "$STAMP" ] || [ "$ROOT/requirements/dev.lock" -nt "$STAMP" ] ||
+     [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+    echo "installing the Python packages of requirements/dev.lock into $VENV" >&2
+    pip_install --require-hashes -r "$ROOT/requirements/dev.lock"
+    # Its dependencies are all in the lock, and so is its build backend.
+    pip_install --no-deps --no-build-isolation -e "$ROOT"
     touch "$STAMP"
 fi

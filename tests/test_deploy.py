@@ -43,7 +43,10 @@ def test_the_dockerfile_is_hadolint_clean_and_built_as_asked() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim", text, re.M)
-    assert "pip install --no-cache-dir ." in text
+    # The locked dependencies, hashes checked, then the project on them alone.
+    assert "pip install --no-cache-dir --require-hashes -r requirements/service.lock" in text
+    assert "pip install --no-cache-dir --no-deps --no-build-isolation ." in text
+    assert "npm ci" in text and "package-lock.json" in text
     assert re.search(r"^USER \d+:\d+$", text, re.M), "a numeric, non-root user"
     assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in text
     assert re.search(r'^CMD \["switchboard-gateway"\]$', text, re.M)  # exec form
@@ -126,4 +129,7 @@ def test_app_json_runs_the_procfiles_processes_on_heroku_redis() -> None:
                     if line.strip())
     assert set(app["formation"]) == set(procfile) == {"web", "worker"}
     assert any(addon["plan"].startswith("heroku-redis") for addon in app["addons"])
-    assert (ROOT / "requirements.txt").read_text().split()[-1] == "."
+    # Heroku installs requirements.txt: the service's lock, hashes checked.
+    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert lines == ["-r requirements/service.lock"]

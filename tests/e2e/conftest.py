@@ -4,13 +4,15 @@ cluster's gateways bridged into it, and one headless Chromium there for the sess
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.async_api import Browser, async_playwright
 
-from tests.e2e.tabs import CHROMIUM, FLAGS
 from tests.netns import LoopbackNamespace
 from tests.processes import Cluster
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +27,12 @@ async def netns(cluster: Cluster) -> AsyncIterator[LoopbackNamespace]:
 @pytest.fixture(scope="session")
 async def browser(netns: LoopbackNamespace, tmp_path_factory: pytest.TempPathFactory
                   ) -> AsyncIterator[Browser]:
+    # Imported here: the protocol tests in this folder also run where playwright is not
+    # installed (tests/test_lower_bounds.py).
+    from playwright.async_api import async_playwright
+
+    from tests.e2e.tabs import CHROMIUM, FLAGS
+
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/test installs Debian's chromium"
     wrapper = netns.wrapper(tmp_path_factory.mktemp("chromium"), str(CHROMIUM))
     async with async_playwright() as playwright:

@@ -305,7 +305,7 @@ def test_without_palava_client_the_demo_says_how_to_install_it(
     try:
         status, kind, page = http_get(port, "/demo")
         assert (status, kind) == (200, "text/html; charset=utf-8")
-        assert "npm install --no-audit --no-fund --no-package-lock" in page
+        assert "npm ci --no-audit --no-fund" in page
         assert "SWITCHBOARD_PALAVA_BUNDLE" in page
         assert http_get(port, "/demo/palava.bundle.js")[0] == 404
         assert http_get(port, "/demo/demo.css")[0] == 200

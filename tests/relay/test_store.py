@@ -35,7 +35,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.flushdb()
     await client.set(keys.shard_lease(SHARD), ME)
     await client.xgroup_create(keys.shard_stream(SHARD), keys.GROUP, id="0", mkstream=True)
-    await COMMIT.load(client)
+    await client.script_load(COMMIT.source)
     yield client
     await client.flushdb()
     await client.aclose()
