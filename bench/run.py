@@ -180,7 +180,9 @@ def _reproduce(args: argparse.Namespace, settings: Settings,
         if isinstance(server, SwitchboardServer) and server.cluster is not None:
             lines.append("  switchboard: redis-server --port R --save '' --appendonly no; "
                          "REDIS_URL=redis://127.0.0.1:R/0 SWITCHBOARD_FRAME_RATE=1000000 "
-                         "SWITCHBOARD_FRAME_BURST=1000000 SWITCHBOARD_SHUTDOWN_SECONDS=0 "
+                         "SWITCHBOARD_FRAME_BURST=1000000 SWITCHBOARD_WIRE_FRAME_RATE=1000000 "
+                         "SWITCHBOARD_WIRE_FRAME_BURST=1000000 "
+                         "SWITCHBOARD_WIRE_BYTE_RATE=1000000000 SWITCHBOARD_SHUTDOWN_SECONDS=0 "
                          "switchboard-relay & "
                          "PORT=P HOST=127.0.0.1 (same env) switchboard-gateway")
         if isinstance(server, PeerJSServer) and server.popen is not None:

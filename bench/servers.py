@@ -94,6 +94,9 @@ def start_switchboard(gateways: int = 1, relays: int = 1,
         cluster = start_cluster(redis, gateways=gateways, relays=relays, LOG_LEVEL="warning",
                                 SWITCHBOARD_FRAME_RATE="1000000",
                                 SWITCHBOARD_FRAME_BURST="1000000",
+                                SWITCHBOARD_WIRE_FRAME_RATE="1000000",
+                                SWITCHBOARD_WIRE_FRAME_BURST="1000000",
+                                SWITCHBOARD_WIRE_BYTE_RATE="1000000000",
                                 # Stop at once: no shutdown notice to drain through.
                                 SWITCHBOARD_SHUTDOWN_SECONDS="0")
     except BaseException:

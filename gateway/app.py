@@ -67,6 +67,7 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
             asyncio.create_task(sink.run()),
             asyncio.create_task(subscriber.run()),
             asyncio.create_task(gateway.keep_alive()),
+            asyncio.create_task(gateway.metrics.watch_loop_lag()),
             asyncio.create_task(heartbeat.run(
                 lambda: subscriber.generation,
                 lambda: gateway.close_all(CloseCode.SERVICE_RESTART, "heartbeat lapsed"))),

@@ -8,6 +8,7 @@ error texts, the server's close codes; never a room, a peer id or an address.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 import msgspec
@@ -19,8 +20,9 @@ from shared.close_codes import CloseCode
 from shared.frames import ErrorText
 
 # How a socket ended: the close code the server sent, "client" when the client closed
-# first, "lost" when TCP went without a closing handshake.
-CLOSE_LABELS = tuple(str(int(code)) for code in CloseCode) + ("client", "lost")
+# first, "lost" when TCP went without a closing handshake; "other" for a code not listed
+# (a bug of ours, or websockets choosing one we did not expect): labels stay bounded.
+CLOSE_LABELS = tuple(str(int(code)) for code in CloseCode) + ("client", "lost", "other")
 # No `_created` series beside each histogram: a process's start time says as much.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 _ERROR_PREFIX = b'{"event":"error"'
@@ -52,6 +54,11 @@ class GatewayMetrics:
             "switchboard_connection_duration_seconds", "How long WebSockets were open, "
             "observed when they close.", registry=self.registry,
             buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600))
+        self.loop_lag = Histogram(
+            "switchboard_event_loop_lag_seconds", "How late the event loop ran a timer: "
+            "the longest any socket, or the heartbeat, waited for its turn.",
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.registry.register(self)
 
     def frames_sent(self, frames: list[bytes]) -> None:
@@ -64,8 +71,20 @@ class GatewayMetrics:
                     self.errors[text] += 1
 
     def closed(self, label: str, seconds: float) -> None:
+        """A socket ended (never raises: it runs as the socket's cleanup ends)."""
+        if label not in self.closes:
+            label = "other"
         self.closes[label] += 1
-        self.durations.observe(seconds)
+        self.durations.observe(max(seconds, 0.0))
+
+    async def watch_loop_lag(self, interval: float = 0.25) -> None:
+        """Observe, every `interval`, how much later than asked the loop woke us: what
+        one busy socket would cost all the others (architecture.md, rule 6)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time() + interval
+            await asyncio.sleep(interval)
+            self.loop_lag.observe(max(loop.time() - asked, 0.0))
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("switchboard_connections", "Open WebSockets.",

@@ -20,6 +20,7 @@ from gateway.outbox import Outbox
 from gateway.rate_limit import FrameRate, Verdict
 from gateway.session import Forward, Session
 from gateway.subscriber import Subscriber
+from gateway.wire_budget import WireBudget, WireLimits
 from gateway.ws_connection import WsConnection
 from shared import keys
 from shared.close_codes import CloseCode
@@ -138,6 +139,9 @@ class Gateway:
             lambda: sink.wait_shortfalls)
         self._held: set[Socket] = set()
         sink.drained = self._release_held
+        self.wire_limits = WireLimits(settings.wire_frame_rate, settings.wire_frame_burst,
+                                      settings.wire_byte_rate, settings.wire_byte_burst,
+                                      settings.max_fragments)
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
 
     def open(self, connection: WsConnection) -> None:
@@ -153,6 +157,7 @@ class Gateway:
         """Take a new WebSocket: serve its messages as they are read (WsConnection calls
         `receive`) until TCP closes (`_close`). Nothing waits on an open socket: an idle
         one costs memory, not a task. Its channel is subscribed when it joins a room."""
+        connection.budget = WireBudget(self.wire_limits, connection.last_heard)
         if self.draining:
             connection.send_texts([encode_frame(Shutdown(seconds=0))])
             connection.close(CloseCode.SHUTDOWN, "shutdown")
@@ -305,22 +310,34 @@ class Gateway:
         log.warning("gave up a leave after %d s: %s", _LEAVE_RETRY_S, forward.event)
 
     def _close(self, socket: Socket) -> None:
-        """TCP closed (or never served): forget the socket, and its peer leaves its room."""
+        """TCP closed (or never served): forget the socket, and its peer leaves its room.
+
+        The leave goes first and nothing can skip it (architecture.md, rule 6): a socket
+        whose cleanup stopped half-way would stay a member of its room for as long as
+        this gateway lives, and enough of them fill it. Metrics come after, and a failure
+        there is logged, never passed on.
+        """
         if self.sockets.pop(socket.session.socket_id, None) is None:
             return
-        self.metrics.closed(socket.connection.ended_by(), time.monotonic() - socket.opened)
         try:
-            for channel in socket.channels:
-                self.by_channel.pop(channel, None)
-                # The one being subscribed goes once the subscription is answered.
-                if socket.waiting is None or channel != socket.channel:
-                    self.subscriber.unsubscribe(channel)
-            leave = socket.session.closed()
-            if leave is not None:
-                self._forward(socket, leave)
+            try:
+                leave = socket.session.closed()
+                if leave is not None:
+                    self._forward(socket, leave)
+            finally:
+                for channel in socket.channels:
+                    self.by_channel.pop(channel, None)
+                    # The one being subscribed goes once the subscription is answered.
+                    if socket.waiting is None or channel != socket.channel:
+                        self.subscriber.unsubscribe(channel)
         finally:
             if self.draining and not self.sockets:
                 self._all_closed.set()
+        try:
+            self.metrics.closed(socket.connection.ended_by(),
+                                time.monotonic() - socket.opened)
+        except Exception:
+            log.exception("counting a closed socket failed")
 
     async def keep_alive(self) -> None:
         """Ping every socket each interval; close those silent (no frame, no pong) past

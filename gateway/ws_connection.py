@@ -10,6 +10,13 @@ the first other frame on (a close, a ping, a fragment, a broken rule) websockets
 state machine parses everything and answers as RFC 6455 asks (pongs, the closing
 handshake, 1002, 1009), and data messages still come to `on_message`. A text message
 that is not UTF-8 fails the connection with 1007 (RFC 6455, 8.1).
+
+Bounds (protocol.md, "Limits"; architecture.md, rule 6): every byte and every frame read
+is charged to the socket's WireBudget before anything parses it, so a flood of pings or
+continuations is closed (1008) after a bounded amount of work, whatever its frames are;
+a message of too many fragments is closed 1009. Reading pauses while the client does not
+read what it is sent (pongs included), and only complete frames count as signs of life
+for the idle timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from gateway import ws_frames
+from gateway.wire_budget import WireBudget
 from shared.close_codes import CloseCode
 
 log = logging.getLogger(__name__)
@@ -38,7 +46,7 @@ class WsConnection(asyncio.Protocol):
     __slots__ = ("transport", "max_size", "close_timeout", "_proto", "on_message", "on_lost",
                  "on_writable", "last_heard", "lost", "write_paused", "_fast", "_partial",
                  "_early", "_held", "_fragments", "_fragmented_text", "_close_timer",
-                 "_reading_on")
+                 "_reading_on", "budget", "_counter", "_failed")
 
     def __init__(self, transport: asyncio.Transport, max_size: int | None,
                  close_timeout: float) -> None:
@@ -53,7 +61,8 @@ class WsConnection(asyncio.Protocol):
         self.on_message: Callable[[str | bytes], None] | None = None
         self.on_lost: Callable[[], None] | None = None
         self.on_writable: Callable[[], None] | None = None
-        # When the client last sent anything (a frame, a pong): what the idle timeout reads.
+        # When the client last sent a complete frame (a pong too): what the idle timeout
+        # reads. Bytes alone are not enough: one byte every few seconds would hold a socket.
         self.last_heard = time.monotonic()
         self.lost = False
         self.write_paused = False  # the kernel and the transport hold too much for the client
@@ -66,6 +75,11 @@ class WsConnection(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         # After `close(read_on=True)`: messages keep coming until the client's close frame.
         self._reading_on = False
+        # What the client may send (set by the gateway as it takes the socket, before any
+        # frame is read); the frames handed to websockets are counted by `_counter`.
+        self.budget: WireBudget | None = None
+        self._counter: ws_frames.FrameCounter | None = None
+        self._failed = False  # nothing more is read
 
     @property
     def open(self) -> bool:
@@ -84,14 +98,34 @@ class WsConnection(asyncio.Protocol):
     # ---- asyncio.Protocol ----
 
     def data_received(self, data: bytes) -> None:
-        self.last_heard = time.monotonic()
+        if self._failed:
+            return
+        now = time.monotonic()
+        budget = self.budget
+        if budget is not None:
+            budget.refill(now)
+            if not budget.take_bytes(len(data)):
+                self.fail(CloseCode.POLICY_VIOLATION, "too many bytes")
+                return
         if self._fast:
-            data = self._scan(data)
+            data = self._scan(data, now)
             if not data:
                 return
+        if budget is not None:
+            if self._counter is None:  # from the first frame handed over: a frame boundary
+                self._counter = ws_frames.FrameCounter()
+            allowed = budget.frames_left
+            frames = self._counter.count(data, allowed)
+            if frames > allowed:
+                self.fail(CloseCode.POLICY_VIOLATION, "too many frames")
+                return
+            budget.take_frames(frames)
         proto = self._ws()
         proto.receive_data(data)
-        for event in proto.events_received():
+        events = proto.events_received()
+        if events:
+            self.last_heard = now
+        for event in events:
             if isinstance(event, Frame):
                 self._take_frame(event)
         self._send_pending()
@@ -100,10 +134,14 @@ class WsConnection(asyncio.Protocol):
         return None  # the client is gone: close our side too
 
     def pause_writing(self) -> None:
+        # Back-pressure both ways: a client that does not read what it is sent is not
+        # read either, so that what it sends cannot make us write (pongs) without bound.
         self.write_paused = True
+        self._apply_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._apply_reading()
         if self.on_writable is not None:
             self.on_writable()
 
@@ -112,6 +150,10 @@ class WsConnection(asyncio.Protocol):
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
+        self._ended()
+
+    def _ended(self) -> None:
+        """Nothing more will be read: the gateway forgets the socket (once)."""
         on_lost, self.on_lost = self.on_lost, None
         self.on_message = self.on_writable = None
         if on_lost is not None:
@@ -153,14 +195,17 @@ class WsConnection(asyncio.Protocol):
             self._send_pending()
 
     def fail(self, code: CloseCode, reason: str = "") -> None:
-        """Fail the connection (RFC 6455, 7.1.7): a close frame, then TCP closes without
-        waiting for the client's answer."""
+        """Fail the connection (RFC 6455, 7.1.7): a close frame, and nothing more read;
+        the gateway is done with the socket at once (its peer leaves now), and TCP closes
+        without waiting for the client's answer."""
         self._reading_on = False
+        self._failed = True
         if self.open:
             self._ws().fail(code, reason)
             self._send_pending()
         else:
             self._close_transport()
+        self._ended()
 
     def ended_by(self) -> str:
         """How the socket ended (metrics): the close code the server sent, "client" when
@@ -183,7 +228,7 @@ class WsConnection(asyncio.Protocol):
 
     # ---- inside ----
 
-    def _scan(self, data: bytes) -> bytes:
+    def _scan(self, data: bytes, now: float) -> bytes:
         """Handle the common frames at the start of the data; return what websockets must
         parse (empty unless a frame needs it or the connection is closing)."""
         if self._partial:
@@ -192,9 +237,19 @@ class WsConnection(asyncio.Protocol):
             self._fast = False  # websockets completes the closing handshake
             return data
         messages: list[tuple[bool, bytes]] = []
-        used, hand_over = ws_frames.scan(data, self.max_size or 1 << 62, messages)
+        budget = self.budget
+        allowed = budget.frames_left if budget is not None else 1 << 62
+        used, hand_over, frames = ws_frames.scan(
+            data, self.max_size or 1 << 62, messages, allowed)
+        if frames:
+            self.last_heard = now
         for text, payload in messages:
             self._message(text, payload)
+        if budget is not None:
+            budget.take_frames(frames)
+            if frames > allowed:
+                self.fail(CloseCode.POLICY_VIOLATION, "too many frames")
+                return b""
         if hand_over:
             self._fast = False
             return data[used:]
@@ -214,6 +269,11 @@ class WsConnection(asyncio.Protocol):
                 return
             self._message(opcode is Opcode.TEXT, bytes(frame.data))
         elif opcode is Opcode.CONT and self._fragments is not None:
+            # Counted, not only sized: a million empty fragments fit any size limit.
+            if self.budget is not None and len(self._fragments) >= self.budget.limits.max_fragments:
+                self._fragments = None
+                self.fail(CloseCode.MESSAGE_TOO_BIG, "too many fragments")
+                return
             self._fragments.append(bytes(frame.data))
             if frame.fin:
                 payload, self._fragments = b"".join(self._fragments), None
@@ -263,8 +323,23 @@ class WsConnection(asyncio.Protocol):
 
     def _close_transport(self) -> None:
         """Close TCP once what is written has gone out."""
-        self.transport.close()
+        transport = self.transport
+        proto = self._proto
+        if (proto is not None and proto.close_rcvd is None and transport.can_write_eof()
+                and not transport.is_closing()):
+            # Failed while the client may still be sending (a flood, a broken frame):
+            # closing now, with its bytes unread, would make the kernel reset the
+            # connection and drop our close frame, so the client would never learn why.
+            # Send FIN after it instead, and read no more; the abort below ends it.
+            transport.pause_reading()
+            transport.write_eof()
+        else:
+            transport.close()
         self._abort_later()  # a client that does not read may never take it
+        # Whether websockets failed the connection (1002, 1009...) or we did, nothing
+        # more is read: the gateway need not wait for TCP to forget the socket.
+        self._failed = True
+        self._ended()
 
     def _abort_later(self) -> None:
         """Drop TCP `close_timeout` seconds from now unless it has closed by then."""
@@ -273,12 +348,12 @@ class WsConnection(asyncio.Protocol):
                 self.close_timeout, self.transport.abort)
 
     def _apply_reading(self) -> None:
-        """Read unless one of the reasons to stop holds: Redis behind, or messages
-        waiting for `start`."""
-        if self.transport.is_closing():
+        """Read unless one of the reasons to stop holds: Redis behind, messages waiting
+        for `start`, or the client not reading what it is sent."""
+        if self.transport.is_closing() or self._failed:
             return
         early = self._early is not None and len(self._early) >= _EARLY_MAX
-        if self._held or early:
+        if self._held or early or self.write_paused:
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()

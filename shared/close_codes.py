@@ -6,6 +6,7 @@ from enum import IntEnum
 class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # idle socket
+    PROTOCOL_ERROR = 1002  # a frame breaking RFC 6455 (websockets sends it)
     INVALID_PAYLOAD = 1007  # a text frame that is not UTF-8
     POLICY_VIOLATION = 1008  # abuse, bad origin
     MESSAGE_TOO_BIG = 1009

@@ -56,6 +56,16 @@ class Settings:
     # Client frames per connection: sustained rate and burst (protocol.md, "Limits").
     frame_rate: float = 50.0
     frame_burst: int = 200
+    # Frames of any kind (pings, pongs, continuations too) and bytes a socket may send:
+    # sustained per second, and bursts. Far above an honest client (which stays within
+    # the frame rate above): beyond, the socket is closed 1008 before its frames are
+    # parsed, so that one client cannot hold the gateway's event loop.
+    wire_frame_rate: float = 200.0
+    wire_frame_burst: int = 1000
+    wire_byte_rate: float = 2.0 * 1024 * 1024
+    wire_byte_burst: int = 16 * 1024 * 1024
+    # Frames of one fragmented message, beyond which: close 1009.
+    max_fragments: int = 1024
     send_buffer_bytes: int = 1024 * 1024
     ping_interval_s: float = 20.0
     idle_timeout_s: float = 60.0
@@ -106,9 +116,19 @@ class Settings:
         """Refuse values that would make the service misbehave rather than fail."""
         for name in ("shards", "room_capacity", "star_room_capacity", "lease_ttl_ms",
                      "batch_size", "stream_maxlen", "max_frame_bytes", "send_buffer_bytes",
-                     "gateway_ttl_ms", "frame_burst", "resume_buffer_frames", "turn_ttl_s"):
+                     "gateway_ttl_ms", "frame_burst", "resume_buffer_frames", "turn_ttl_s",
+                     "wire_frame_burst", "wire_byte_burst", "max_fragments"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_NAMES[name]} must be at least 1")
+        for name in ("frame_rate", "wire_frame_rate", "wire_byte_rate"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{ENV_NAMES[name]} must be positive")
+        # Data frames are frames too: a wire bound below the frame rate would close the
+        # clients that the frame rate lets through.
+        for wire, data in (("wire_frame_rate", "frame_rate"), ("wire_frame_burst", "frame_burst")):
+            if getattr(self, wire) < getattr(self, data):
+                raise SettingsError(f"{ENV_NAMES[wire]} must be at least {ENV_NAMES[data]} "
+                                    f"({getattr(self, data):g})")
         for name in ("relay_linger_ms", "gateway_linger_ms"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{ENV_NAMES[name]} must not be negative")
@@ -154,6 +174,11 @@ ENV_NAMES: dict[str, str] = {
     "max_frame_bytes": "SWITCHBOARD_MAX_FRAME_BYTES",
     "frame_rate": "SWITCHBOARD_FRAME_RATE",
     "frame_burst": "SWITCHBOARD_FRAME_BURST",
+    "wire_frame_rate": "SWITCHBOARD_WIRE_FRAME_RATE",
+    "wire_frame_burst": "SWITCHBOARD_WIRE_FRAME_BURST",
+    "wire_byte_rate": "SWITCHBOARD_WIRE_BYTE_RATE",
+    "wire_byte_burst": "SWITCHBOARD_WIRE_BYTE_BURST",
+    "max_fragments": "SWITCHBOARD_MAX_FRAGMENTS",
     "send_buffer_bytes": "SWITCHBOARD_SEND_BUFFER_BYTES",
     "ping_interval_s": "SWITCHBOARD_PING_INTERVAL",
     "idle_timeout_s": "SWITCHBOARD_IDLE_TIMEOUT",

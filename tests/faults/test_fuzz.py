@@ -856,7 +856,8 @@ class Exchange:
 
 # --- the tests -----------------------------------------------------------------------------
 
-FUZZ_ENV = {"SWITCHBOARD_FRAME_RATE": "1000000", "SWITCHBOARD_FRAME_BURST": "1000000"}
+FUZZ_ENV = {"SWITCHBOARD_FRAME_RATE": "1000000", "SWITCHBOARD_FRAME_BURST": "1000000",
+            "SWITCHBOARD_WIRE_FRAME_RATE": "1000000", "SWITCHBOARD_WIRE_FRAME_BURST": "1000000"}
 
 
 def _property_phase(port: int, room: str, tally: Tally, corpus: list[tuple[int, Any]],

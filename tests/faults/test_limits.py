@@ -27,7 +27,9 @@ from tests.peers import Peer
 from tests.processes import Cluster, eventually
 
 # Frames per second no limit test means to hit (for the clients that flood on purpose).
-UNLIMITED = {"SWITCHBOARD_FRAME_RATE": "1000000", "SWITCHBOARD_FRAME_BURST": "1000000"}
+UNLIMITED = {"SWITCHBOARD_FRAME_RATE": "1000000", "SWITCHBOARD_FRAME_BURST": "1000000",
+             "SWITCHBOARD_WIRE_FRAME_RATE": "1000000", "SWITCHBOARD_WIRE_FRAME_BURST": "1000000",
+             "SWITCHBOARD_WIRE_BYTE_RATE": "1e9", "SWITCHBOARD_WIRE_BYTE_BURST": "1000000000"}
 
 
 def _room() -> str:

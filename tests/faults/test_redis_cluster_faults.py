@@ -67,7 +67,7 @@ MAX_TRIES_AT_ONCE = 12  # ...with at most this many waiting for their answers
 # was open) were still seen never to reach the relay, in 1 of 3 runs (left open).
 IN_FLIGHT_S = 0.05
 ENV = {"SWITCHBOARD_SHUTDOWN_SECONDS": "0", "SWITCHBOARD_FRAME_RATE": "1000",
-       "SWITCHBOARD_FRAME_BURST": "1000"}
+       "SWITCHBOARD_FRAME_BURST": "1000", "SWITCHBOARD_WIRE_FRAME_RATE": "1000"}
 
 
 # --- the services ----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from gateway.ws_frames import scan, text_frame
+from gateway.ws_frames import FrameCounter, scan, text_frame
 
 MASK = b"\x01\x02\x03\x04"
 MAX = 1000
@@ -33,7 +33,7 @@ def _client_frame(opcode: int, payload: bytes, fin: bool = True, masked: bool = 
 
 def _scan(buffer: bytes) -> tuple[list[tuple[bool, bytes]], int, bool]:
     messages: list[tuple[bool, bytes]] = []
-    used, hand_over = scan(buffer, MAX, messages)
+    used, hand_over, _ = scan(buffer, MAX, messages, 1 << 30)
     return messages, used, hand_over
 
 
@@ -88,3 +88,39 @@ def test_built_text_frames_parse_as_one_text_message(size: int) -> None:
     client = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN, max_size=None)
     client.receive_data(text_frame(payload))
     assert client.events_received() == [Frame(Opcode.TEXT, payload)]
+
+
+def test_scan_counts_complete_frames_pongs_included_and_stops_past_the_budget() -> None:
+    pong = _client_frame(0xA, b"")
+    buffer = TEXT + pong + TEXT + TEXT[:4]
+    messages: list[tuple[bool, bytes]] = []
+    assert scan(buffer, MAX, messages, 3) == (len(TEXT) * 2 + len(pong), False, 3)
+    messages.clear()
+    # One frame more than allowed: it is neither used nor returned.
+    assert scan(buffer, MAX, messages, 2) == (len(TEXT) + len(pong), False, 3)
+    assert messages == [(True, b'{"event":"ping"}')]
+
+
+def _count_in_pieces(stream: bytes, piece: int, budget: int = 1 << 30) -> int:
+    counter = FrameCounter()
+    return sum(counter.count(stream[i:i + piece], budget)
+               for i in range(0, len(stream), piece))
+
+
+STREAM = b"".join([
+    _client_frame(0x9, b""), _client_frame(0x1, b"a" * 300, fin=False),
+    _client_frame(0x0, b""), _client_frame(0x0, b"b" * 70000, fin=True),
+    _client_frame(0xA, b"p" * 125), _client_frame(0x1, b"x", masked=False),
+    _client_frame(0x8, b"\x03\xe8"),
+])
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 7, 64, 1000, len(STREAM)])
+def test_frame_counter_counts_every_kind_of_frame_across_any_split(piece: int) -> None:
+    assert _count_in_pieces(STREAM, piece) == 7
+
+
+def test_frame_counter_stops_one_past_the_budget() -> None:
+    flood = _client_frame(0x0, b"") * 10_000
+    assert FrameCounter().count(flood, 500) == 501
+    assert FrameCounter().count(flood, 20_000) == 10_000
