@@ -308,6 +308,8 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
     curves = [curve for curve in SWEEP_PANELS if curve[0] in scenarios]
     columns = 3
     count = len(panels) + len(curves)
+    if not count:
+        return "no plot: no scenario of this run has one"
     figure, axes = plt.subplots(-(-count // columns), columns,
                                 figsize=(11, 3 * -(-count // columns)), squeeze=False)
     colours = {"switchboard": "#1f77b4", "peerjs": "#ff7f0e"}

@@ -11,7 +11,8 @@ Scenarios: throughput (closed loop), latency (at half the lower of the two maxim
 storms into a star room and into mesh rooms) and resume (resume latency, CPU of resumable
 peers against plain ones); the last two Switchboard only, as PeerJS has neither.
 Two sweeps run only when named in --only: roomsizes (join storms into mesh and star rooms
-of each size, Switchboard only) and idlesweep (the idle scenario at each socket count).
+of each size, Switchboard only) and idlesweep (the idle scenario at each socket count); so
+does attacks (hostile clients beside a bystander pair, Switchboard only: bench.attacks).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios
+from bench import attacks, report, scenarios
 from bench.procstat import machine_busy_seconds
 from bench.protocols import ADAPTERS
 from bench.scenarios import Settings, WorkerFailed
@@ -46,20 +47,20 @@ from bench.servers import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms", "resume", "roomsizes",
-         "idlesweep")
+         "idlesweep", "attacks")
 # The sweeps are slow (a fresh server for every size): they run when --only names them.
 DEFAULT = ORDER[:7]
 # Sweeps: one run per size, each size on server processes of its own.
 SWEEPS = ("roomsizes", "idlesweep")
 # Scenarios that only Switchboard can run.
-SWITCHBOARD_ONLY = ("rooms", "resume", "roomsizes")
+SWITCHBOARD_ONLY = ("rooms", "resume", "roomsizes", "attacks")
 # About 10 s of load in all: small enough for the CI suite, large enough to catch a loss.
 SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_clients=40,
                  storm_concurrency=20, cpu_pairs=10, cpu_rate=40.0, cpu_seconds=0.5,
                  idle_clients=100, idle_seconds=0.5, star_members=40, mesh_room_size=10,
                  resume_pairs=4, resume_rounds=3, resume_backlog=3, mesh_sizes="2,5,10",
                  star_sizes="5,20", sweep_joiners=20, idle_counts="50,100",
-                 sweep_idle_seconds=0.3)
+                 sweep_idle_seconds=0.3, attack_seconds=0.5, attack_scale=0.1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
              "star_sizes": "roomsizes: comma-separated star room sizes",
              "sweep_joiners": "roomsizes: joiners per size, at least (every room filled)",
              "idle_counts": "idlesweep: comma-separated socket counts",
-             "sweep_idle_seconds": "idlesweep: seconds of idle CPU measurement per count"}
+             "sweep_idle_seconds": "idlesweep: seconds of idle CPU measurement per count",
+             "attack_seconds": "attacks: seconds each flood lasts",
+             "attack_scale": "attacks: factor on every attack's socket count"}
     for field in fields(Settings):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults,
                             field.name)), default=None,
@@ -239,6 +242,15 @@ def _sweep(name: str, server_name: str, settings: Settings,
     return result
 
 
+def _attacks(settings: Settings) -> dict[str, Any]:
+    """The attacks, each on server processes of its own (bench.attacks)."""
+    started = time.monotonic()
+    print("-- attacks / switchboard (fresh servers for each attack) ...", flush=True)
+    result = attacks.run(settings.attack_seconds, settings.attack_scale)
+    print(f"   {time.monotonic() - started:.1f} s", flush=True)
+    return result
+
+
 def _print_brief(result: dict[str, Any], started: float) -> None:
     brief: dict[str, Any] = {k: result.get(k) for k in ("msgs_per_s", "p99_ms", "joins_per_s",
                                         "star_joins_per_s", "star_frames_per_join",
@@ -333,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
             if scenario in SWEEPS:
                 results[scenario][name] = _sweep(scenario, name, settings, servers)
                 continue
+            if scenario == "attacks":
+                results[scenario][name] = _attacks(settings)
+                continue
             server = servers[name] = _start(name, settings)
             try:
                 results[scenario][name] = _one(scenario, server, settings, rate)
@@ -355,13 +370,23 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.monotonic() - started, 1)})
     plot_note = report.plot(png_path, ordered)
     print()
-    print(report.table(ordered))
-    print()
-    print(report.targets(ordered))
-    print()
+    if set(ordered) - {"attacks"}:
+        print(report.table(ordered))
+        print()
+        print(report.targets(ordered))
+        print()
     breakdown = report.cpu_breakdown(ordered)
     if breakdown:
         print(breakdown)
+        print()
+    hostile = ordered.get("attacks", {}).get("switchboard")
+    if hostile:
+        markdown = args.results_dir / f"bench-{stamp}-attacks.md"
+        markdown.write_text(attacks.table(hostile) + "\n\n" + attacks.goals_text(hostile) + "\n")
+        print(attacks.table(hostile))
+        print()
+        print(attacks.goals_text(hostile))
+        print(f"(attacks table: {markdown})")
         print()
     print(report.NOTES)
     print("Candidate frames: " + ", ".join(f"{name} {size} bytes"

@@ -67,6 +67,10 @@ class Settings:
     # with a shorter idle period than the idle scenario's.
     idle_counts: str = "1000,5000,10000,20000"
     sweep_idle_seconds: float = 5.0
+    # Attacks (Switchboard only, bench.attacks): seconds each flood lasts, and a factor on
+    # every attack's socket count.
+    attack_seconds: float = 5.0
+    attack_scale: float = 1.0
 
 
 class WorkerFailed(RuntimeError):

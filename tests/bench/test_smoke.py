@@ -66,3 +66,25 @@ def test_sweeps_show_mesh_growing_with_the_room_and_star_not(tmp_path: Path) -> 
     assert [sizes[f"mesh_{n}_frames_per_join"] for n in (2, 5, 10)] == [2.0, 3.5, 6.0]
     assert {sizes[f"star_{n}_frames_per_join"] for n in (5, 20)} == {2.0}
     assert set(results["scenarios"]["idlesweep"]) == {"switchboard", "peerjs"}
+
+
+def test_attacks_run_each_beside_bystanders_and_report_the_goals(tmp_path: Path) -> None:
+    """`--only attacks` (Switchboard only), small and short: every attack ran on servers of
+    its own and was measured; the table and the goals are printed (met or not: that is the
+    gateway's business, tests/faults/test_attacks.py holds it to them)."""
+    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only", "attacks",
+                             "--servers", "switchboard", "--results-dir", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=150)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    [path] = tmp_path.glob("bench-*.json")
+    attacks = json.loads(path.read_text())["scenarios"]["attacks"]["switchboard"]
+    assert len(attacks["attacks"]) == 12, output
+    for attack in attacks["attacks"]:
+        assert "failed" not in attack and "failed" not in attack["outcome"], attack
+        assert attack["bystanders"]["ok"] + attack["bystanders"]["failed"] > 0, attack
+        assert attack["rss_mb"]["peak"] >= attack["rss_mb"]["before"] > 0, attack
+    assert len(attacks["goals"]) == 5
+    [markdown] = tmp_path.glob("bench-*-attacks.md")
+    assert markdown.read_text().count("\n| ") == 12  # a row per attack below the header
+    assert "Goals against hostile clients:" in result.stdout

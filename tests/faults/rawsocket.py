@@ -61,6 +61,13 @@ class Frame:
             raise ValueError("not a close frame")
         return int(struct.unpack("!H", self.payload[:2])[0]) if len(self.payload) >= 2 else NO_STATUS
 
+    @property
+    def close_reason(self) -> str:
+        """A close frame's reason (RFC 6455, 5.5.1), "" when it has none."""
+        if self.opcode != CLOSE:
+            raise ValueError("not a close frame")
+        return self.payload[2:].decode(errors="replace")
+
     def json(self) -> dict[str, Any]:
         """A text frame's JSON object (asserts it is one)."""
         assert self.opcode == TEXT, f"expected a text frame, got opcode {self.opcode}"
@@ -235,6 +242,26 @@ class RawSocket:
             await self.writer.wait_closed()
         except (ConnectionError, OSError):
             pass
+
+    async def flood(self, data: bytes, until: float, limit: int | None = None) -> int:
+        """Write `data` again and again, each time once the last has drained, until the
+        monotonic time `until`, `limit` bytes, or the connection fails; read nothing.
+        Return the bytes handed to the kernel (written, less what still waits)."""
+        written = 0
+        loop = asyncio.get_running_loop()
+        try:
+            while loop.time() < until and (limit is None or written < limit):
+                chunk = data if limit is None else data[:limit - written]
+                self.writer.write(chunk)
+                written += len(chunk)
+                await asyncio.wait_for(self.writer.drain(), max(until - loop.time(), 0.001))
+        except (ConnectionError, OSError, RuntimeError, TimeoutError):
+            pass  # closed by the server (how a flood should end), or still blocked at `until`
+        return written - self.writer.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (RST), whatever waits to be written."""
+        self.writer.transport.abort()
 
 
 class BlockingSocket:
