@@ -12,7 +12,8 @@ storms into a star room and into mesh rooms) and resume (resume latency, CPU of 
 peers against plain ones); the last two Switchboard only, as PeerJS has neither.
 Two sweeps run only when named in --only: roomsizes (join storms into mesh and star rooms
 of each size, Switchboard only) and idlesweep (the idle scenario at each socket count); so
-does attacks (hostile clients beside a bystander pair, Switchboard only: bench.attacks).
+does attacks (hostile clients beside a bystander pair, Switchboard only:
+bench/attack_scenario.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from bench import attacks, report, scenarios
+from bench import attack_report, attack_scenario, report, scenarios
 from bench.procstat import machine_busy_seconds
 from bench.protocols import ADAPTERS
 from bench.scenarios import Settings, WorkerFailed
@@ -243,10 +244,10 @@ def _sweep(name: str, server_name: str, settings: Settings,
 
 
 def _attacks(settings: Settings) -> dict[str, Any]:
-    """The attacks, each on server processes of its own (bench.attacks)."""
+    """The attacks, each on server processes of its own (bench.attack_scenario)."""
     started = time.monotonic()
     print("-- attacks / switchboard (fresh servers for each attack) ...", flush=True)
-    result = attacks.run(settings.attack_seconds, settings.attack_scale)
+    result = attack_scenario.run(settings.attack_seconds, settings.attack_scale)
     print(f"   {time.monotonic() - started:.1f} s", flush=True)
     return result
 
@@ -382,10 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     hostile = ordered.get("attacks", {}).get("switchboard")
     if hostile:
         markdown = args.results_dir / f"bench-{stamp}-attacks.md"
-        markdown.write_text(attacks.table(hostile) + "\n\n" + attacks.goals_text(hostile) + "\n")
-        print(attacks.table(hostile))
-        print()
-        print(attacks.goals_text(hostile))
+        text = attack_report.table(hostile) + "\n\n" + attack_report.goals_text(hostile)
+        markdown.write_text(text + "\n")
+        print(text)
         print(f"(attacks table: {markdown})")
         print()
     print(report.NOTES)

@@ -245,12 +245,14 @@ class RawSocket:
 
     async def flood(self, data: bytes, until: float, limit: int | None = None) -> int:
         """Write `data` again and again, each time once the last has drained, until the
-        monotonic time `until`, `limit` bytes, or the connection fails; read nothing.
+        monotonic time `until`, `limit` bytes, or the connection fails or closes; read
+        nothing.
         Return the bytes handed to the kernel (written, less what still waits)."""
         written = 0
         loop = asyncio.get_running_loop()
         try:
-            while loop.time() < until and (limit is None or written < limit):
+            while loop.time() < until and (limit is None or written < limit) and \
+                    not self.writer.is_closing():
                 chunk = data if limit is None else data[:limit - written]
                 self.writer.write(chunk)
                 written += len(chunk)

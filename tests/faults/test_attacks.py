@@ -5,8 +5,9 @@ own limits, the second with the per-socket wire limits lifted (so that what a te
 there is the bound it is about: the fragments of one message, or back-pressure, not the
 frame rate). Both close idle sockets after 4 s, and ping every second. Each attack runs in
 a forked process, beside a bystander pair on the same gateway making round trips
-throughout (bench.attacks.measure): none of the bystanders' round trips may fail, neither
-socket may close, and the gateway must not close everyone with 1012 (its heartbeat lapsed).
+throughout (bench.attack_scenario.measure): none of the bystanders' round trips may fail,
+neither socket may close, and the gateway must not close everyone with 1012 (its
+heartbeat lapsed).
 
 How a socket ended is taken from the gateway's own count (`switchboard_closes_total`, the
 code it sent): a flooding client may never see the close frame, as the gateway's kernel
@@ -22,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from bench.attacks import PROTOCOL_ERRORS, Attack, measure
+from bench.attack_scenario import Attack, measure
+from bench.attacks import PROTOCOL_ERRORS
 from shared.keys import room_digest, room_members, shard_of
 from tests.faults.support import private_cluster, record, tracebacks
 from tests.processes import Cluster, eventually
@@ -70,7 +72,8 @@ async def _attack(gateway: Gateway, kind: str, **options: Any) -> dict[str, Any]
     record(f"attacks.{kind}", **{k: v for k, v in outcome.items()
                                  if k not in ("ghost_ids", "left_ids", "room")},
            options=options, bystanders=result["bystanders"], rss_mb=result["rss_mb"],
-           gateway_cpu_s=result["gateway_cpu_s"], server_closes=result["server_closes"])
+           gateway_cpu_s=result["gateway_cpu_s"], server_closes=result["server_closes"],
+           loop_lag_worst_s=result["loop_lag_worst_s"])
     trips = result["bystanders"]
     assert not trips["disconnects"], trips
     assert trips["failed"] == 0 and trips["ok"] > 0, trips
@@ -139,6 +142,8 @@ async def test_ping_floods_reading_and_not_are_closed_1008_and_cost_little(
         _closed_by_server(result, {"1008"}, 2)
         assert set(result["outcome"]["reasons"]) <= {"too many frames"}, result["outcome"]
         assert result["rss_growth_mb"] < RSS_BOUND_MB, result["rss_mb"]
+        # The gateway watched its own event loop meanwhile (/metrics).
+        assert result["loop_lag_worst_s"] is not None, "no switchboard_event_loop_lag_seconds"
 
 
 async def test_a_ping_flood_never_read_is_no_longer_read_then_closed(stack: Stack) -> None:
