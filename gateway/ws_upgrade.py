@@ -6,17 +6,21 @@ a connection task, a Request with its headers, route it, dispatch its signals an
 handler task, per socket: most of the gateway's CPU in a join storm. So the first
 request of each TCP connection is looked at here: an upgrade to / or /ws is checked and
 answered by websockets' sans-I/O protocol (101, or its 400/426 with the reason) and the
-transport goes to a WsConnection; anything else is handed to Sanic as it arrived.
+transport goes to a WsConnection; anything else is handed to Sanic as it arrived. A head
+too long for either is answered here. Every refusal is one log line at INFO (websockets'
+"connection rejected" or "HTTP response sent"), never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from http import HTTPStatus
 from typing import cast
 
 from sanic.server import HttpProtocol
 from websockets.http11 import Request as HandshakeRequest
+from websockets.http11 import Response
 from websockets.server import ServerProtocol
 
 from gateway.ws_connection import WsConnection
@@ -25,9 +29,14 @@ log = logging.getLogger(__name__)
 
 # palava clients use the root; /ws is an alias (with a trailing slash too, as Sanic routes it)
 _WEBSOCKET_PATHS = (b"/", b"/ws", b"/ws/")
-# The longest request head read here: Sanic's own limit (REQUEST_MAX_HEADER_SIZE), which
-# answers a longer one with 413.
+# The longest request head read here: Sanic's own limit (REQUEST_MAX_HEADER_SIZE). A longer
+# one is answered here, 413 as Sanic would, or 414 for a request line that long, whether or
+# not its end came in the same read: the answer does not depend on how TCP cut it up.
 _HEAD_MAX = 8192
+# Headers a handshake may carry once only: which Host, or which Origin, would the allow-list
+# be checked against? (RFC 9112, 3.2: a server MUST answer 400 to more than one Host; RFC
+# 6454, 7.3: a user agent MUST NOT send more than one Origin.)
+_ONCE_ONLY = ("Host", "Origin")
 # How long the closing handshake may take before TCP is closed anyway.
 CLOSE_TIMEOUT_S = 10.0
 
@@ -42,23 +51,35 @@ def is_websocket_upgrade(head: bytes) -> bool:
             and b"websocket" in head.lower())
 
 
+def _refusal(status: HTTPStatus, text: str) -> bytes:
+    """The bytes of a plain-text refusal that closes the connection, for a request refused
+    before websockets or Sanic could answer it; websockets logs it, in one line at INFO."""
+    protocol = ServerProtocol(logger=log)
+    protocol.send_response(protocol.reject(status, text))
+    return b"".join(protocol.data_to_send())
+
+
 class GatewayHttpProtocol(HttpProtocol):
     """Sanic's HTTP/1.1 protocol, except for a first request that opens a WebSocket."""
 
-    __slots__ = ("_head", "_head_timer")
+    __slots__ = ("_head", "_head_timer", "_sanic_serves")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Sanic's connection task starts only if the first request is not an upgrade.
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         # Sanic's limits: past 64 KiB unread by the client, WsConnection.pause_writing.
         self.transport.set_write_buffer_limits(low=16384, high=65536)
-        self._head: bytes | None = b""
+        self._head: bytes | None = b""  # None once the head has been read
+        # Whether Sanic serves this connection, and so must hear of its end.
+        self._sanic_serves = False
         self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(
             self.request_timeout, self._head_timed_out)
 
     def data_received(self, data: bytes) -> None:
-        if self._head is None:
+        if self._sanic_serves:
             super().data_received(data)
+            return
+        if self._head is None:  # answered and closing: what follows is not read
             return
         head = self._head + data
         end = head.find(b"\r\n\r\n")
@@ -67,19 +88,23 @@ class GatewayHttpProtocol(HttpProtocol):
             return
         self._head = None
         self._cancel_head_timer()
-        if end >= 0 and is_websocket_upgrade(head[:end]):
+        if end < 0 or end + 4 > _HEAD_MAX:
+            self._refuse_long_head(head)
+        elif is_websocket_upgrade(head[:end]):
             self._upgrade(head[:end + 4], head[end + 4:])
-            return
-        # Anything else is Sanic's, from its first byte.
-        super().connection_made(self.transport)  # type: ignore[no-untyped-call]
-        super().data_received(head)
+        else:  # anything else is Sanic's, from its first byte
+            self._sanic_serves = True
+            super().connection_made(self.transport)  # type: ignore[no-untyped-call]
+            super().data_received(head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head is not None:  # gone before its first request: Sanic never knew it
-            self._head = None
-            self._cancel_head_timer()
+        if self._sanic_serves:
+            super().connection_lost(exc)  # type: ignore[no-untyped-call]
             return
-        super().connection_lost(exc)  # type: ignore[no-untyped-call]
+        # Gone before its first request, or answered here: Sanic never knew it (and its
+        # connection_lost would fail on the state its connection_made never set up).
+        self._head = None
+        self._cancel_head_timer()
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -91,6 +116,18 @@ class GatewayHttpProtocol(HttpProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _refuse_long_head(self, head: bytes) -> None:
+        """414 if the request line alone is past the limit, else 413."""
+        assert self.transport is not None
+        line_end = head.find(b"\r\n")
+        if line_end < 0 or line_end > _HEAD_MAX:
+            self.transport.write(_refusal(HTTPStatus.REQUEST_URI_TOO_LONG,
+                                         "the request line is too long\n"))
+        else:
+            self.transport.write(_refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                         "the request head is too large\n"))
+        self.transport.close()
+
     def _upgrade(self, head: bytes, rest: bytes) -> None:
         """websockets checks the handshake and writes the answer; a 101 hands the
         transport over to a WsConnection, anything else closes it."""
@@ -101,17 +138,16 @@ class GatewayHttpProtocol(HttpProtocol):
         handshake.receive_data(head)
         requests = [event for event in handshake.events_received()
                     if isinstance(event, HandshakeRequest)]
-        if requests:
-            origin = requests[0].headers.get("Origin")
-            if self.app.ctx.allowed_origins.allows(origin):
-                response = handshake.accept(requests[0])
-            else:  # protocol.md, "Origins": refused before any frame
-                response = handshake.reject(403, "this origin may not open a WebSocket here\n")
+        accepted = False
+        if requests:  # else websockets has answered (431), or found no HTTP request at all
+            response = self._answer(handshake, requests[0])
             handshake.send_response(response)
             accepted = response.status_code == 101
-        else:  # not even HTTP: websockets has written its 400
-            accepted = False
-        transport.write(b"".join(handshake.data_to_send()))
+        answer = b"".join(handshake.data_to_send())
+        # Not HTTP (a control character in a header, say): websockets closes without a
+        # word, where HTTP answers malformed syntax with 400 (RFC 9110, 15.5.1).
+        transport.write(answer or _refusal(HTTPStatus.BAD_REQUEST,
+                                          "this is not a valid HTTP request\n"))
         gateway = getattr(self.app.ctx, "gateway", None)  # set before the server listens
         if not accepted or gateway is None:
             transport.close()
@@ -122,3 +158,16 @@ class GatewayHttpProtocol(HttpProtocol):
         gateway.open(connection)
         if rest:  # frames the client sent right behind its request
             connection.data_received(rest)
+
+    def _answer(self, handshake: ServerProtocol, request: HandshakeRequest) -> Response:
+        """101, or a refusal: 400 for a header repeated that may come once only, 403 for an
+        origin that is not allowed, or whatever websockets finds wrong with the handshake."""
+        for name in _ONCE_ONLY:
+            if len(request.headers.get_all(name)) > 1:
+                return handshake.reject(HTTPStatus.BAD_REQUEST,
+                                        f"more than one {name} header\n")
+        if not self.app.ctx.allowed_origins.allows(request.headers.get("Origin")):
+            # protocol.md, "Origins": refused before any frame
+            return handshake.reject(HTTPStatus.FORBIDDEN,
+                                    "this origin may not open a WebSocket here\n")
+        return handshake.accept(request)
