@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from http import HTTPStatus
 from typing import cast
 
@@ -37,6 +38,8 @@ _HEAD_MAX = 8192
 # be checked against? (RFC 9112, 3.2: a server MUST answer 400 to more than one Host; RFC
 # 6454, 7.3: a user agent MUST NOT send more than one Origin.)
 _ONCE_ONLY = ("Host", "Origin")
+# A control character (or DEL) in a request line: no valid HTTP request has one.
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 # How long the closing handshake may take before TCP is closed anyway.
 CLOSE_TIMEOUT_S = 10.0
 
@@ -90,6 +93,14 @@ class GatewayHttpProtocol(HttpProtocol):
         self._cancel_head_timer()
         if end < 0 or end + 4 > _HEAD_MAX:
             self._refuse_long_head(head)
+        elif _CONTROL.search(head, 0, head.find(b"\r\n")):
+            # Sanic would fail on this request line (sanic-org/sanic#2735: it parses the
+            # URL again to answer it) and answer nothing, with a traceback. Only a
+            # connection's first request is read here; keep-alive ones are Sanic's.
+            assert self.transport is not None
+            self.transport.write(_refusal(HTTPStatus.BAD_REQUEST,
+                                          "this is not a valid HTTP request\n"))
+            self.transport.close()
         elif is_websocket_upgrade(head[:end]):
             self._upgrade(head[:end + 4], head[end + 4:])
         else:  # anything else is Sanic's, from its first byte

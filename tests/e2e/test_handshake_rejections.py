@@ -46,6 +46,9 @@ REFUSALS: dict[str, tuple[list[bytes], int]] = {
     "control character in a header": ([upgrade(headers=b"X-Note: \x1b[31m\r\n")], 400),
     "plain HTTP, head too large": ([b"GET /healthz HTTP/1.1\r\nHost: h\r\n" + LONG_LINE
                                     + b"\r\n"], 413),
+    # Sanic would answer nothing (it parses the URL again to say why: sanic-org/sanic#2735).
+    "plain HTTP, control character in the URL": (
+        [b"GET /nothere\x1b[31m HTTP/1.1\r\nHost: h\r\n\r\n"], 400),
 }
 
 
