@@ -51,7 +51,12 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
             if gateway is not None:
                 gateway.subscriptions_lost(channels)
 
-        heartbeat = Heartbeat(redis, gateway_id, settings.gateway_ttl_ms)
+        def declared_dead() -> None:
+            # Relays removed this gateway's peers from their rooms: its sockets rejoin.
+            if gateway is not None:
+                gateway.close_all(CloseCode.SERVICE_RESTART, "declared dead")
+
+        heartbeat = Heartbeat(redis, gateway_id, settings.gateway_ttl_ms, declared_dead)
         subscriber = Subscriber(topology, lost, heartbeat.register)
         gateway = Gateway(gateway_id, settings, sink, subscriber)
         app.ctx.redis = redis
@@ -68,9 +73,7 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
             asyncio.create_task(subscriber.run()),
             asyncio.create_task(gateway.keep_alive()),
             asyncio.create_task(gateway.metrics.watch_loop_lag()),
-            asyncio.create_task(heartbeat.run(
-                lambda: subscriber.generation,
-                lambda: gateway.close_all(CloseCode.SERVICE_RESTART, "heartbeat lapsed"))),
+            asyncio.create_task(heartbeat.run()),
         ]
 
     @app.after_server_start

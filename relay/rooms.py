@@ -102,19 +102,18 @@ class RoomBook:
             if member.resumable:
                 self.frame_seqs[conn] = frame_seqs.get(conn, 0)
 
-    def gateways(self) -> set[str]:
-        """The gateways that hold this shard's members' sockets."""
-        return {m.gateway for room in self.rooms.values() for m in room.members.values()
-                if m.gateway}
-
-    def members_on(self, gateways: set[str]) -> list[Leave | Detach]:
-        """What a gateway's death means for its members: a resumable one is detached (its
-        grace period begins), any other leaves."""
-        return [
-            Detach(conn=conn, room=digest, socket=channel_of(conn, member))
-            if member.resumable else Leave(conn=conn, room=digest)
-            for digest, room in self.rooms.items()
-            for conn, member in room.members.items() if member.gateway in gateways]
+    def departures(self) -> dict[str, list[Leave | Detach]]:
+        """By gateway holding this shard's members' sockets: what its death means for
+        them. A resumable member is detached from the socket it is on now (its grace
+        period begins; a socket that resumes it later stays), any other leaves."""
+        out: dict[str, list[Leave | Detach]] = {}
+        for digest, room in self.rooms.items():
+            for conn, member in room.members.items():
+                if member.gateway:
+                    out.setdefault(member.gateway, []).append(
+                        Detach(conn=conn, room=digest, socket=channel_of(conn, member))
+                        if member.resumable else Leave(conn=conn, room=digest))
+        return out
 
     def expired(self, now_ms: int) -> list[Expire]:
         """Detached members whose grace period is over by `now_ms`."""

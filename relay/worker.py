@@ -11,13 +11,14 @@ import msgspec
 from redis.exceptions import RedisError, ResponseError
 
 from relay.effects import Effect
+from relay.gateway_watch import GatewayWatch
 from relay.leases import RELEASE, RENEW, Leases
 from relay.metrics import RelayMetrics
 from relay.rooms import RoomBook
 from relay.scripts import load_scripts
 from relay.store import COMMIT, COMMITTED, ENTRIES_MISSED, Committer, Shard, load_shard
 from shared import keys
-from shared.events import AnyEvent, event_decoder, event_encoder
+from shared.events import AnyEvent, Detach, Leave, event_decoder, event_encoder
 from shared.linger import Linger
 from shared.process_id import process_id
 from shared.redis_clients import CALL_S, LOAD_S, PROBE_S, STOP_S, RedisClient, bounded, get_many
@@ -34,6 +35,8 @@ _BLOCK_MS = 200
 # takeover follows the lease TTL closely; dead gateways are looked for every second.
 _CLAIM_EVERY_S = 0.25
 _SWEEP_EVERY_S = 1.0
+# Sweeps further apart than this (a relay's loop held up) may have missed a failover.
+_WATCH_GAP_S = 2.5 * _SWEEP_EVERY_S
 # Reconnecting to Redis: first retry after the minimum, doubling up to the maximum. A
 # refused connection costs next to nothing, and a promoted replica is used within a
 # second of the election (the issue: service back within 10 s of a master's kill).
@@ -83,6 +86,11 @@ class Relay:
             keys.shard_stream(s).encode(): s for s in range(settings.shards)
         }
         self.stopping = asyncio.Event()
+        # A live gateway sets its key again within one beat (ttl/3) and one failing call
+        # (CALL_S) of its master answering again; a sweep may come a second later.
+        self.gateway_watch = GatewayWatch(
+            settle_s=settings.gateway_ttl_ms / 3000 + CALL_S + _SWEEP_EVERY_S,
+            max_gap_s=_WATCH_GAP_S)
         # The hot path's own connection (shared.resp): one XREADGROUP over every owned
         # shard, and the commits. On a cluster, where one command cannot span slots,
         # each shard has a reader task and connection of its own instead (_read_shard).
@@ -127,6 +135,9 @@ class Relay:
                 backoff = _BACKOFF_MIN_S
             except RedisError as exc:
                 log.warning("redis error, retrying in %.1f s: %s", backoff, exc)
+                # A master may be failing over: a heartbeat key found missing soon after
+                # is no proof that its gateway stopped (relay.gateway_watch).
+                self.gateway_watch.failed()
                 await self._pause(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 scripts_loaded = False
@@ -218,21 +229,55 @@ class Relay:
 
         The leaves go through the shard streams like any other event, so they are applied
         in order and exactly once; sending one twice does no harm (leaving is idempotent).
+        A gateway is dead when a relay declared it so (its key holds GATEWAY_DEAD), or when
+        its key is missing while `GatewayWatch` says that cannot be a failover's doing:
+        then this relay declares it first, so that the gateway, should it be alive after
+        all, knows on its next beat that its sockets must rejoin.
+
+        What each gateway's death means is taken before its key is read: a socket that
+        joins or resumes through it afterwards may do so after the gateway's beat that
+        reads the verdict, and would not be closed, so it must not be removed.
         """
-        gateways = sorted(set().union(*(s.book.gateways() for s in self.owned.values())))
-        if not gateways:
+        departures: dict[str, list[tuple[str, Leave | Detach]]] = {}
+        for shard in self.owned.values():
+            for gateway, events in shard.book.departures().items():
+                departures.setdefault(gateway, []).extend((shard.stream, e) for e in events)
+        watch = self.gateway_watch
+        watch.keep_only(set(departures))
+        if not departures:
             return
-        alive = await get_many(self.redis, [keys.gateway_alive(g) for g in gateways], CALL_S)
-        dead = {g for g, flag in zip(gateways, alive, strict=True) if flag is None}
+        gateways = sorted(departures)
+        try:
+            values = await get_many(self.redis, [keys.gateway_alive(g) for g in gateways],
+                                    CALL_S)
+        except RedisError:
+            watch.failed()
+            raise
+        now = time.monotonic()
+        watch.read(gateways, now)
+        dead = []
+        for gateway, value in zip(gateways, values, strict=True):
+            if value == keys.GATEWAY_DEAD or value is None and watch.may_declare(
+                    gateway, now) and await self._declare_dead(gateway):
+                dead.append(gateway)
         if not dead:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for shard in self.owned.values():
-            for leave in shard.book.members_on(dead):
-                pipe.xadd(shard.stream, {b"e": event_encoder.encode(leave)},
+        for gateway in dead:
+            for stream, leave in departures[gateway]:
+                pipe.xadd(stream, {b"e": event_encoder.encode(leave)},
                           maxlen=self.settings.stream_maxlen, approximate=True)
-        log.info("gateways gone: %s; removing or detaching %d peers", sorted(dead), len(pipe))
+        log.info("gateways gone: %s; removing or detaching %d peers", dead, len(pipe))
         await bounded(pipe.execute(), CALL_S)
+
+    async def _declare_dead(self, gateway: str) -> bool:
+        """Write the verdict where the gateway's key is still missing (SET NX GET, one
+        command): True if this relay wrote it or another relay's verdict is there, False
+        if the gateway beat meanwhile."""
+        previous = await bounded(self.redis.set(
+            keys.gateway_alive(gateway), keys.GATEWAY_DEAD, nx=True, get=True,
+            px=keys.GATEWAY_DEAD_KEPT_MS), CALL_S)
+        return previous is None or previous == keys.GATEWAY_DEAD
 
     async def expire_detached(self) -> None:
         """Detached peers whose grace period is over leave (protocol.md, "Resume").

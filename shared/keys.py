@@ -67,8 +67,17 @@ def frame_counters(shard: int) -> str:
 
 
 def gateway_alive(gateway_id: str) -> str:
-    """Present while the gateway heartbeats (value: its start time; TTL: gateway_ttl_ms)."""
+    """Present while the gateway heartbeats (value: the time of its beat; TTL:
+    gateway_ttl_ms); `GATEWAY_DEAD` once a relay declared it dead."""
     return f"sig:gw:{gateway_id}"
+
+
+# What a relay writes into a gateway's heartbeat key (SET NX: only where the key is
+# missing) before it removes that gateway's peers, for GATEWAY_DEAD_KEPT_MS: the gateway,
+# whose every beat reads the key's old value, then knows that its sockets must rejoin,
+# and a key that is merely missing (a failover) makes it close nothing (rule 4).
+GATEWAY_DEAD = b"dead"
+GATEWAY_DEAD_KEPT_MS = 600_000
 
 
 def connection_channel(shard: int, socket_id: str) -> str:

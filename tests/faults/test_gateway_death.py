@@ -2,7 +2,10 @@
 
 Required: within 10 s (SWITCHBOARD_GATEWAY_TTL_MS, 7 s by default, plus the relays' sweep)
 its peers leave their rooms, the other members receive `peer_left` for each, exactly once,
-and nothing of them remains in Redis.
+and nothing of them remains in Redis but the relays' verdict on the gateway, in its
+heartbeat key (`GATEWAY_DEAD`, gone by itself within GATEWAY_DEAD_KEPT_MS), which holds no
+peer's id: a gateway that was cut off, not dead, reads it when it comes back and closes its
+sockets (issue 21, item 7).
 """
 
 from __future__ import annotations
@@ -129,12 +132,17 @@ async def _kill_a_gateway(cluster: Cluster, fault: str, required_s: float) -> Ou
         await eventually(lambda: all(any(f.get("barrier") == 2 for f in m.events("message"))
                                      for m in staying), 10, "the survivors' check-in")
 
-        # Redis: the heartbeat lapsed; now search every key's name and value for the dead.
-        await eventually(lambda: _absent(redis, victim_key), 5, "the heartbeat key to lapse")
+        # Redis: the heartbeat lapsed, and in its place the relays' verdict, which the
+        # gateway would read should it come back (gateway/heartbeat.py), kept for a
+        # bounded time; now search every other key's name and value for the dead.
+        await eventually(lambda: _verdict(redis, victim_key), 5, "the relays' verdict")
+        verdict_ttl_ms = await redis.pttl(victim_key)
+        assert 0 < verdict_ttl_ms <= keys.GATEWAY_DEAD_KEPT_MS
         dead = [*doomed_ids, victim_gateway_id]
 
         async def traces() -> tuple[list[str], dict[str, bytes], dict[str, list[bytes]]]:
             after = await _redis_dump(redis)
+            del after[victim_key]
             named = sorted(k for k in after if any(d in k for d in dead))
             held = {k: v for k, v in after.items()
                     if not k.startswith("sig:in:") and any(d.encode() in v for d in dead)}
@@ -240,5 +248,5 @@ async def _no_traces(traces: Callable[[], Awaitable[tuple[Any, Any, Any]]]) -> b
     return not any(await traces())
 
 
-async def _absent(redis: Redis, key: str) -> bool:
-    return not await redis.exists(key)
+async def _verdict(redis: Redis, key: str) -> bool:
+    return await redis.get(key) == keys.GATEWAY_DEAD
