@@ -64,7 +64,9 @@ def _notes(result: dict[str, Any]) -> str:
         notes.append(f"peer_left {outcome['peer_left']}/{len(outcome['ghost_ids'])}, "
                      f"newcomer: {outcome['newcomer']}")
     if outcome.get("frames_per_s"):
-        notes.append(f"{outcome['frames_per_s']:,} frames/s sent")
+        # What TCP took from the attackers: once the gateway stops reading, little.
+        notes.append(f"TCP took {outcome['bytes_sent'] / 1e6:,.1f} MB in "
+                     f"{outcome['flood_s']:g} s ({outcome['frames_per_s']:,} frames/s)")
     if outcome.get("reasons"):
         notes.append("reasons: " + ", ".join(f'"{r}"' for r in outcome["reasons"]))
     if outcome.get("last_close_s") is not None:

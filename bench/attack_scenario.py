@@ -224,7 +224,11 @@ def run_one(attack: Attack) -> dict[str, Any]:
     return {**result, "logs": log_findings(logs)}
 
 
-def run(seconds: float, scale: float, progress: Callable[[str], None] = print) -> dict[str, Any]:
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(seconds: float, scale: float, progress: Callable[[str], None] = _print) -> dict[str, Any]:
     """Every attack of `plan`; the result the benchmark's JSON keeps, with the goals."""
     results = []
     for attack in plan(seconds, scale):

@@ -10,7 +10,10 @@ from bench.attack_report import goals, goals_text, table
 def _result(name: str, kind: str, growth: float, worst: float, disconnects: list[str],
             tracebacks: int = 0) -> dict[str, Any]:
     return {"attack": name, "kind": kind, "outcome": {"codes": {"1008": 4},
-                                                      "reasons": {"too many frames": 4}},
+                                                      "reasons": {"too many frames": 4},
+                                                      "bytes_sent": 2_620_000,
+                                                      "flood_s": 5.001,
+                                                      "frames_per_s": 4_000},
             "bystanders": {"ok": 20, "failed": 0, "disconnects": disconnects,
                            "worst_ms": worst, "p99_ms": worst},
             "rss_mb": {"before": 60.0, "peak": 60.0 + growth, "after": 61.0},
@@ -49,5 +52,6 @@ def test_table_has_a_row_per_attack_and_marks_a_failed_one() -> None:
     assert lines[2].startswith("| ping flood x4, reading | 20 / 0 | none | 40 / 40 | "
                                "60.0 / 63.0 / 61.0 | 1.50 | <= 0.25 | 1008 x4 | 1008 x4 | "
                                "0 / 0 |")
-    assert 'reasons: "too many frames"' in lines[2]
+    assert 'TCP took 2.6 MB in 5.001 s (4,000 frames/s); reasons: "too many frames"' \
+        in lines[2]
     assert lines[3].startswith("| byte trickle x500 | FAILED: OSError: x |")

@@ -74,7 +74,7 @@ def test_attacks_run_each_beside_bystanders_and_report_the_goals(tmp_path: Path)
     gateway's business, tests/faults/test_attacks.py holds it to them)."""
     result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only", "attacks",
                              "--servers", "switchboard", "--results-dir", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=150)
+                            cwd=ROOT, capture_output=True, text=True, timeout=100)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     [path] = tmp_path.glob("bench-*.json")
