@@ -14,7 +14,6 @@ import asyncio
 import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,41 +23,12 @@ from typing import Any
 from bench.attack_report import brief, goals
 from bench.attacks import PROTOCOL_ERRORS, Attacker
 from bench.bystanders import Bystanders
-from bench.procstat import cpu_seconds, rss_kib
+from bench.procstat import PeakRss, cpu_seconds, rss_kib
 from bench.servers import SwitchboardServer
 from tests.processes import http_get, start_cluster, start_redis
 
 AFTER_S = 1.0  # how long the bystanders go on after an attack, for the "after" figures
 TRICKLE_IDLE_S = 4  # the idle timeout of the byte trickle's gateway (pings every 1 s)
-
-
-class PeakRss:
-    """A process's resident memory (KiB), sampled every 20 ms in a thread while in use."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.samples: list[int] = [rss_kib(pid)]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            try:
-                self.samples.append(rss_kib(self.pid))
-            except (OSError, RuntimeError):
-                return  # the process is gone
-
-    @property
-    def peak(self) -> int:
-        return max(self.samples)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 _CLOSES = re.compile(r'^switchboard_closes_total\{code="([^"]+)"\} ([0-9.e+]+)$', re.M)

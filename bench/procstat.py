@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable
 
@@ -51,3 +52,32 @@ def settle(pids: list[int], timeout: float = 15.0, busy: float = 0.05) -> float:
             break
         before = now
     return time.monotonic() - started
+
+
+class PeakRss:
+    """A process's resident memory (KiB), sampled every 20 ms in a thread while in use."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[int] = [rss_kib(pid)]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                self.samples.append(rss_kib(self.pid))
+            except (OSError, RuntimeError):
+                return  # the process is gone
+
+    @property
+    def peak(self) -> int:
+        return max(self.samples)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()

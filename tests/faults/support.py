@@ -68,14 +68,6 @@ def pid_of(process_id: str) -> int:
     return int(process_id.rsplit("-", 2)[1])
 
 
-def resident_kib(pid: int) -> int:
-    """VmRSS of a process, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 async def kill_after_renewal(victim: Process, redis: Redis, key: str, timeout: float,
                              what: str) -> tuple[float, float]:
     """SIGKILL `victim` right after it renewed `key`, its heartbeat or lease (the key's PTTL

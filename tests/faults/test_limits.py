@@ -11,7 +11,6 @@ import asyncio
 import json
 import math
 import signal
-import threading
 import time
 import uuid
 from typing import Any
@@ -20,9 +19,10 @@ import pytest
 import redis
 import websockets
 
+from bench.procstat import PeakRss, rss_kib
 from shared.keys import room_digest, room_members, shard_of, shard_stream
 from tests.faults.rawsocket import CLOSE, PING, PONG, TEXT, RawSocket, encode_frame
-from tests.faults.support import private_cluster, record, resident_kib, tracebacks
+from tests.faults.support import private_cluster, record, tracebacks
 from tests.peers import Peer
 from tests.processes import Cluster, eventually
 
@@ -192,8 +192,8 @@ async def test_frame_flood_does_not_fill_gateway_memory() -> None:
                 pass  # the gateway closed it: that is how it should end
             return sent
 
-        before = resident_kib(gateway.pid)
-        with _RssSampler(gateway.pid) as rss:
+        before = rss_kib(gateway.pid)
+        with PeakRss(gateway.pid) as rss:
             writer = asyncio.create_task(flood())
             answers: list[dict[str, Any]] = []
             while flooder.close_code is None:
@@ -250,28 +250,6 @@ async def test_room_size_limit_answers_room_is_full_at_the_configured_capacity()
 
 # --- slow consumer --------------------------------------------------------------------------
 
-class _RssSampler:
-    """The gateway's resident memory, sampled every 20 ms in a thread while a flood runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.samples: list[int] = [resident_kib(pid)]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.samples.append(resident_kib(self.pid))
-
-    def __enter__(self) -> _RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 async def test_slow_consumer_is_closed_1013_and_gateway_memory_stays_bounded() -> None:
     send_buffer = 1024 * 1024  # protocol.md's default
     message_bytes, messages_each = 4096, 2500  # 2 x 10 MB: far past every buffer on the way
@@ -310,9 +288,9 @@ async def test_slow_consumer_is_closed_1013_and_gateway_memory_stays_bounded() -
 
         reader = asyncio.create_task(read_flooder())
         pad = "x" * (message_bytes - 120)
-        before = resident_kib(gateway.pid)
+        before = rss_kib(gateway.pid)
         started = time.monotonic()
-        with _RssSampler(gateway.pid) as rss:
+        with PeakRss(gateway.pid) as rss:
             for seq in range(messages_each):
                 for target in (stalled_id, paused_id):
                     await flooder.send(event="send_to_peer", peer_id=target,
@@ -339,7 +317,7 @@ async def test_slow_consumer_is_closed_1013_and_gateway_memory_stays_bounded() -
             deadline = time.monotonic() + 15
             while stalled_id not in left and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        after = resident_kib(gateway.pid)
+        after = rss_kib(gateway.pid)
         reader.cancel()
         sent_mb = 2 * messages_each * message_bytes / 1e6
         figures = {"rss_before_kib": before, "rss_max_kib": max(rss.samples),
