@@ -25,7 +25,7 @@ from bench.attacks import PROTOCOL_ERRORS, Attacker
 from bench.bystanders import Bystanders
 from bench.procstat import PeakRss, cpu_seconds, rss_kib
 from bench.servers import SwitchboardServer
-from tests.processes import http_get, start_cluster, start_redis
+from harness.processes import http_get, start_cluster, start_redis
 
 AFTER_S = 1.0  # how long the bystanders go on after an attack, for the "after" figures
 TRICKLE_IDLE_S = 4  # the idle timeout of the byte trickle's gateway (pings every 1 s)

@@ -12,8 +12,8 @@
 Each returns how its sockets ended as the attacker saw them (`tally`: a close frame's code,
 1006 for TCP gone without one, `open`) and figures of its own. An attack may run in a
 process of its own (`Attacker`), so that its flood does not slow a bystander's client.
-The wire client is tests/faults/rawsocket.py's, as bench/servers.py takes its processes
-from tests/processes.py: the tests keep the harness, the bench the attacks.
+The wire client is harness/rawsocket.py's, as bench/servers.py takes its processes
+from harness/processes.py: the tests keep the harness, the bench the attacks.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from tests.faults.rawsocket import (
+from harness.rawsocket import (
     CLOSE,
     CONTINUATION,
     PING,

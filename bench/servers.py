@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.processes import Cluster, RedisServer, free_port, start_cluster, start_redis
-from tests.redis_cluster import RedisCluster, start_redis_cluster
+from harness.processes import Cluster, RedisServer, free_port, start_cluster, start_redis
+from harness.redis_cluster import RedisCluster, start_redis_cluster
 
 PEERJS_DIR = Path(__file__).resolve().parent / "peerjs"
 PEERJS_BIN = PEERJS_DIR / "node_modules" / "peer" / "dist" / "bin" / "peerjs.js"

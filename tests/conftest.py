@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import Cluster, RedisServer, start_cluster, start_redis
+from harness.redis_cluster import RedisCluster, running_redis_cluster
 from tests.peers import Peer
-from tests.processes import Cluster, RedisServer, start_cluster, start_redis
-from tests.redis_cluster import RedisCluster, running_redis_cluster
 
 # Star rooms in the shared cluster: above 100 members, so that a test can show one past
 # the mesh limit of palava, and small enough to fill in a second.
@@ -31,7 +31,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:
-    """Three masters with a replica each (tests/redis_cluster.py). Shared: a test that
+    """Three masters with a replica each (harness/redis_cluster.py). Shared: a test that
     kills or restarts nodes starts a cluster of its own."""
     with running_redis_cluster() as cluster:
         yield cluster

@@ -10,8 +10,8 @@ from typing import Any
 
 import websockets
 
+from harness.processes import Cluster
 from tests.peers import TIMEOUT, Peer
-from tests.processes import Cluster
 
 
 @dataclass

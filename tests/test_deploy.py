@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.processes import ROOT
+from harness.processes import ROOT
 
 K8S = ROOT / "k8s"
 MANIFESTS = sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT
+from harness.processes import ROOT
 
 LOCK = ROOT / "requirements" / "lowest.lock"
 VENV = ROOT / ".venv-lowest"

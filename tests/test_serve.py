@@ -10,8 +10,8 @@ import socket
 import subprocess
 import time
 
+from harness.processes import ROOT, http_get
 from tests.peers import Peer
-from tests.processes import ROOT, http_get
 
 
 def free_run_of_ports(count: int) -> int:

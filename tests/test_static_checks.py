@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.processes import ROOT
+from harness.processes import ROOT
 
 TSC = ROOT / "node_modules" / ".bin" / "tsc"
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.processes import ROOT
+from harness.processes import ROOT
 
 
 def test_smoke_run_loses_nothing(tmp_path: Path) -> None:

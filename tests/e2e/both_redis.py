@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.processes import Cluster, RedisLike, RedisServer
-from tests.redis_cluster import RedisCluster
+from harness.processes import Cluster, RedisLike, RedisServer
+from harness.redis_cluster import RedisCluster
 
 
 @pytest.fixture(params=["redis_server", "redis_cluster"])

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from harness.processes import Cluster
 from tests.netns import LoopbackNamespace
-from tests.processes import Cluster
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser

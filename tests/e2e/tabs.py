@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from tests.processes import ROOT
+from harness.processes import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [

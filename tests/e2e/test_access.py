@@ -19,8 +19,8 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from harness.processes import ROOT, Cluster, Process
 from tests.peers import TIMEOUT, Peer
-from tests.processes import ROOT, Cluster, Process
 
 TURN_SECRET = "turn-secret-for-the-tests"
 TURN_TTL = 600

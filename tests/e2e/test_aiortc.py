@@ -18,10 +18,10 @@ import pytest
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
+from harness.processes import Cluster, wait_until
 from shared import keys
 from shared.frames import JoinedRoom, NewPeer
 from switchboard_client import PeerMessage, SignalingClient
-from tests.processes import Cluster, wait_until
 
 MESSAGES = 20
 

@@ -24,9 +24,9 @@ import pytest
 from playwright.async_api import Browser
 
 from gateway.mint_token import mint_token
+from harness.processes import Cluster, http_get
 from tests.e2e.tabs import ARTIFACTS, Tab
 from tests.netns import LoopbackNamespace
-from tests.processes import Cluster, http_get
 
 JOIN_S = 15
 CALL_S = 25

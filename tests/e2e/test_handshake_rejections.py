@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.processes import Cluster, Process, http_get
+from harness.processes import Cluster, Process, http_get
 
 ALLOWED = "https://app.example.com"
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455, 1.3

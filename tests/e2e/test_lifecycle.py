@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import ROOT, Cluster, free_port, wait_until
+from harness.rawsocket import CLOSE, RawSocket, encode_frame
 from shared.keys import shard_lease
-from tests.faults.rawsocket import CLOSE, RawSocket, encode_frame
 from tests.peers import Peer
-from tests.processes import ROOT, Cluster, free_port, wait_until
 
 
 async def test_gateway_sigterm_warns_closes_4200_and_rooms_see_peer_left(

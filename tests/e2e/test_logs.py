@@ -11,9 +11,9 @@ import signal
 import pytest
 
 from gateway.mint_token import mint_token
+from harness.processes import Cluster
 from tests.faults.support import private_cluster
 from tests.peers import Peer
-from tests.processes import Cluster
 
 TURN_SECRET = "turn-secret-that-must-never-be-logged"
 JOIN_SECRET = "join-secret-that-must-never-be-logged-32b"

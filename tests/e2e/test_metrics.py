@@ -13,9 +13,9 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.processes import ROOT, Cluster, eventually, free_port, http_get
 from tests.faults.support import private_cluster
 from tests.peers import TIMEOUT, Peer
-from tests.processes import ROOT, Cluster, eventually, free_port, http_get
 
 METRICS_PORT = free_port()
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

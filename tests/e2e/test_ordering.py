@@ -7,7 +7,7 @@ import json
 
 import websockets
 
-from tests.processes import Cluster
+from harness.processes import Cluster
 
 
 async def test_frames_sent_right_after_the_handshake_are_handled_in_order(

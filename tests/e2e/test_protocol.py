@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
+from harness.processes import Cluster, eventually
+from harness.rawsocket import TEXT, RawSocket, encode_frame
 from shared import keys
 from tests.e2e import both_redis
 from tests.e2e.both_redis import command_on, keys_of
-from tests.faults.rawsocket import TEXT, RawSocket, encode_frame
 from tests.peers import TIMEOUT, Peer
-from tests.processes import Cluster, eventually
 
 # Every test here on a single Redis and on a Redis Cluster.
 cluster = both_redis.cluster

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
+from harness.processes import Cluster, eventually
 from shared import keys
 from tests.e2e import both_redis
 from tests.e2e.both_redis import command_on, keys_of
 from tests.faults.support import record
 from tests.peers import Peer
-from tests.processes import Cluster, eventually
 from tests.resume_support import ResumablePeer, Tally, closed_code, pair, send_messages
 
 # Every test here on a single Redis and on a Redis Cluster.

@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 import pytest
 from playwright.async_api import Browser
 
+from harness.processes import Cluster, http_get
 from tests.e2e.tabs import ARTIFACTS, Tab
 from tests.netns import LoopbackNamespace
-from tests.processes import Cluster, http_get
 
 LINK_S = 25  # ICE, DTLS and the DataChannel, on a loaded 2-core machine
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from harness.processes import Cluster
 from tests.conftest import STAR_CAPACITY
 from tests.e2e import both_redis
 from tests.peers import Peer
-from tests.processes import Cluster
 
 # Every test here on a single Redis and on a Redis Cluster.
 cluster = both_redis.cluster

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from harness.processes import Cluster, TlsRedisServer, start_cluster, start_tls_redis
 from shared.resp import RespConnection, pack
 from tests.peers import Peer
-from tests.processes import Cluster, TlsRedisServer, start_cluster, start_tls_redis
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.processes import Cluster
 from tests.faults.support import private_cluster
-from tests.processes import Cluster
 
 
 @pytest.fixture

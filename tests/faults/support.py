@@ -23,8 +23,8 @@ from typing import Any
 import websockets
 from redis.asyncio import Redis
 
+from harness.processes import ROOT, Cluster, Process, eventually, start_cluster, start_redis
 from tests.peers import Peer
-from tests.processes import ROOT, Cluster, Process, eventually, start_cluster, start_redis
 
 ARTIFACTS = ROOT / "tests" / "artifacts" / "faults.jsonl"
 

@@ -25,9 +25,9 @@ import pytest
 
 from bench.attack_scenario import Attack, measure
 from bench.attacks import PROTOCOL_ERRORS
+from harness.processes import Cluster, eventually
 from shared.keys import room_digest, room_members, shard_of
 from tests.faults.support import private_cluster, record, tracebacks
-from tests.processes import Cluster, eventually
 
 IDLE_TIMEOUT, PING_INTERVAL, CAPACITY = 4, 1, 10
 LIFTED = {"SWITCHBOARD_WIRE_FRAME_RATE": "1000000", "SWITCHBOARD_WIRE_FRAME_BURST": "1000000",

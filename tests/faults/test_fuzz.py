@@ -40,7 +40,7 @@ import websockets
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.faults.rawsocket import (
+from harness.rawsocket import (
     BINARY,
     CLOSE,
     PONG,

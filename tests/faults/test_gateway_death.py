@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from harness.processes import Cluster, eventually
 from shared import keys
 from tests.faults.support import Member, kill_after_renewal, record
 from tests.peers import Peer
-from tests.processes import Cluster, eventually
 
 pytestmark = pytest.mark.timeout(90)
 

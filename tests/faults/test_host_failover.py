@@ -16,10 +16,10 @@ from collections import Counter
 import pytest
 from redis.asyncio import Redis
 
+from harness.processes import Cluster, eventually
 from shared import keys
 from tests.faults.support import kill_after_renewal, pid_of
 from tests.peers import Peer
-from tests.processes import Cluster, eventually
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -20,11 +20,11 @@ import redis
 import websockets
 
 from bench.procstat import PeakRss, rss_kib
+from harness.processes import Cluster, eventually
+from harness.rawsocket import CLOSE, PING, PONG, TEXT, RawSocket, encode_frame
 from shared.keys import room_digest, room_members, shard_of, shard_stream
-from tests.faults.rawsocket import CLOSE, PING, PONG, TEXT, RawSocket, encode_frame
 from tests.faults.support import private_cluster, record, tracebacks
 from tests.peers import Peer
-from tests.processes import Cluster, eventually
 
 # Frames per second no limit test means to hit (for the clients that flood on purpose).
 UNLIMITED = {"SWITCHBOARD_FRAME_RATE": "1000000", "SWITCHBOARD_FRAME_BURST": "1000000",

@@ -3,7 +3,7 @@ and failed over to its replica, and a busy shard's slot migrated with
 `redis-cli --cluster reshard`.
 
 Each test has a Redis Cluster of its own (three masters with a replica each, node timeout
-2 s: tests/redis_cluster.py), since it kills or moves parts of it, and 2 gateways + 2
+2 s: harness/redis_cluster.py), since it kills or moves parts of it, and 2 gateways + 2
 relays on it. In every room a pair of peers, one on each gateway, send numbered messages
 both ways at a fixed cadence all along; a resumable peer closed with 1012 resumes, on the
 other gateway first. Each (sender, receiver) stream is counted: sent, delivered, replayed
@@ -41,13 +41,13 @@ import pytest
 import websockets
 from redis.asyncio import RedisCluster as AsyncRedisCluster
 
+from harness.processes import Cluster, eventually, start_cluster
+from harness.redis_cluster import RedisCluster, running_redis_cluster
 from shared import keys
 from shared.close_codes import CloseCode
 from shared.redis_clients import get_many
 from tests.faults.support import processes, record
 from tests.peers import Peer
-from tests.processes import Cluster, eventually, start_cluster
-from tests.redis_cluster import RedisCluster, running_redis_cluster
 
 pytestmark = pytest.mark.timeout(120)
 

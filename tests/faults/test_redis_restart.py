@@ -24,11 +24,11 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
+from harness.processes import Cluster, RedisServer, eventually, start_redis
 from shared import keys
 from shared.close_codes import CloseCode
 from tests.faults.support import processes, record
 from tests.peers import Peer
-from tests.processes import Cluster, RedisServer, eventually, start_redis
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -17,10 +17,10 @@ from collections.abc import Callable
 import pytest
 from redis.asyncio import Redis
 
+from harness.processes import Cluster, Process, eventually
 from shared import keys
 from tests.faults.support import Member, kill_after_renewal, pid_of, record
 from tests.peers import Peer
-from tests.processes import Cluster, Process, eventually
 
 pytestmark = pytest.mark.timeout(90)
 

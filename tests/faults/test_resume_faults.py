@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from harness.processes import Cluster, eventually
 from shared import keys
 from tests.faults.support import kill_after_renewal, pid_of, private_cluster, record
 from tests.peers import Peer
-from tests.processes import Cluster, eventually
 from tests.resume_support import ResumablePeer, Tally, pair, send_messages
 
 pytestmark = pytest.mark.timeout(90)

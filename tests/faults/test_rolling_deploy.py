@@ -15,11 +15,11 @@ import msgspec
 import pytest
 import redis
 
+from harness.processes import Cluster, eventually
 from shared import events
 from shared.keys import GROUP, room_digest, shard_of, shard_stream
 from tests.faults.support import private_cluster, record, tracebacks
 from tests.peers import Peer
-from tests.processes import Cluster, eventually
 
 # --- the next version: every struct gained a field with a default -------------------------
 

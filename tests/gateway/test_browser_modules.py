@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.processes import ROOT
+from harness.processes import ROOT
 
 SCRIPT = """
 import { iceServersFor } from './gateway/client/ice-servers.js';

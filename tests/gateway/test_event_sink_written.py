@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from gateway.event_sink import _entries_after, _id_order, written_prefix
-from tests.processes import RedisServer
+from harness.processes import RedisServer
 
 
 @pytest.mark.parametrize(("sent", "entries", "found"), [

@@ -10,8 +10,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.heartbeat import Heartbeat
+from harness.processes import RedisServer
 from shared import keys
-from tests.processes import RedisServer
 
 TTL_MS = 3000
 

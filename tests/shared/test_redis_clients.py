@@ -13,9 +13,9 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from harness.processes import ROOT, start_redis
+from harness.redis_cluster import running_redis_cluster
 from shared.redis_clients import bounded, close_client, discover, get_many, redis_client
-from tests.processes import ROOT, start_redis
-from tests.redis_cluster import running_redis_cluster
 
 PACKAGES = ("gateway", "relay", "shared")
 # Names under which the services hold a redis-py client or one of its pipelines.

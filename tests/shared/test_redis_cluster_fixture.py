@@ -1,4 +1,4 @@
-"""The Redis Cluster fixture (tests/redis_cluster.py) does what the cluster tests rely on:
+"""The Redis Cluster fixture (harness/redis_cluster.py) does what the cluster tests rely on:
 redis-py's cluster client reads and writes on every master, sharded Pub/Sub delivers, a slot
 moves with its keys, `redis-cli --cluster reshard` moves slots, and a killed master fails
 over to its replica, keys included, within 10 s (node timeout 2 s)."""
@@ -13,7 +13,7 @@ import pytest
 import redis
 import redis.cluster
 
-from tests.redis_cluster import RedisCliError, RedisCluster, running_redis_cluster
+from harness.redis_cluster import RedisCliError, RedisCluster, running_redis_cluster
 
 pytestmark = pytest.mark.timeout(90)
 

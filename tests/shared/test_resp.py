@@ -8,8 +8,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from harness.processes import RedisServer, free_port
 from shared.resp import RespConnection, pack
-from tests.processes import RedisServer, free_port
 
 
 def _url(server: RedisServer, db: int, user: str = "") -> str:

@@ -8,9 +8,9 @@ import pytest
 import websockets
 from websockets.protocol import State
 
+from harness.processes import Cluster, eventually
 from shared.frames import NewPeer, PeerLeft
 from switchboard_client import PeerMessage, ResumeFailed, SignalingClient
-from tests.processes import Cluster, eventually
 
 
 async def numbers(client: SignalingClient, count: int) -> list[int]:

@@ -2,7 +2,7 @@
 masters with a replica each by default), joined with `redis-cli --cluster create`, and the
 faults tests make in it: a master killed and failed over, a node started again, slots moved.
 
-Every process is started with tests.processes, remembered by pid and stopped by that pid.
+Every process is started with harness.processes, remembered by pid and stopped by that pid.
 Nothing is written outside `workdir`: each node's cluster-config-file lives there, so that
 a node started again on its port comes back with its node id and rejoins as a replica.
 """
@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from redis.crc import key_slot
 
-from tests.processes import RedisServer, _launch_redis, free_port, wait_until
+from harness.processes import RedisServer, _launch_redis, free_port, wait_until
 
 SLOTS = 16384
 BUS_OFFSET = 10000  # a node's cluster bus listens on its port + 10000

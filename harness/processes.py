@@ -54,7 +54,7 @@ async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float, what
         if inspect.isawaitable(result):
             result = await result
         if result:
-            return result  # type: ignore[return-value]
+            return result
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
@@ -190,7 +190,7 @@ def start_tls_redis(workdir: Path) -> TlsRedisServer:
 
 
 class RedisLike(Protocol):
-    """A private redis-server, or a Redis Cluster of them (tests/redis_cluster.py)."""
+    """A private redis-server, or a Redis Cluster of them (harness/redis_cluster.py)."""
 
     @property
     def url(self) -> str: ...

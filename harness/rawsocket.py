@@ -59,7 +59,9 @@ class Frame:
     def close_code(self) -> int:
         if self.opcode != CLOSE:
             raise ValueError("not a close frame")
-        return int(struct.unpack("!H", self.payload[:2])[0]) if len(self.payload) >= 2 else NO_STATUS
+        if len(self.payload) < 2:
+            return NO_STATUS
+        return int(struct.unpack("!H", self.payload[:2])[0])
 
     @property
     def close_reason(self) -> str:
@@ -86,7 +88,7 @@ class FrameParser:
 
     def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data
-        frames = []
+        frames: list[Frame] = []
         while True:
             frame = self._next()
             if frame is None:
