@@ -31,9 +31,10 @@ COPY pyproject.toml README.md LICENSE ./
 COPY gateway ./gateway
 COPY relay ./relay
 COPY shared ./shared
+COPY redis_io ./redis_io
 COPY switchboard_client ./switchboard_client
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
-    && rm -rf /app/gateway /app/relay /app/shared /app/switchboard_client /app/requirements
+    && rm -rf /app/gateway /app/relay /app/shared /app/redis_io /app/switchboard_client /app/requirements
 COPY --from=palava /build/node_modules/palava-client/palava.bundle.js /opt/palava/
 # A numeric user, so that a runAsNonRoot policy can tell it is not root.
 USER 10001:10001

@@ -19,10 +19,10 @@ from gateway.heartbeat import Heartbeat
 from gateway.origins import AllowedOrigins
 from gateway.sockets import Gateway
 from gateway.subscriber import Subscriber
+from redis_io.clients import PROBE_S, close_client, discover, get_many, redis_client
 from shared import keys
 from shared.close_codes import CloseCode
 from shared.process_id import process_id
-from shared.redis_clients import PROBE_S, close_client, discover, get_many, redis_client
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

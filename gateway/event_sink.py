@@ -1,7 +1,7 @@
 """XADDs events to shard streams, pipelining whatever sockets sent meanwhile.
 
 Every relayed message passes here, so the commands are written as RESP by hand, one
-buffer per round trip, on connections of the sink's own (shared.resp): redis-py's
+buffer per round trip, on connections of the sink's own (redis_io.resp): redis-py's
 pipeline costs tens of microseconds per command in packing and per-reply timeouts.
 
 On a Redis Cluster there is one writer per master, each with its own round trips, so a
@@ -21,10 +21,10 @@ from collections.abc import Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from redis_io.nodes import Node, RedisNodes, cluster_error, redirect_node
+from redis_io.replica_wait import ReplicaWait
+from redis_io.resp import Reply, RespConnection, entry_field, pack, pack_argument, pack_start
 from shared.linger import Linger
-from shared.replica_wait import ReplicaWait
-from shared.resp import Reply, RespConnection, entry_field, pack, pack_argument, pack_start
-from shared.topology import Node, Topology, cluster_error, redirect_node
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class EventSink:
     as they are read, in order); an event that does not reach Redis is reported to its
     `on_error`."""
 
-    def __init__(self, topology: Topology, maxlen: int, wait_replicas: int = 0,
+    def __init__(self, topology: RedisNodes, maxlen: int, wait_replicas: int = 0,
                  linger_s: float = 0.0) -> None:
         self.topology = topology
         self.maxlen = maxlen

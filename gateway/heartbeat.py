@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
+from redis_io.clients import CALL_S, STOP_S, RedisClient, bounded
 from shared import keys
-from shared.redis_clients import CALL_S, STOP_S, RedisClient, bounded
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError, ResponseError
 
-from shared.resp import Reply, RespConnection, pack
-from shared.topology import Node, Topology, cluster_error
+from redis_io.nodes import Node, RedisNodes, cluster_error
+from redis_io.resp import Reply, RespConnection, pack
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Subscriber:
     unsubscribes a channel itself, those channels are reported to `on_lost` and forgotten.
     """
 
-    def __init__(self, topology: Topology, on_lost: Callable[[list[bytes]], None],
+    def __init__(self, topology: RedisNodes, on_lost: Callable[[list[bytes]], None],
                  on_connected: Callable[[], Awaitable[None]]) -> None:
         self.topology = topology
         self._links: dict[Node, _Link] = {}

@@ -10,11 +10,11 @@ import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from redis_io.clients import STOP_S, close_client, discover, redis_client
 from relay.health import serve_health
 from relay.worker import Relay
 from shared.logs import configure_logging
 from shared.process_id import process_id
-from shared.redis_clients import STOP_S, close_client, discover, redis_client
 from shared.runtime import tune_garbage_collector
 from shared.settings import Settings
 

@@ -8,9 +8,9 @@ import time
 
 from redis.exceptions import RedisError
 
+from redis_io.clients import CALL_S, RedisClient, bounded, get_many
 from relay.scripts import LuaScript
 from shared import keys
-from shared.redis_clients import CALL_S, RedisClient, bounded, get_many
 
 RENEW = LuaScript("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then

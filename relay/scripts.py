@@ -9,9 +9,9 @@ from typing import Any
 from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
-from shared.redis_clients import CALL_S, RedisClient, bounded
-from shared.resp import RespConnection, pack
-from shared.topology import Node
+from redis_io.clients import CALL_S, RedisClient, bounded
+from redis_io.nodes import Node
+from redis_io.resp import RespConnection, pack
 
 # A master that died must not hold back the renewal of every other master's leases.
 _CLUSTER_CALL_S = 1.0
@@ -50,7 +50,7 @@ class LuaScript:
         return list(await bounded(pipe.execute(raise_on_error=False), CALL_S))
 
     def command(self, keys: list[str], args: list[str | bytes | int]) -> bytes:
-        """The EVALSHA call as RESP, for the relay's hot path (shared.resp)."""
+        """The EVALSHA call as RESP, for the relay's hot path (redis_io.resp)."""
         return pack(b"EVALSHA", self.sha, len(keys), *keys, *args)
 
 

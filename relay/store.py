@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from redis_io.clients import LOAD_S, RedisClient, bounded
 from relay.effects import (
     CloseRoom,
     DropKept,
@@ -23,7 +24,6 @@ from relay.rooms import RoomBook
 from relay.scripts import LuaScript
 from shared import keys
 from shared.events import ReplayBroken, event_encoder, member_decoder
-from shared.redis_clients import LOAD_S, RedisClient, bounded
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,10 @@ import time
 import msgspec
 from redis.exceptions import RedisError, ResponseError
 
+from redis_io.clients import CALL_S, LOAD_S, PROBE_S, STOP_S, RedisClient, bounded, get_many
+from redis_io.nodes import RedisNodes, cluster_error
+from redis_io.replica_wait import ReplicaWait
+from redis_io.resp import Reply, RespConnection, entry_field, pack
 from relay.effects import Effect
 from relay.gateway_watch import GatewayWatch
 from relay.leases import RELEASE, RENEW, Leases
@@ -21,11 +25,7 @@ from shared import keys
 from shared.events import AnyEvent, Detach, Leave, event_decoder, event_encoder
 from shared.linger import Linger
 from shared.process_id import process_id
-from shared.redis_clients import CALL_S, LOAD_S, PROBE_S, STOP_S, RedisClient, bounded, get_many
-from shared.replica_wait import ReplicaWait
-from shared.resp import Reply, RespConnection, entry_field, pack
 from shared.settings import Settings
-from shared.topology import Topology, cluster_error
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class _Reader:
 class Relay:
     """One relay process: holds its fair share of shards and applies their events."""
 
-    def __init__(self, settings: Settings, redis: RedisClient, topology: Topology,
+    def __init__(self, settings: Settings, redis: RedisClient, topology: RedisNodes,
                  relay_id: str | None = None) -> None:
         self.settings = settings
         self.redis = redis
@@ -91,7 +91,7 @@ class Relay:
         self.gateway_watch = GatewayWatch(
             settle_s=settings.gateway_ttl_ms / 3000 + CALL_S + _SWEEP_EVERY_S,
             max_gap_s=_WATCH_GAP_S)
-        # The hot path's own connection (shared.resp): one XREADGROUP over every owned
+        # The hot path's own connection (redis_io.resp): one XREADGROUP over every owned
         # shard, and the commits. On a cluster, where one command cannot span slots,
         # each shard has a reader task and connection of its own instead (_read_shard).
         self._reader = self._new_reader()

@@ -24,7 +24,7 @@ VENV = ROOT / ".venv-lowest"
 # (every event), PyJWT and cryptography (tokens), prometheus-client (metrics). Not the
 # browser and aiortc tests, whose tools are test-only and not bounds users install.
 TESTS = [
-    "tests/shared", "tests/gateway", "tests/relay", "tests/switchboard_client",
+    "tests/shared", "tests/redis_io", "tests/gateway", "tests/relay", "tests/switchboard_client",
     "tests/e2e/test_protocol.py", "tests/e2e/test_resume.py", "tests/e2e/test_star_rooms.py",
     "tests/e2e/test_access.py", "tests/e2e/test_metrics.py",
     "tests/faults/test_redis_restart.py", "tests/faults/test_redis_cluster_faults.py",

@@ -120,7 +120,7 @@ async def test_procfile_commands_run_from_the_apps_directory(
     packages (the app's directory; Heroku's buildpack installs only requirements.txt, the
     locked dependencies), with only PORT and REDIS_URL."""
     app = tmp_path / "app"
-    for package in ("gateway", "relay", "shared"):
+    for package in ("gateway", "relay", "shared", "redis_io"):
         shutil.copytree(ROOT / package, app / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     port = free_port()

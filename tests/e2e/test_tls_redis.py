@@ -1,6 +1,6 @@
 """rediss:// (issue 13): Heroku Redis serves TLS with a self-signed certificate, and its
 URLs end in `?ssl_cert_reqs=none`. The whole service runs on such a Redis: the hot paths'
-own connections (shared.resp) and redis-py's alike."""
+own connections (redis_io.resp) and redis-py's alike."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from harness.processes import Cluster, TlsRedisServer, start_cluster, start_tls_redis
-from shared.resp import RespConnection, pack
+from redis_io.resp import RespConnection, pack
 from tests.peers import Peer
 
 

@@ -43,9 +43,9 @@ from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 from harness.processes import Cluster, eventually, start_cluster
 from harness.redis_cluster import RedisCluster, running_redis_cluster
+from redis_io.clients import get_many
 from shared import keys
 from shared.close_codes import CloseCode
-from shared.redis_clients import get_many
 from tests.faults.support import processes, record
 from tests.peers import Peer
 

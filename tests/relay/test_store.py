@@ -8,6 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from harness.processes import RedisServer
+from redis_io.resp import RespConnection
 from relay.effects import Effect
 from relay.rooms import RoomBook
 from relay.store import (
@@ -22,7 +23,6 @@ from relay.store import (
 )
 from shared import keys
 from shared.events import Join, Status, event_decoder, event_encoder
-from shared.resp import RespConnection
 
 SHARD = 7
 ME, OTHER = "relay-me", "relay-other"

@@ -7,8 +7,8 @@ import string
 
 import pytest
 
+from redis_io.nodes import slot_of
 from shared import keys
-from shared.topology import slot_of
 
 NAMES = ["lobby", "room-1", "✈ trip", "my secret room", "a" * 50, " "]
 

@@ -15,9 +15,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from harness.processes import ROOT, start_redis
 from harness.redis_cluster import running_redis_cluster
-from shared.redis_clients import bounded, close_client, discover, get_many, redis_client
+from redis_io.clients import bounded, close_client, discover, get_many, redis_client
 
-PACKAGES = ("gateway", "relay", "shared")
+PACKAGES = ("gateway", "relay", "shared", "redis_io")
 # Names under which the services hold a redis-py client or one of its pipelines.
 _CLIENT_NAMES = frozenset({"redis", "pipe", "pipeline", "client"})
 
@@ -41,7 +41,7 @@ def test_every_redis_py_call_is_awaited_through_bounded() -> None:
     found = [f"{path.relative_to(ROOT)}:{line}: {text}"
              for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
              for line, text in _unbounded_awaits(ast.parse(path.read_text()))]
-    assert found == [], "await these through shared.redis_clients.bounded:\n" + "\n".join(found)
+    assert found == [], "await these through redis_io.clients.bounded:\n" + "\n".join(found)
 
 
 def test_the_check_finds_an_unbounded_call() -> None:

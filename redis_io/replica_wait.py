@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from shared.resp import Reply, pack
+from redis_io.resp import Reply, pack
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from redis_io.nodes import Node, RedisNodes, cluster_error, node_url, redirect_node, slot_of
 from shared import keys
-from shared.topology import Node, Topology, cluster_error, node_url, redirect_node, slot_of
 
 
 @pytest.mark.parametrize(("url", "host", "port", "expected"), [
@@ -26,7 +26,7 @@ def _slots_reply(*ranges: tuple[int, int, int]) -> list[object]:
 
 
 def test_keys_go_to_the_master_of_their_slot() -> None:
-    topology = Topology("redis://127.0.0.1:7000/0", True, Node("127.0.0.1", 7000, ""))
+    topology = RedisNodes("redis://127.0.0.1:7000/0", True, Node("127.0.0.1", 7000, ""))
     # Out of order, as CLUSTER SLOTS may list them.
     topology._take(_slots_reply((10923, 16383, 7002), (0, 5460, 7000), (5461, 10922, 7001)))
     for shard in range(64):
@@ -42,7 +42,7 @@ def test_keys_go_to_the_master_of_their_slot() -> None:
 
 def test_a_standalone_redis_serves_every_key() -> None:
     node = Node("127.0.0.1", 6390, "redis://127.0.0.1:6390/0")
-    topology = Topology(node.url, False, node)
+    topology = RedisNodes(node.url, False, node)
     assert {topology.node_of(keys.shard_stream(s)) for s in range(64)} == {node}
 
 
@@ -61,6 +61,6 @@ def test_cluster_errors_are_told_from_the_commands_own(error: Exception,
 
 
 def test_a_redirect_names_its_node() -> None:
-    topology = Topology("redis://:pw@127.0.0.1:7000/0", True, Node("127.0.0.1", 7000, ""))
+    topology = RedisNodes("redis://:pw@127.0.0.1:7000/0", True, Node("127.0.0.1", 7000, ""))
     node = redirect_node(topology, ResponseError("ASK 3999 127.0.0.1:6381"))
     assert (node.host, node.port, node.url) == ("127.0.0.1", 6381, "redis://:pw@127.0.0.1:6381/0")

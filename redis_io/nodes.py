@@ -2,7 +2,7 @@
 serves the key's hash slot.
 
 `REDIS_URL` names any one node; `discover` asks it whether it is part of a cluster
-(CLUSTER SLOTS) and, if so, learns every master from it. The hot paths (shared.resp)
+(CLUSTER SLOTS) and, if so, learns every master from it. The hot paths (redis_io.resp)
 route each command by `node_of`; a redirect or a lost node makes them `refresh`.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from redis.crc import key_slot
 from redis.exceptions import RedisError, ResponseError
 
-from shared.resp import RespConnection, pack
+from redis_io.resp import RespConnection, pack
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def node_url(url: str, host: str, port: int) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
-class Topology:
+class RedisNodes:
     """The slot map of a cluster (or the one node of a standalone Redis)."""
 
     def __init__(self, url: str, cluster: bool, node: Node) -> None:
@@ -65,7 +65,7 @@ class Topology:
         self.version = 0
 
     @classmethod
-    async def discover(cls, url: str) -> Topology:
+    async def discover(cls, url: str) -> RedisNodes:
         """Ask the node of `url` whether it is part of a cluster; learn the slot map if
         so. Raises redis's ConnectionError when that node cannot be reached."""
         parts = urllib.parse.urlsplit(url)
@@ -168,7 +168,7 @@ def cluster_error(error: BaseException) -> str | None:
     return None
 
 
-def redirect_node(topology: Topology, error: BaseException) -> Node:
+def redirect_node(topology: RedisNodes, error: BaseException) -> Node:
     """The node a MOVED or ASK reply names (`ASK 3999 127.0.0.1:6381`)."""
     host, _, port = str(error).split()[-1].rpartition(":")
     return Node(host, int(port), node_url(topology.url, host, int(port)))

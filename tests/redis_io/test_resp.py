@@ -1,4 +1,4 @@
-"""The hot paths' Redis connection (shared/resp.py), against a real redis-server."""
+"""The hot paths' Redis connection (redis_io/resp.py), against a real redis-server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from harness.processes import RedisServer, free_port
-from shared.resp import RespConnection, pack
+from redis_io.resp import RespConnection, pack
 
 
 def _url(server: RedisServer, db: int, user: str = "") -> str:

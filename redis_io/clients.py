@@ -29,7 +29,7 @@ from redis.exceptions import ClusterError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.topology import Topology
+from redis_io.nodes import RedisNodes
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +65,20 @@ async def bounded(call: Awaitable[T], seconds: float) -> T:
 _DISCOVER_BACKOFF_MAX_S = 2.0
 
 
-async def discover(url: str) -> Topology:
+async def discover(url: str) -> RedisNodes:
     """The topology of REDIS_URL; waits (with backoff) while Redis cannot be reached, so
     that a process started before its Redis serves once Redis is up."""
     backoff = 0.1
     while True:
         try:
-            return await Topology.discover(url)
+            return await RedisNodes.discover(url)
         except RedisError as exc:
             log.warning("cannot reach Redis yet, retrying in %.1f s: %s", backoff, exc)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, _DISCOVER_BACKOFF_MAX_S)
 
 
-def redis_client(topology: Topology) -> RedisClient:
+def redis_client(topology: RedisNodes) -> RedisClient:
     if topology.cluster:
         # Few, short retries: a master failing over must not stall a relay's other work
         # (its leases on the other masters) for longer than a lease lasts.
