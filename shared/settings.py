@@ -1,145 +1,256 @@
-"""Settings, read once from environment variables (documented in README.md)."""
+"""Settings, read once from environment variables.
+
+Each setting is declared once, as a field of `Settings`: its name, type and default, and
+(through `setting`) its environment variable, the bound its value must keep and the
+meaning that README.md's table of settings gives it. `from_env`, `check`, `ENV_NAMES` and
+`settings_table` (the README's table, which a test compares with README.md) all read
+those declarations.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
+from typing import Any, TypeVar
 
 # Where `npm install` (scripts/setup.sh) puts palava-client in a checkout of the project.
 DEFAULT_PALAVA_BUNDLE = str(
     Path(__file__).resolve().parent.parent / "node_modules" / "palava-client" / "palava.bundle.js"
 )
 
+_T = TypeVar("_T", int, float, str)
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
+class Bound(Enum):
+    """The values a number setting admits; its value is what the refusal says."""
+
+    AT_LEAST_ONE = "must be at least 1"
+    POSITIVE = "must be positive"
+    NOT_NEGATIVE = "must not be negative"
+
+    def refuses(self, value: float) -> bool:
+        if self is Bound.AT_LEAST_ONE:
+            return value < 1
+        if self is Bound.POSITIVE:
+            return value <= 0
+        return value < 0
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """What a setting's field holds besides its name, type and default."""
+
+    kind: type[int] | type[float] | type[str]  # what its variable's text is read as
+    env: str  # the environment variable that sets it
+    meaning: str  # its row in README.md's table of settings
+    bound: Bound | None = None
+    one_of: tuple[str, ...] = ()  # the only values admitted, when not empty
+    shown_default: str = ""  # the README's default, when not the field's own
+
+
+def setting(default: _T, env: str, meaning: str, *, bound: Bound | None = None,
+            one_of: tuple[str, ...] = (), shown_default: str = "",
+            secret: bool = False) -> _T:
+    """A field of `Settings`, declared with everything else that is said about it.
+
+    A `secret` setting stays out of the settings' repr (and so out of logs).
+    """
+    declaration = Declaration(type(default), env, meaning, bound, one_of, shown_default)
+    return field(default=default, repr=not secret, metadata={Declaration: declaration})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything a gateway or relay can be told. Field names map to env names below."""
+    """Everything a gateway or relay can be told, in the order README.md lists it."""
 
-    host: str = "0.0.0.0"
-    port: int = 8080
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    log_level: str = "info"
-    log_format: str = "text"  # or "json": one JSON object per line
-    # Rooms are hashed onto this many shard streams; every process must agree on it.
-    shards: int = 64
-    room_capacity: int = 100
-    # Members of a star room (protocol.md, "Star rooms"): a join costs O(1) frames there.
-    star_room_capacity: int = 1000
-    shutdown_seconds: int = 3
-    # A relay's hold on a shard expires this long after its last renewal; a dead relay's
-    # shards are taken over at most ~0.3 s after that.
-    lease_ttl_ms: int = 4000
-    # Events a relay reads from its shard streams in one XREADGROUP.
-    batch_size: int = 256
-    # After a read that found less than a full batch, a relay waits this long before the
-    # next, so that events arriving meanwhile share one read and one commit per shard:
-    # at moderate traffic most of Redis's and the relay's work is per read and per
-    # commit, not per event. Costs at most this much latency; not taken when traffic is
-    # too thin to fill it (shared/linger.py); 0 reads again at once.
-    relay_linger_ms: float = 1.0
-    # The same for a gateway's XADDs to each Redis master: a wait before the next round
-    # trip, so that more sockets' events share one write and one read.
-    gateway_linger_ms: float = 1.0
-    # After each batch of XADDs and of commits, WAIT for this many replicas to have it
-    # (0: don't): a master that fails then loses less of what it acknowledged, at the
-    # cost of a replication round trip per batch.
-    redis_wait_replicas: int = 0
-    # XADD MAXLEN ~: how many unapplied events a shard stream keeps at most.
-    stream_maxlen: int = 100_000
-    max_frame_bytes: int = 64 * 1024
-    # Client frames per connection: sustained rate and burst (protocol.md, "Limits").
-    frame_rate: float = 50.0
-    frame_burst: int = 200
-    # Frames of any kind (pings, pongs, continuations too) and bytes a socket may send:
-    # sustained per second, and bursts. Far above an honest client (which stays within
-    # the frame rate above): beyond, the socket is closed 1008 before its frames are
-    # parsed, so that one client cannot hold the gateway's event loop.
-    wire_frame_rate: float = 200.0
-    wire_frame_burst: int = 1000
-    wire_byte_rate: float = 2.0 * 1024 * 1024
-    wire_byte_burst: int = 16 * 1024 * 1024
-    # Frames of one fragmented message, beyond which: close 1009.
-    max_fragments: int = 1024
-    send_buffer_bytes: int = 1024 * 1024
-    ping_interval_s: float = 20.0
-    idle_timeout_s: float = 60.0
-    # A gateway that has not renewed its heartbeat for this long is dead: relays remove
-    # its peers from their rooms.
-    gateway_ttl_ms: int = 7000
-    # The relay's /healthz, /readyz and /metrics; 0 turns them off.
-    relay_health_port: int = 8081
-    # The gateway's /metrics on a port of its own (and then there only); 0: on PORT.
-    metrics_port: int = 0
-    # The palava-client browser bundle that the demo page (/demo) loads.
-    palava_bundle: str = DEFAULT_PALAVA_BUNDLE
-    # Resume (protocol.md): how long a peer whose socket dropped stays a member, and how
-    # many of its latest frames are kept for it.
-    resume_grace_s: float = 15.0
-    resume_buffer_frames: int = 1000
-    # TURN credentials (coturn's use-auth-secret) and ICE servers for joined_room.
-    turn_secret: str = field(default="", repr=False)
-    turn_ttl_s: int = 10800
-    ice_urls: str = ""
+    port: int = setting(8080, "PORT", "gateway HTTP/WebSocket port")
+    host: str = setting("0.0.0.0", "HOST", "gateway listen address")
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0", "REDIS_URL",
+        "`redis://`, `rediss://` (TLS) or `unix://`; for a Redis Cluster, any one node")
+    log_level: str = setting("info", "LOG_LEVEL", "debug, info, warning, error")
+    log_format: str = setting("text", "SWITCHBOARD_LOG_FORMAT",
+                              "`text`, or `json`: one JSON object per line",
+                              one_of=("text", "json"))
+    metrics_port: int = setting(
+        0, "SWITCHBOARD_METRICS_PORT",
+        "the gateway's `/metrics` on this port alone (else on `PORT`)", shown_default="(unset)")
+    # Every process must agree on it (architecture.md).
+    shards: int = setting(64, "SWITCHBOARD_SHARDS",
+                          "shard streams rooms are hashed onto; the same for every process",
+                          bound=Bound.AT_LEAST_ONE)
+    room_capacity: int = setting(100, "SWITCHBOARD_ROOM_CAPACITY",
+                                 "peers per room; beyond: error `room is full`",
+                                 bound=Bound.AT_LEAST_ONE)
+    # protocol.md, "Star rooms": a join costs O(1) frames there.
+    star_room_capacity: int = setting(
+        1000, "SWITCHBOARD_STAR_ROOM_CAPACITY",
+        "members of a star room (host included); beyond: error `room is full`",
+        bound=Bound.AT_LEAST_ONE)
+    shutdown_seconds: int = setting(3, "SWITCHBOARD_SHUTDOWN_SECONDS",
+                                    "notice given to sockets before a gateway stops",
+                                    bound=Bound.NOT_NEGATIVE)
+    # A relay's hold on a shard expires this long after its last renewal.
+    lease_ttl_ms: int = setting(
+        4000, "SWITCHBOARD_LEASE_TTL_MS",
+        "a dead relay's shards are taken over after this (+ at most 0.3 s)",
+        bound=Bound.AT_LEAST_ONE)
+    batch_size: int = setting(256, "SWITCHBOARD_BATCH_SIZE",
+                              "events a relay reads per shard stream per XREADGROUP",
+                              bound=Bound.AT_LEAST_ONE)
+    # At moderate traffic most of Redis's and the relay's work is per read and per commit,
+    # not per event (shared/linger.py decides when the wait is worth it).
+    relay_linger_ms: float = setting(
+        1.0, "SWITCHBOARD_RELAY_LINGER_MS",
+        "how long a relay waits after a read that found less than a full batch, so that the "
+        "next read and commit carry more. The wait is skipped when, at the rate the last "
+        "reads saw, fewer than 2 events would come (under 2,000 events/s per reader at "
+        "1 ms): at most this much added latency, none at thin traffic; 0 turns it off",
+        bound=Bound.NOT_NEGATIVE)
+    gateway_linger_ms: float = setting(
+        1.0, "SWITCHBOARD_GATEWAY_LINGER_MS",
+        "the same for a gateway's XADDs: how long it waits after a round trip to a Redis "
+        "master before the next, so that more sockets' events share one write; skipped at "
+        "thin traffic (under 2,000 events/s per master at 1 ms) and after a round trip of "
+        "64 events or more; 0 turns it off",
+        bound=Bound.NOT_NEGATIVE)
+    # A master that fails then loses less of what it acknowledged, at the cost of a
+    # replication round trip per batch.
+    redis_wait_replicas: int = setting(
+        0, "SWITCHBOARD_REDIS_WAIT_REPLICAS",
+        "WAIT for this many replicas after each batch of XADDs and of commits "
+        "(see \"Redis Cluster\")",
+        bound=Bound.NOT_NEGATIVE)
+    stream_maxlen: int = setting(100_000, "SWITCHBOARD_STREAM_MAXLEN",
+                                 "unapplied events a shard stream keeps (XADD MAXLEN ~)",
+                                 bound=Bound.AT_LEAST_ONE)
+    # The limits of protocol.md, "Limits".
+    max_frame_bytes: int = setting(64 * 1024, "SWITCHBOARD_MAX_FRAME_BYTES",
+                                   "larger client frames: close 1009",
+                                   bound=Bound.AT_LEAST_ONE)
+    frame_rate: float = setting(
+        50.0, "SWITCHBOARD_FRAME_RATE",
+        "client frames per second per socket, sustained; beyond: error `rate limit exceeded`",
+        bound=Bound.POSITIVE)
+    frame_burst: int = setting(
+        200, "SWITCHBOARD_FRAME_BURST",
+        "frames a socket may send at once; persistent abuse: close 1008",
+        bound=Bound.AT_LEAST_ONE)
+    # The wire limits are far above an honest client (which stays within the frame rate):
+    # they close a socket before its frames are parsed, so that one client cannot hold the
+    # gateway's event loop.
+    wire_frame_rate: float = setting(
+        200.0, "SWITCHBOARD_WIRE_FRAME_RATE",
+        "frames of any kind (pings, pongs, continuations, data) per second per socket, "
+        "sustained; beyond the burst: close 1008 `too many frames`, before they are parsed. "
+        "At least `SWITCHBOARD_FRAME_RATE`",
+        bound=Bound.POSITIVE)
+    wire_frame_burst: int = setting(
+        1000, "SWITCHBOARD_WIRE_FRAME_BURST",
+        "frames of any kind a socket may send at once; at least `SWITCHBOARD_FRAME_BURST`",
+        bound=Bound.AT_LEAST_ONE)
+    wire_byte_rate: float = setting(
+        2.0 * 1024 * 1024, "SWITCHBOARD_WIRE_BYTE_RATE",
+        "bytes per second per socket, sustained; beyond the burst: close 1008 `too many bytes`",
+        bound=Bound.POSITIVE)
+    wire_byte_burst: int = setting(16 * 1024 * 1024, "SWITCHBOARD_WIRE_BYTE_BURST",
+                                   "bytes a socket may send at once", bound=Bound.AT_LEAST_ONE)
+    max_fragments: int = setting(
+        1024, "SWITCHBOARD_MAX_FRAGMENTS",
+        "frames of one fragmented message; beyond: close 1009 `too many fragments`",
+        bound=Bound.AT_LEAST_ONE)
+    send_buffer_bytes: int = setting(
+        1024 * 1024, "SWITCHBOARD_SEND_BUFFER_BYTES",
+        "unsent bytes for a slow client; beyond: close 1013. While a client does not read "
+        "what it is sent, it is not read either (pongs cannot pile up)",
+        bound=Bound.AT_LEAST_ONE)
+    ping_interval_s: float = setting(20.0, "SWITCHBOARD_PING_INTERVAL",
+                                     "seconds between server WebSocket pings")
+    idle_timeout_s: float = setting(
+        60.0, "SWITCHBOARD_IDLE_TIMEOUT",
+        "seconds without a complete frame or pong before a socket is closed (1001): bytes "
+        "trickled without completing a frame do not count")
+    gateway_ttl_ms: int = setting(
+        7000, "SWITCHBOARD_GATEWAY_TTL_MS",
+        "a gateway silent this long is dead: relays remove its peers from their rooms",
+        bound=Bound.AT_LEAST_ONE)
+    relay_health_port: int = setting(
+        8081, "SWITCHBOARD_RELAY_HEALTH_PORT",
+        "the relay's `/healthz`, `/readyz` and `/metrics` (0: off)")
+    palava_bundle: str = setting(
+        DEFAULT_PALAVA_BUNDLE, "SWITCHBOARD_PALAVA_BUNDLE",
+        "palava-client's browser bundle, served to the demo page",
+        shown_default="`node_modules/palava-client/palava.bundle.js` in the checkout")
+    # Resume: protocol.md, "Resume".
+    resume_grace_s: float = setting(
+        15.0, "SWITCHBOARD_RESUME_GRACE_S",
+        "how long a resumable peer whose socket dropped stays a member",
+        bound=Bound.POSITIVE)
+    resume_buffer_frames: int = setting(
+        1000, "SWITCHBOARD_RESUME_BUFFER_FRAMES",
+        "the latest frames kept for a resumable peer; more while it is away: it leaves",
+        bound=Bound.AT_LEAST_ONE)
+    # ICE servers for joined_room: protocol.md, "TURN and ICE servers".
+    turn_secret: str = setting(
+        "", "SWITCHBOARD_TURN_SECRET",
+        "coturn's `static-auth-secret`: `turn_user`/`turn_password` in `joined_room`",
+        secret=True)
+    turn_ttl_s: int = setting(10800, "SWITCHBOARD_TURN_TTL",
+                              "seconds the TURN credentials are valid", bound=Bound.AT_LEAST_ONE)
+    ice_urls: str = setting(
+        "", "SWITCHBOARD_ICE_URLS",
+        "comma-separated `stun:`/`turn:`/`turns:` URLs: `ice_servers` in `joined_room`")
     # Join tokens: an HS256 secret and/or a PEM public key (RS256/ES256), or a file of it.
-    join_secret: str = field(default="", repr=False)
-    join_public_key: str = ""
-    # WebSocket upgrades whose Origin is not on this comma-separated list get 403.
-    allowed_origins: str = ""
+    join_secret: str = setting("", "SWITCHBOARD_JOIN_SECRET",
+                               "HS256 secret: joins need a token", secret=True)
+    join_public_key: str = setting(
+        "", "SWITCHBOARD_JOIN_PUBLIC_KEY",
+        "PEM public key (or its path), RS256/ES256: joins need a token")
+    allowed_origins: str = setting(
+        "", "SWITCHBOARD_ALLOWED_ORIGINS",
+        "comma-separated origins, `*` wildcards: others get 403", shown_default="(unset: all)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (default: the process environment)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for setting in fields(cls):
-            raw = env.get(ENV_NAMES[setting.name])
+        for declared in fields(cls):
+            kind, name = declaration(declared).kind, declaration(declared).env
+            raw = env.get(name)
             if raw is None or raw == "":
                 continue
-            kind = type(getattr(cls(), setting.name))
             try:
-                values[setting.name] = kind(raw)
+                values[declared.name] = kind(raw)
             except ValueError:
-                raise SettingsError(
-                    f"{ENV_NAMES[setting.name]}={raw!r} is not a valid {kind.__name__}"
-                ) from None
+                raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings
 
     def check(self) -> None:
         """Refuse values that would make the service misbehave rather than fail."""
-        for name in ("shards", "room_capacity", "star_room_capacity", "lease_ttl_ms",
-                     "batch_size", "stream_maxlen", "max_frame_bytes", "send_buffer_bytes",
-                     "gateway_ttl_ms", "frame_burst", "resume_buffer_frames", "turn_ttl_s",
-                     "wire_frame_burst", "wire_byte_burst", "max_fragments"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{ENV_NAMES[name]} must be at least 1")
-        for name in ("frame_rate", "wire_frame_rate", "wire_byte_rate"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{ENV_NAMES[name]} must be positive")
+        for declared in fields(self):
+            bound, one_of = declaration(declared).bound, declaration(declared).one_of
+            value = getattr(self, declared.name)
+            if bound is not None and bound.refuses(value):
+                raise SettingsError(f"{ENV_NAMES[declared.name]} {bound.value}, not {value!r}")
+            if one_of and value not in one_of:
+                raise SettingsError(f"{ENV_NAMES[declared.name]} must be "
+                                    f"{' or '.join(one_of)}, not {value!r}")
         # Data frames are frames too: a wire bound below the frame rate would close the
         # clients that the frame rate lets through.
         for wire, data in (("wire_frame_rate", "frame_rate"), ("wire_frame_burst", "frame_burst")):
             if getattr(self, wire) < getattr(self, data):
                 raise SettingsError(f"{ENV_NAMES[wire]} must be at least {ENV_NAMES[data]} "
                                     f"({getattr(self, data):g})")
-        for name in ("relay_linger_ms", "gateway_linger_ms"):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{ENV_NAMES[name]} must not be negative")
-        if self.redis_wait_replicas < 0:
-            raise SettingsError(f"{ENV_NAMES['redis_wait_replicas']} must not be negative")
-        if self.shutdown_seconds < 0:
-            raise SettingsError(f"{ENV_NAMES['shutdown_seconds']} must not be negative")
-        if self.log_format not in ("text", "json"):
-            raise SettingsError(f"{ENV_NAMES['log_format']} must be text or json")
-        if self.resume_grace_s <= 0:
-            raise SettingsError(f"{ENV_NAMES['resume_grace_s']} must be positive")
         for url in self.ice_url_list:
             if not url.startswith(("stun:", "turn:", "turns:")):
                 raise SettingsError(f"{ENV_NAMES['ice_urls']}: {url!r} is not a stun:, "
@@ -155,43 +266,29 @@ class Settings:
                 if origin.strip()]
 
 
-ENV_NAMES: dict[str, str] = {
-    "host": "HOST",
-    "port": "PORT",
-    "redis_url": "REDIS_URL",
-    "log_level": "LOG_LEVEL",
-    "log_format": "SWITCHBOARD_LOG_FORMAT",
-    "shards": "SWITCHBOARD_SHARDS",
-    "room_capacity": "SWITCHBOARD_ROOM_CAPACITY",
-    "star_room_capacity": "SWITCHBOARD_STAR_ROOM_CAPACITY",
-    "shutdown_seconds": "SWITCHBOARD_SHUTDOWN_SECONDS",
-    "lease_ttl_ms": "SWITCHBOARD_LEASE_TTL_MS",
-    "batch_size": "SWITCHBOARD_BATCH_SIZE",
-    "relay_linger_ms": "SWITCHBOARD_RELAY_LINGER_MS",
-    "gateway_linger_ms": "SWITCHBOARD_GATEWAY_LINGER_MS",
-    "redis_wait_replicas": "SWITCHBOARD_REDIS_WAIT_REPLICAS",
-    "stream_maxlen": "SWITCHBOARD_STREAM_MAXLEN",
-    "max_frame_bytes": "SWITCHBOARD_MAX_FRAME_BYTES",
-    "frame_rate": "SWITCHBOARD_FRAME_RATE",
-    "frame_burst": "SWITCHBOARD_FRAME_BURST",
-    "wire_frame_rate": "SWITCHBOARD_WIRE_FRAME_RATE",
-    "wire_frame_burst": "SWITCHBOARD_WIRE_FRAME_BURST",
-    "wire_byte_rate": "SWITCHBOARD_WIRE_BYTE_RATE",
-    "wire_byte_burst": "SWITCHBOARD_WIRE_BYTE_BURST",
-    "max_fragments": "SWITCHBOARD_MAX_FRAGMENTS",
-    "send_buffer_bytes": "SWITCHBOARD_SEND_BUFFER_BYTES",
-    "ping_interval_s": "SWITCHBOARD_PING_INTERVAL",
-    "idle_timeout_s": "SWITCHBOARD_IDLE_TIMEOUT",
-    "gateway_ttl_ms": "SWITCHBOARD_GATEWAY_TTL_MS",
-    "relay_health_port": "SWITCHBOARD_RELAY_HEALTH_PORT",
-    "metrics_port": "SWITCHBOARD_METRICS_PORT",
-    "palava_bundle": "SWITCHBOARD_PALAVA_BUNDLE",
-    "resume_grace_s": "SWITCHBOARD_RESUME_GRACE_S",
-    "resume_buffer_frames": "SWITCHBOARD_RESUME_BUFFER_FRAMES",
-    "turn_secret": "SWITCHBOARD_TURN_SECRET",
-    "turn_ttl_s": "SWITCHBOARD_TURN_TTL",
-    "ice_urls": "SWITCHBOARD_ICE_URLS",
-    "join_secret": "SWITCHBOARD_JOIN_SECRET",
-    "join_public_key": "SWITCHBOARD_JOIN_PUBLIC_KEY",
-    "allowed_origins": "SWITCHBOARD_ALLOWED_ORIGINS",
-}
+def declaration(declared: Field[Any]) -> Declaration:
+    """What `setting` declared about one of the fields of `Settings`."""
+    found: Declaration = declared.metadata[Declaration]
+    return found
+
+
+# Each setting's environment variable, by field name.
+ENV_NAMES: dict[str, str] = {declared.name: declaration(declared).env
+                             for declared in fields(Settings)}
+
+
+def settings_table() -> str:
+    """README.md's table of settings (its "Settings (environment variables)"), as declared."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for declared in fields(Settings):
+        said = declaration(declared)
+        shown = said.shown_default or _shown(declared.default)
+        rows.append(f"| `{said.env}` | {shown} | {said.meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _shown(default: object) -> str:
+    """A default as the README writes it: 1 for 1.0, (unset) for an empty string."""
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default) or "(unset)"

@@ -1,28 +1,47 @@
-"""Settings read from environment variables."""
+"""Settings read from environment variables, and README.md's table of them."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 
-from shared.settings import Settings, SettingsError
+from shared.settings import ENV_NAMES, Settings, SettingsError, declaration, settings_table
 
-# Each variable, a value to set, and the setting it must become.
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+# Each variable, a value to set, and the setting it must become: every setting, once.
 VARIABLES = [
     ("HOST", "127.0.0.1", "host", "127.0.0.1"),
     ("PORT", "9000", "port", 9000),
     ("REDIS_URL", "redis://redis:6380/2", "redis_url", "redis://redis:6380/2"),
     ("LOG_LEVEL", "debug", "log_level", "debug"),
+    ("SWITCHBOARD_LOG_FORMAT", "json", "log_format", "json"),
+    ("SWITCHBOARD_METRICS_PORT", "9100", "metrics_port", 9100),
     ("SWITCHBOARD_SHARDS", "16", "shards", 16),
     ("SWITCHBOARD_ROOM_CAPACITY", "3", "room_capacity", 3),
     ("SWITCHBOARD_STAR_ROOM_CAPACITY", "250", "star_room_capacity", 250),
     ("SWITCHBOARD_SHUTDOWN_SECONDS", "0", "shutdown_seconds", 0),
     ("SWITCHBOARD_LEASE_TTL_MS", "2500", "lease_ttl_ms", 2500),
     ("SWITCHBOARD_BATCH_SIZE", "32", "batch_size", 32),
+    ("SWITCHBOARD_RELAY_LINGER_MS", "2.5", "relay_linger_ms", 2.5),
+    ("SWITCHBOARD_GATEWAY_LINGER_MS", "0", "gateway_linger_ms", 0.0),
+    ("SWITCHBOARD_REDIS_WAIT_REPLICAS", "1", "redis_wait_replicas", 1),
     ("SWITCHBOARD_STREAM_MAXLEN", "1000", "stream_maxlen", 1000),
     ("SWITCHBOARD_MAX_FRAME_BYTES", "4096", "max_frame_bytes", 4096),
+    ("SWITCHBOARD_FRAME_RATE", "10", "frame_rate", 10.0),
+    ("SWITCHBOARD_FRAME_BURST", "20", "frame_burst", 20),
+    ("SWITCHBOARD_WIRE_FRAME_RATE", "500", "wire_frame_rate", 500.0),
+    ("SWITCHBOARD_WIRE_FRAME_BURST", "5000", "wire_frame_burst", 5000),
+    ("SWITCHBOARD_WIRE_BYTE_RATE", "1e6", "wire_byte_rate", 1e6),
+    ("SWITCHBOARD_WIRE_BYTE_BURST", "1000000", "wire_byte_burst", 1_000_000),
+    ("SWITCHBOARD_MAX_FRAGMENTS", "16", "max_fragments", 16),
     ("SWITCHBOARD_SEND_BUFFER_BYTES", "65536", "send_buffer_bytes", 65536),
     ("SWITCHBOARD_PING_INTERVAL", "2.5", "ping_interval_s", 2.5),
     ("SWITCHBOARD_IDLE_TIMEOUT", "90", "idle_timeout_s", 90.0),
+    ("SWITCHBOARD_GATEWAY_TTL_MS", "3000", "gateway_ttl_ms", 3000),
+    ("SWITCHBOARD_RELAY_HEALTH_PORT", "0", "relay_health_port", 0),
     ("SWITCHBOARD_PALAVA_BUNDLE", "/srv/palava.bundle.js", "palava_bundle", "/srv/palava.bundle.js"),
     ("SWITCHBOARD_RESUME_GRACE_S", "30", "resume_grace_s", 30.0),
     ("SWITCHBOARD_RESUME_BUFFER_FRAMES", "200", "resume_buffer_frames", 200),
@@ -35,11 +54,37 @@ VARIABLES = [
 ]
 
 NUMERIC = [(env, field) for env, _, field, value in VARIABLES if not isinstance(value, str)]
-AT_LEAST_ONE = [
-    "SWITCHBOARD_SHARDS", "SWITCHBOARD_ROOM_CAPACITY", "SWITCHBOARD_STAR_ROOM_CAPACITY",
-    "SWITCHBOARD_LEASE_TTL_MS", "SWITCHBOARD_RESUME_BUFFER_FRAMES", "SWITCHBOARD_TURN_TTL",
-    "SWITCHBOARD_BATCH_SIZE", "SWITCHBOARD_STREAM_MAXLEN", "SWITCHBOARD_MAX_FRAME_BYTES",
-    "SWITCHBOARD_SEND_BUFFER_BYTES",
+
+# Each bounded variable: the value at its bound that it refuses, the next one that it
+# admits, and what else must be set for that one to be admitted (the wire limits are at
+# least the data limits).
+BOUNDS = [
+    # at least 1
+    ("SWITCHBOARD_SHARDS", "0", "1", {}),
+    ("SWITCHBOARD_ROOM_CAPACITY", "0", "1", {}),
+    ("SWITCHBOARD_STAR_ROOM_CAPACITY", "0", "1", {}),
+    ("SWITCHBOARD_LEASE_TTL_MS", "0", "1", {}),
+    ("SWITCHBOARD_BATCH_SIZE", "0", "1", {}),
+    ("SWITCHBOARD_STREAM_MAXLEN", "0", "1", {}),
+    ("SWITCHBOARD_MAX_FRAME_BYTES", "0", "1", {}),
+    ("SWITCHBOARD_FRAME_BURST", "0", "1", {}),
+    ("SWITCHBOARD_WIRE_FRAME_BURST", "0", "1", {"SWITCHBOARD_FRAME_BURST": "1"}),
+    ("SWITCHBOARD_WIRE_BYTE_BURST", "0", "1", {}),
+    ("SWITCHBOARD_MAX_FRAGMENTS", "0", "1", {}),
+    ("SWITCHBOARD_SEND_BUFFER_BYTES", "0", "1", {}),
+    ("SWITCHBOARD_GATEWAY_TTL_MS", "0", "1", {}),
+    ("SWITCHBOARD_RESUME_BUFFER_FRAMES", "0", "1", {}),
+    ("SWITCHBOARD_TURN_TTL", "0", "1", {}),
+    # positive
+    ("SWITCHBOARD_FRAME_RATE", "0", "1e-9", {}),
+    ("SWITCHBOARD_WIRE_FRAME_RATE", "0", "1e-9", {"SWITCHBOARD_FRAME_RATE": "1e-9"}),
+    ("SWITCHBOARD_WIRE_BYTE_RATE", "0", "1e-9", {}),
+    ("SWITCHBOARD_RESUME_GRACE_S", "0", "1e-9", {}),
+    # not negative
+    ("SWITCHBOARD_SHUTDOWN_SECONDS", "-1", "0", {}),
+    ("SWITCHBOARD_RELAY_LINGER_MS", "-1e-9", "0", {}),
+    ("SWITCHBOARD_GATEWAY_LINGER_MS", "-1e-9", "0", {}),
+    ("SWITCHBOARD_REDIS_WAIT_REPLICAS", "-1", "0", {}),
 ]
 
 
@@ -89,27 +134,59 @@ def test_an_int_setting_refuses_a_fraction(env: str) -> None:
         Settings.from_env({env: "1.5"})
 
 
-@pytest.mark.parametrize("raw", ["0", "-1"])
-@pytest.mark.parametrize("env", AT_LEAST_ONE)
-def test_zero_or_less_is_refused_naming_the_variable(env: str, raw: str) -> None:
+def test_every_setting_is_in_the_table_of_variables_once() -> None:
+    assert sorted(env for env, *_ in VARIABLES) == sorted(ENV_NAMES.values())
+
+
+def test_every_variable_names_one_setting() -> None:
+    assert list(ENV_NAMES) == [declared.name for declared in fields(Settings)]
+    assert len(set(ENV_NAMES.values())) == len(ENV_NAMES)
+
+
+@pytest.mark.parametrize("env, edge, _next, others", BOUNDS)
+@pytest.mark.parametrize("beyond", [False, True])
+def test_a_bound_refuses_its_edge_naming_the_variable(
+        env: str, edge: str, _next: str, others: dict[str, str], beyond: bool) -> None:
+    raw = f"{float(edge) - 1000:g}" if beyond else edge
     with pytest.raises(SettingsError, match=env):
-        Settings.from_env({env: raw})
+        Settings.from_env({**others, env: raw})
 
 
-def test_negative_shutdown_seconds_are_refused() -> None:
-    with pytest.raises(SettingsError, match="SWITCHBOARD_SHUTDOWN_SECONDS"):
-        Settings.from_env({"SWITCHBOARD_SHUTDOWN_SECONDS": "-1"})
+@pytest.mark.parametrize("env, _edge, admitted, others", BOUNDS)
+def test_a_bound_admits_the_next_value(
+        env: str, _edge: str, admitted: str, others: dict[str, str]) -> None:
+    settings = Settings.from_env({**others, env: admitted})
+    field = next(name for name, named in ENV_NAMES.items() if named == env)
+    assert getattr(settings, field) == float(admitted)
+
+
+def test_the_table_of_bounds_has_every_bounded_setting() -> None:
+    bounded = [declaration(declared).env for declared in fields(Settings)
+               if declaration(declared).bound is not None]
+    assert sorted(bounded) == sorted(env for env, *_ in BOUNDS)
+
+
+@pytest.mark.parametrize("raw", ["xml", "JSON", "text "])
+def test_the_log_format_is_text_or_json(raw: str) -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_LOG_FORMAT"):
+        Settings.from_env({"SWITCHBOARD_LOG_FORMAT": raw})
+
+
+@pytest.mark.parametrize("wire, data, raw", [
+    ("SWITCHBOARD_WIRE_FRAME_RATE", "SWITCHBOARD_FRAME_RATE", "50"),
+    ("SWITCHBOARD_WIRE_FRAME_BURST", "SWITCHBOARD_FRAME_BURST", "200"),
+])
+def test_a_wire_limit_is_at_least_its_data_limit(wire: str, data: str, raw: str) -> None:
+    Settings.from_env({wire: raw})  # the data limit's default
+    with pytest.raises(SettingsError, match=f"{wire} must be at least {data}"):
+        Settings.from_env({wire: f"{float(raw) - 1:g}"})
+    with pytest.raises(SettingsError, match=f"{wire} must be at least {data}"):
+        Settings.from_env({data: f"{float(raw) * 10:g}"})
 
 
 def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWITCHBOARD_SHARDS", "5")
     assert Settings.from_env().shards == 5
-
-
-@pytest.mark.parametrize("raw", ["0", "-5"])
-def test_the_grace_period_must_be_positive(raw: str) -> None:
-    with pytest.raises(SettingsError, match="SWITCHBOARD_RESUME_GRACE_S"):
-        Settings.from_env({"SWITCHBOARD_RESUME_GRACE_S": raw})
 
 
 @pytest.mark.parametrize("urls", ["http://stun.example", "stun:a,ftp://b"])
@@ -122,3 +199,30 @@ def test_secrets_stay_out_of_the_settings_repr() -> None:
     settings = Settings.from_env({"SWITCHBOARD_TURN_SECRET": "turn-s3cret",
                                   "SWITCHBOARD_JOIN_SECRET": "join-s3cret"})
     assert "s3cret" not in repr(settings)
+
+
+def _readme_table() -> str:
+    section = README.read_text().split("### Settings (environment variables)\n", 1)[1]
+    lines = section.lstrip("\n").splitlines(keepends=True)
+    return "".join(line for line in lines[:next(
+        (i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))])
+
+
+def test_the_readme_lists_the_settings_as_declared() -> None:
+    assert _readme_table() == settings_table(), (
+        "README.md's table of settings differs from shared/settings.py's declarations; print "
+        "the declared one with: python -c 'import shared.settings as s; "
+        "print(s.settings_table(), end=\"\")'")
+
+
+def test_the_table_shows_each_variable_and_its_default_in_order() -> None:
+    rows = [row.strip("|").split(" | ") for row in settings_table().splitlines()[2:]]
+    assert [env.strip(" `") for env, _, _ in rows] == list(ENV_NAMES.values())
+    for (_, shown, _), declared in zip(rows, fields(Settings), strict=True):
+        said = declaration(declared)
+        if said.shown_default:
+            assert shown == said.shown_default
+        elif declared.default == "":
+            assert shown == "(unset)"
+        else:
+            assert said.kind(shown) == declared.default
