@@ -33,8 +33,11 @@ COPY relay ./relay
 COPY shared ./shared
 COPY redis_io ./redis_io
 COPY switchboard_client ./switchboard_client
+# The browser library and the demo pages, which the gateway serves: installed beside it.
+COPY browser ./browser
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
-    && rm -rf /app/gateway /app/relay /app/shared /app/redis_io /app/switchboard_client /app/requirements
+    && rm -rf /app/gateway /app/relay /app/shared /app/redis_io /app/switchboard_client /app/browser \
+              /app/requirements
 COPY --from=palava /build/node_modules/palava-client/palava.bundle.js /opt/palava/
 # A numeric user, so that a runAsNonRoot policy can tell it is not root.
 USER 10001:10001

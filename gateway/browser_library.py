@@ -1,16 +1,14 @@
-"""The browser library (`gateway/client/`): `/client/switchboard.js` and the modules it
+"""The browser library (`browser/client/`): `/client/switchboard.js` and the modules it
 imports, served by every gateway so that a page can import it from the service itself."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sanic import Blueprint, Request, response
 from sanic.exceptions import NotFound
 
-from gateway.static_files import JAVASCRIPT, file_response
+from gateway.static_files import BROWSER, JAVASCRIPT, file_response
 
-LIBRARY = Path(__file__).with_name("client")
+LIBRARY = BROWSER / "client"
 # Only the library's own modules are served, by name.
 MODULES = frozenset(path.name for path in LIBRARY.glob("*.js"))
 

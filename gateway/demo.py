@@ -1,11 +1,11 @@
 """The demo pages: a mesh video call built on the real palava-client library (`/demo`), and
 a one-to-many broadcast built on Switchboard's own browser library (`/demo/broadcast`).
 
-`GET /demo` serves `gateway/demo_page/index.html` (package data), which loads
-`palava.bundle.js` from npm's `palava-client` (installed by scripts/setup.sh, never
-committed) at the path given by the `SWITCHBOARD_PALAVA_BUNDLE` setting. Without that file
-the page says how to install it. The page points its WebSocket at the host it was loaded
-from, so every gateway replica serves a working demo.
+`GET /demo` serves `browser/demo/index.html`, which loads `palava.bundle.js` from npm's
+`palava-client` (installed by scripts/setup.sh, never committed) at the path given by the
+`SWITCHBOARD_PALAVA_BUNDLE` setting. Without that file the page says how to install it.
+The page points its WebSocket at the host it was loaded from, so every gateway replica
+serves a working demo.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 from sanic import Blueprint, Request, response
 from sanic.exceptions import NotFound
 
-from gateway.static_files import CSS, HTML, JAVASCRIPT, file_response
+from gateway.static_files import BROWSER, CSS, HTML, JAVASCRIPT, file_response
 
-PAGES = Path(__file__).with_name("demo_page")
+PAGES = BROWSER / "demo"
 BUNDLE = "palava.bundle.js"
 # The pages' own files by the name they are served under: nothing else is served from PAGES.
 ASSETS = {"demo.js": JAVASCRIPT, "demo.css": CSS, "broadcast.js": JAVASCRIPT,

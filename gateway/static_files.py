@@ -1,4 +1,7 @@
-"""Files the gateway serves as they are: the browser library and the demo pages."""
+"""Files the gateway serves as they are: the browser library and the demo pages, from the
+top-level `browser/` folder (`browser/client/`, `browser/demo/`). It lies next to the
+`gateway` package both in a checkout and where the project is installed (pyproject.toml
+installs its folders beside the packages, the Dockerfile copies it)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from pathlib import Path
 
 from sanic import response
 from sanic.exceptions import NotFound
+
+BROWSER = Path(__file__).resolve().parent.parent / "browser"
 
 JAVASCRIPT = "text/javascript; charset=utf-8"
 HTML = "text/html; charset=utf-8"

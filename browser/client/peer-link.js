@@ -16,9 +16,10 @@
  */
 
 import { emit } from './events.js';
+import { parseObject } from './json.js';
 
 /** Recoveries of a link in a row (since it was last connected) before it is given up. */
-export const MAX_ATTEMPTS = 3;
+const MAX_ATTEMPTS = 3;
 /** How long one attempt may take to connect. */
 const CONNECT_TIMEOUT_MS = 15000;
 /** How long a connection may stay `disconnected` (it often comes back) before recovery. */
@@ -460,16 +461,8 @@ export class PeerLink extends EventTarget {
   /** @param {unknown} text */
   #received(text) {
     this.#lastHeard = Date.now();
-    if (typeof text !== 'string') {
-      return;
-    }
-    let message;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;  // not ours
-    }
-    if (message !== null && typeof message === 'object' && message.type !== 'Heartbeat') {
+    const message = parseObject(text);
+    if (message !== null && message.type !== 'Heartbeat') {
       emit(this, 'message', { data: message });
     }
   }

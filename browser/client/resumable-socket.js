@@ -12,12 +12,15 @@
  * `cannot resume`, or none answers within `resumeWithinMs`) does the code above see the
  * socket close, and then it joins again as it would have.
  *
- * Events besides the WebSocket ones: `joined` {frame} (every joined_room but a resumed
- * one, before the code above gets it), `resuming` {code} (the socket dropped), `resumed`.
+ * Events besides the WebSocket ones (CustomEvent, data in `detail`): `frame`, whose detail
+ * is a JSON object the code above gets, parsed (right after its `message`: a listener need
+ * not parse it again); `joined`, whose detail is every joined_room but a resumed one (before
+ * the code above gets it); `resuming` {code} (the socket dropped); `resumed`.
  * @module
  */
 
 import { emit } from './events.js';
+import { parseObject } from './json.js';
 
 /** The browser's own, taken now: a page may stand this class in for `WebSocket` later. */
 const NativeWebSocket = globalThis.WebSocket;
@@ -74,7 +77,6 @@ export class ResumableSocket extends EventTarget {
     this.resumeWithinMs = options.resumeWithinMs ?? 15000;
     this.resumable = options.resumable ?? true;
     this.join = options.join ?? {};
-    this.resumes = 0;
     this.#socket = this.#open();
   }
 
@@ -181,6 +183,9 @@ export class ResumableSocket extends EventTarget {
     if (!this.#resuming) {
       this.onmessage?.(event);
       this.dispatchEvent(new MessageEvent('message', { data: event.data }));
+      if (frame !== null) {
+        emit(this, 'frame', frame);
+      }
     }
   }
 
@@ -218,7 +223,6 @@ export class ResumableSocket extends EventTarget {
 
   #resumed() {
     this.#resuming = false;
-    this.resumes += 1;
     const held = this.#held;
     this.#held = [];
     for (const text of held) {
@@ -251,19 +255,3 @@ export class ResumableSocket extends EventTarget {
     this.dispatchEvent(new CloseEvent('close', { code, reason }));
   }
 }
-
-/**
- * @param {unknown} text
- * @returns {Record<string, any> | null}
- */
-const parseObject = (text) => {
-  if (typeof text !== 'string') {
-    return null;
-  }
-  try {
-    const value = JSON.parse(text);
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
-  } catch {
-    return null;
-  }
-};

@@ -56,7 +56,13 @@ export class SignalingChannel extends EventTarget {
         });
       }
       socket.onopen = () => resolve();
-      socket.onmessage = (message) => this.#receive(message.data);
+      socket.addEventListener('frame', (event) => {
+        // Parsed by the socket already; every frame of the server's names its event.
+        const frame = /** @type {CustomEvent<Record<string, any>>} */ (event).detail;
+        if (typeof frame.event === 'string') {
+          emit(this, 'frame', /** @type {Frame} */ (frame));
+        }
+      });
       socket.onclose = (closed) => {
         reject(new Error(`cannot reach ${this.url} (close code ${closed.code})`));
         if (this.#socket === socket) {
@@ -105,22 +111,6 @@ export class SignalingChannel extends EventTarget {
     this.#socket = null;
     if (socket !== null) {
       socket.close(1000);
-    }
-  }
-
-  /** @param {unknown} text */
-  #receive(text) {
-    if (typeof text !== 'string') {
-      return;  // the server sends text frames only
-    }
-    let frame;
-    try {
-      frame = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (frame !== null && typeof frame === 'object' && typeof frame.event === 'string') {
-      emit(this, 'frame', /** @type {Frame} */ (frame));
     }
   }
 }

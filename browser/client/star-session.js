@@ -26,7 +26,9 @@
  * @module
  */
 
+import { Backoff } from './backoff.js';
 import { emit } from './events.js';
+import { gatewayUrl } from './gateway-url.js';
 import { iceServersFor } from './ice-servers.js';
 import { PeerLink } from './peer-link.js';
 import { SignalingChannel } from './signaling.js';
@@ -52,8 +54,6 @@ import { SignalingChannel } from './signaling.js';
  */
 
 const JOIN_TIMEOUT_MS = 10000;
-const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 10000;
 /** A client's messages kept while it has no link to the host; the oldest go first. */
 const MAX_QUEUED = 100;
 
@@ -83,7 +83,8 @@ export class StarSession extends EventTarget {
   #started = false;
   #closed = false;
   #parked = false;
-  #retryDelay = RETRY_FIRST_MS;
+  /** Delays before joining again after losing the server */
+  #backoff = new Backoff();
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #retryTimer = undefined;
   /** @type {{resolve: () => void, reject: (error: Error) => void} | null} */
@@ -191,15 +192,9 @@ export class StarSession extends EventTarget {
 
   // --- signaling ---------------------------------------------------------------------
 
-  #url() {
-    if (this.options.url) {
-      return this.options.url;
-    }
-    return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
-  }
-
   async #connect() {
-    const channel = new SignalingChannel(this.#url(), this.options.resumable ?? true);
+    const url = this.options.url || gatewayUrl();
+    const channel = new SignalingChannel(url, this.options.resumable ?? true);
     this.#channel = channel;
     for (const type of ['resuming', 'resumed']) {
       channel.addEventListener(type, () => emit(this, type));
@@ -255,9 +250,7 @@ export class StarSession extends EventTarget {
     if (this.#closed || this.#parked) {
       return;
     }
-    const delay = this.#retryDelay * (0.8 + 0.4 * Math.random());
-    this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS);
-    this.#retryTimer = setTimeout(() => this.#rejoin(), delay);
+    this.#retryTimer = setTimeout(() => this.#rejoin(), this.#backoff.next());
   }
 
   /** Join again, as a new peer (a socket that closed took the old one out of the room). */
@@ -322,7 +315,7 @@ export class StarSession extends EventTarget {
     }
     this.#links.clear();
     this.#peerId = frame.own_id;
-    this.#retryDelay = RETRY_FIRST_MS;
+    this.#backoff.reset();
     const ice = /** @type {import('./ice-servers.js').IceFields} */ (frame);
     this.#iceServers = iceServersFor(ice, this.options.iceServers ?? []);
     this.#joining?.resolve();

@@ -1,15 +1,15 @@
 /**
  * Switchboard's browser library: plain ES modules, no build step, no dependencies.
  * Every gateway serves it at `/client/switchboard.js`; a project may also copy the
- * folder it lives in (gateway/client/) and import it from there.
+ * folder it lives in (browser/client/) and import it from there.
  *
  *     import { StarSession } from '/client/switchboard.js';
  *
+ * This module is its public API; the other modules are its inside.
  * @module
  */
 
 export { JoinRefused, StarSession } from './star-session.js';
-export { PeerLink, MAX_ATTEMPTS } from './peer-link.js';
-export { SignalingChannel } from './signaling.js';
 export { ResumableSocket } from './resumable-socket.js';
-export { iceServersFor } from './ice-servers.js';
+export { Backoff } from './backoff.js';
+export { gatewayUrl } from './gateway-url.js';

@@ -21,219 +21,292 @@
  *   timings      epoch ms: joinedAt, connectedAt, videoAt (first frame of the presenter),
  *                hostChangedAt and reconnectedAt (the latest handover)
  */
-import { StarSession } from '../client/switchboard.js';
+import { StarSession } from '/client/switchboard.js';
 import {
   $, MAX_CHAT_TEXT, addChatLine, addNotice, joinIfNamed, now, play, rememberRoomInAddress,
   wireControls,
 } from './page.js';
 
-const broadcast = window.broadcast = {
-  state: 'idle',
-  roomId: null,
-  name: null,
-  peerId: null,
-  hostId: null,
-  isHost: false,
-  hostName: null,
-  link: null,
-  states: {},
-  chat: [],
-  notices: [],
-  hostChanges: -1,
-  resumes: 0,
-  timings: {},
-};
-
-/** @type {StarSession | null} */
-let session = null;
-/** @type {MediaStream | null} what this page presents (camera or screen) */
-let presenting = null;
-/** @type {MediaStream | null} */
-let camera = null;
-
-// --- joining and leaving ---
-
-function join(roomId, name) {
-  Object.assign(broadcast, { roomId, name, hostChanges: -1, timings: {}, states: {} });
-  const token = new URLSearchParams(location.search).get('token') || undefined;
-  session = new StarSession({ room: roomId, status: { name }, token });
-  listen(session);
-  rememberRoomInAddress(roomId);
-  setState('joining');
-  session.start().then(() => {
-    broadcast.timings.joinedAt = now();
-    broadcast.peerId = session.peerId;
-    setState('joined');
-  }).catch((error) => {
-    notice('error', `Cannot join: ${error.message}`);
-    stop('idle');
-  });
-}
-
-function stop(state) {
-  if (session) {
-    const ending = session;
-    session = null;
-    ending.close();
+/** The broadcast this page is in: its StarSession, its media, and what the page shows. */
+class Broadcast {
+  constructor() {
+    // What the page shows, also kept on `window.broadcast` (above).
+    this.view = {
+      state: 'idle',
+      roomId: null,
+      name: null,
+      peerId: null,
+      hostId: null,
+      isHost: false,
+      hostName: null,
+      link: null,
+      states: {},
+      chat: [],
+      notices: [],
+      hostChanges: -1,
+      resumes: 0,
+      timings: {},
+    };
+    /** @type {StarSession | null} */
+    this.session = null;
+    /** @type {MediaStream | null} what this page presents (camera or screen) */
+    this.presenting = null;
+    /** @type {MediaStream | null} */
+    this.camera = null;
   }
-  for (const stream of [presenting, camera]) {
-    stream?.getTracks().forEach((track) => track.stop());
+
+  // --- joining and leaving ---
+
+  join(roomId, name) {
+    const view = this.view;
+    Object.assign(view, { roomId, name, hostChanges: -1, timings: {}, states: {} });
+    const token = new URLSearchParams(location.search).get('token') || undefined;
+    const session = this.session = new StarSession({ room: roomId, status: { name }, token });
+    this.listen(session);
+    rememberRoomInAddress(roomId);
+    this.setState('joining');
+    session.start().then(() => {
+      view.timings.joinedAt = now();
+      view.peerId = this.session.peerId;
+      this.setState('joined');
+    }).catch((error) => {
+      this.notice('error', `Cannot join: ${error.message}`);
+      this.stop('idle');
+    });
   }
-  presenting = camera = null;
-  play($('stage-video'), null);
-  Object.assign(broadcast, { link: null, states: {}, isHost: false });
-  renderAudience();
-  setState(state);
-}
 
-// --- what the session reports ---
-
-function listen(s) {
-  s.addEventListener('host', ({ detail }) => hostIs(detail.hostId));
-  s.addEventListener('stream', ({ detail }) => {
-    if (!s.isHost && detail.peerId === s.hostId) {
-      showStage(detail.stream, broadcast.hostName);
+  stop(state) {
+    if (this.session) {
+      const ending = this.session;
+      this.session = null;
+      ending.close();
     }
-  });
-  for (const type of ['negotiating', 'connecting', 'connected', 'disconnected']) {
-    s.addEventListener(type, ({ detail }) => linkIs(type, detail.peerId));
-  }
-  s.addEventListener('peers', ({ detail }) => {
-    broadcast.states = detail.states;
-    renderAudience();
-  });
-  s.addEventListener('message', ({ detail }) => received(detail.senderId, detail.data));
-  s.addEventListener('error', ({ detail }) => notice('error', detail.message));
-  s.addEventListener('resuming', () => notice('resuming',
-    'Lost the connection to the server; resuming (the broadcast goes on)…'));
-  s.addEventListener('resumed', () => {
-    broadcast.resumes += 1;
-    notice('resumed', 'Resumed: nothing was lost, and nobody saw you go.');
-  });
-  s.addEventListener('closed', () => {
-    if (session === s) {
-      stop('idle');
+    for (const stream of [this.presenting, this.camera]) {
+      stream?.getTracks().forEach((track) => track.stop());
     }
-  });
-}
-
-function hostIs(hostId) {
-  broadcast.hostId = hostId;
-  broadcast.isHost = session.isHost;
-  broadcast.peerId = session.peerId;
-  broadcast.hostName = displayName(hostId);
-  broadcast.hostChanges += 1;
-  broadcast.link = null;
-  broadcast.states = {};
-  if (broadcast.hostChanges > 0) {
-    broadcast.timings.hostChangedAt = now();
-    notice('host', session.isHost ? 'You are presenting now.'
-      : `${broadcast.hostName} is presenting now.`);
+    this.presenting = this.camera = null;
+    play($('stage-video'), null);
+    Object.assign(this.view, { link: null, states: {}, isHost: false });
+    this.renderAudience();
+    this.setState(state);
   }
-  if (session.isHost) {
-    present();
-  } else {
-    showStage(null, broadcast.hostName);
-  }
-  renderAudience();
-  setState(broadcast.state);
-}
 
-function linkIs(type, peerId) {
-  if (!session.isHost && peerId === session.hostId) {
-    broadcast.link = type;
-    if (type === 'connected') {
-      broadcast.timings.connectedAt ??= now();
-      if (broadcast.hostChanges > 0) {
-        broadcast.timings.reconnectedAt = now();
+  // --- what the session reports ---
+
+  listen(s) {
+    s.addEventListener('host', ({ detail }) => this.hostIs(detail.hostId));
+    s.addEventListener('stream', ({ detail }) => {
+      if (!s.isHost && detail.peerId === s.hostId) {
+        this.showStage(detail.stream, this.view.hostName);
+      }
+    });
+    for (const type of ['negotiating', 'connecting', 'connected', 'disconnected']) {
+      s.addEventListener(type, ({ detail }) => this.linkIs(type, detail.peerId));
+    }
+    s.addEventListener('peers', ({ detail }) => {
+      this.view.states = detail.states;
+      this.renderAudience();
+    });
+    s.addEventListener('message', ({ detail }) => this.received(detail.senderId, detail.data));
+    s.addEventListener('error', ({ detail }) => this.notice('error', detail.message));
+    s.addEventListener('resuming', () => this.notice('resuming',
+      'Lost the connection to the server; resuming (the broadcast goes on)…'));
+    s.addEventListener('resumed', () => {
+      this.view.resumes += 1;
+      this.notice('resumed', 'Resumed: nothing was lost, and nobody saw you go.');
+    });
+    s.addEventListener('closed', () => {
+      if (this.session === s) {
+        this.stop('idle');
+      }
+    });
+  }
+
+  hostIs(hostId) {
+    const view = this.view;
+    const session = this.session;
+    view.hostId = hostId;
+    view.isHost = session.isHost;
+    view.peerId = session.peerId;
+    view.hostName = this.displayName(hostId);
+    view.hostChanges += 1;
+    view.link = null;
+    view.states = {};
+    if (view.hostChanges > 0) {
+      view.timings.hostChangedAt = now();
+      this.notice('host', session.isHost ? 'You are presenting now.'
+        : `${view.hostName} is presenting now.`);
+    }
+    if (session.isHost) {
+      this.present();
+    } else {
+      this.showStage(null, view.hostName);
+    }
+    this.renderAudience();
+    this.setState(view.state);
+  }
+
+  linkIs(type, peerId) {
+    const view = this.view;
+    if (!this.session.isHost && peerId === this.session.hostId) {
+      view.link = type;
+      if (type === 'connected') {
+        view.timings.connectedAt ??= now();
+        if (view.hostChanges > 0) {
+          view.timings.reconnectedAt = now();
+        }
       }
     }
+    this.renderAudience();
   }
-  renderAudience();
-}
 
-// --- the stage: the presenter's camera or screen ---
+  // --- the stage: the presenter's camera or screen ---
 
-async function present() {
-  if (presenting) {
-    session.setStream(presenting);
-    showStage(presenting, 'you');
-    return;
-  }
-  try {
-    camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-  } catch (error) {
-    notice('media', `No camera (${error.name || error}): you present the chat only.`);
-    return;
-  }
-  if (!session || !session.isHost) {
-    return;  // the page left, or someone else presents, meanwhile
-  }
-  presenting = camera;
-  session.setStream(camera);
-  showStage(camera, 'you');
-}
-
-async function shareScreen() {
-  let screen;
-  try {
-    screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
-  } catch (error) {
-    notice('media', `No screen to share (${error.name || error}).`);
-    return;
-  }
-  presenting = screen;
-  session.setStream(screen);
-  showStage(screen, 'you (screen)');
-  screen.getVideoTracks()[0].addEventListener('ended', shareCamera);
-  renderButtons();
-}
-
-function shareCamera() {
-  if (camera && session && session.isHost) {
-    presenting?.getTracks().forEach((track) => { if (!camera.getTracks().includes(track)) track.stop(); });
-    presenting = camera;
-    session.setStream(camera);
-    showStage(camera, 'you');
-  }
-  renderButtons();
-}
-
-function showStage(stream, who) {
-  const video = $('stage-video');
-  video.muted = session ? session.isHost : true;
-  video.onloadeddata = () => {
-    if (!session?.isHost) {
-      broadcast.timings.videoAt ??= now();
+  async present() {
+    if (this.presenting) {
+      this.session.setStream(this.presenting);
+      this.showStage(this.presenting, 'you');
+      return;
     }
-  };
-  play(video, stream);
-  $('stage-name').textContent = stream ? `presenting: ${who}`
-    : (who ? `waiting for ${who}…` : 'nobody is presenting yet');
-  renderButtons();
-}
-
-// --- the audience: who watches, and how each link stands ---
-
-function renderAudience() {
-  const list = $('peer-list');
-  list.replaceChildren();
-  const others = Object.entries(broadcast.states).filter(([id]) => id !== broadcast.peerId
-    && id !== broadcast.hostId);
-  if (session && session.isHost) {
-    $('audience-title').textContent = `Audience (${others.length})`;
-    for (const [peerId, state] of others) {
-      list.appendChild(entry(peerId, displayName(peerId), state));
+    let camera;
+    try {
+      camera = this.camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    } catch (error) {
+      this.notice('media', `No camera (${error.name || error}): you present the chat only.`);
+      return;
     }
-  } else if (session && broadcast.hostId) {
-    $('audience-title').textContent = `Presenter${others.length ? ` and ${others.length} more watching` : ''}`;
-    list.appendChild(entry(broadcast.hostId, broadcast.hostName, broadcast.link || 'waiting'));
+    if (!this.session || !this.session.isHost) {
+      return;  // the page left, or someone else presents, meanwhile
+    }
+    this.presenting = camera;
+    this.session.setStream(camera);
+    this.showStage(camera, 'you');
   }
-  if (!list.children.length) {
-    const empty = document.createElement('li');
-    empty.className = 'empty';
-    empty.textContent = 'nobody yet';
-    list.appendChild(empty);
+
+  async shareScreen() {
+    let screen;
+    try {
+      screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
+    } catch (error) {
+      this.notice('media', `No screen to share (${error.name || error}).`);
+      return;
+    }
+    this.presenting = screen;
+    this.session.setStream(screen);
+    this.showStage(screen, 'you (screen)');
+    screen.getVideoTracks()[0].addEventListener('ended', () => this.shareCamera());
+    this.renderButtons();
+  }
+
+  shareCamera() {
+    const camera = this.camera;
+    if (camera && this.session && this.session.isHost) {
+      this.presenting?.getTracks().forEach((track) => { if (!camera.getTracks().includes(track)) track.stop(); });
+      this.presenting = camera;
+      this.session.setStream(camera);
+      this.showStage(camera, 'you');
+    }
+    this.renderButtons();
+  }
+
+  showStage(stream, who) {
+    const video = $('stage-video');
+    video.muted = this.session ? this.session.isHost : true;
+    video.onloadeddata = () => {
+      if (!this.session?.isHost) {
+        this.view.timings.videoAt ??= now();
+      }
+    };
+    play(video, stream);
+    $('stage-name').textContent = stream ? `presenting: ${who}`
+      : (who ? `waiting for ${who}…` : 'nobody is presenting yet');
+    this.renderButtons();
+  }
+
+  // --- the audience: who watches, and how each link stands ---
+
+  renderAudience() {
+    const view = this.view;
+    const session = this.session;
+    const list = $('peer-list');
+    list.replaceChildren();
+    const others = Object.entries(view.states).filter(([id]) => id !== view.peerId
+      && id !== view.hostId);
+    if (session && session.isHost) {
+      $('audience-title').textContent = `Audience (${others.length})`;
+      for (const [peerId, state] of others) {
+        list.appendChild(entry(peerId, this.displayName(peerId), state));
+      }
+    } else if (session && view.hostId) {
+      $('audience-title').textContent = `Presenter${others.length ? ` and ${others.length} more watching` : ''}`;
+      list.appendChild(entry(view.hostId, view.hostName, view.link || 'waiting'));
+    }
+    if (!list.children.length) {
+      const empty = document.createElement('li');
+      empty.className = 'empty';
+      empty.textContent = 'nobody yet';
+      list.appendChild(empty);
+    }
+  }
+
+  displayName(peerId) {
+    const status = this.session && this.session.statusOf(peerId);
+    return (status && status.name) || 'someone';
+  }
+
+  // --- chat: through the presenter, which relays it to everyone ---
+
+  sendChat(text) {
+    const view = this.view;
+    if (!this.session || view.state !== 'joined') {
+      return;
+    }
+    this.session.send({ type: 'chat', name: view.name, text });
+    addChatLine(view.chat, { fromId: view.peerId, name: view.name, text, own: true, at: now() });
+  }
+
+  received(senderId, data) {
+    if (data && data.type === 'chat' && typeof data.text === 'string') {
+      const name = typeof data.name === 'string' ? data.name.slice(0, 50) : 'someone';
+      addChatLine(this.view.chat, { fromId: senderId, name,
+                                    text: data.text.slice(0, MAX_CHAT_TEXT), own: false, at: now() });
+    }
+  }
+
+  // --- notices, status line, buttons ---
+
+  notice(kind, text) {
+    addNotice(this.view.notices, kind, text);
+  }
+
+  setState(state) {
+    const view = this.view;
+    view.state = state;
+    const status = $('status');
+    status.dataset.state = state === 'joining' ? 'connecting' : state;
+    const role = view.isHost ? 'presenting' : 'watching';
+    status.textContent = {
+      idle: 'not connected',
+      joining: 'joining…',
+      joined: `in “${view.roomId}” as ${view.name}, ${role}`,
+      left: 'left the room',
+    }[state];
+    const inRoom = state === 'joining' || state === 'joined';
+    $('room').disabled = inRoom;
+    $('name').disabled = inRoom;
+    $('join').hidden = inRoom;
+    $('leave').hidden = !inRoom;
+    $('chat-input').disabled = state !== 'joined';
+    $('chat-send').disabled = state !== 'joined';
+    this.renderButtons();
+  }
+
+  renderButtons() {
+    const { session, presenting, camera } = this;
+    const hosting = !!session && session.isHost && this.view.state === 'joined';
+    $('share-screen').hidden = !hosting || !navigator.mediaDevices.getDisplayMedia
+      || (presenting !== null && presenting !== camera);
+    $('share-camera').hidden = !hosting || !camera || presenting === camera;
   }
 }
 
@@ -251,69 +324,18 @@ function entry(peerId, name, state) {
   return item;
 }
 
-function displayName(peerId) {
-  const status = session && session.statusOf(peerId);
-  return (status && status.name) || 'someone';
-}
-
-// --- chat: through the presenter, which relays it to everyone ---
-
-function sendChat(text) {
-  if (!session || broadcast.state !== 'joined') {
-    return;
-  }
-  session.send({ type: 'chat', name: broadcast.name, text });
-  addChatLine(broadcast.chat, { fromId: broadcast.peerId, name: broadcast.name, text,
-                                own: true, at: now() });
-}
-
-function received(senderId, data) {
-  if (data && data.type === 'chat' && typeof data.text === 'string') {
-    const name = typeof data.name === 'string' ? data.name.slice(0, 50) : 'someone';
-    addChatLine(broadcast.chat, { fromId: senderId, name,
-                                  text: data.text.slice(0, MAX_CHAT_TEXT), own: false, at: now() });
-  }
-}
-
-// --- notices, status line, controls ---
-
-function notice(kind, text) {
-  addNotice(broadcast.notices, kind, text);
-}
-
-function setState(state) {
-  broadcast.state = state;
-  const status = $('status');
-  status.dataset.state = state === 'joining' ? 'connecting' : state;
-  const role = broadcast.isHost ? 'presenting' : 'watching';
-  status.textContent = {
-    idle: 'not connected',
-    joining: 'joining…',
-    joined: `in “${broadcast.roomId}” as ${broadcast.name}, ${role}`,
-    left: 'left the room',
-  }[state];
-  const inRoom = state === 'joining' || state === 'joined';
-  $('room').disabled = inRoom;
-  $('name').disabled = inRoom;
-  $('join').hidden = inRoom;
-  $('leave').hidden = !inRoom;
-  $('chat-input').disabled = state !== 'joined';
-  $('chat-send').disabled = state !== 'joined';
-  renderButtons();
-}
-
-function renderButtons() {
-  const hosting = !!session && session.isHost && broadcast.state === 'joined';
-  $('share-screen').hidden = !hosting || !navigator.mediaDevices.getDisplayMedia
-    || (presenting !== null && presenting !== camera);
-  $('share-camera').hidden = !hosting || !camera || presenting === camera;
-}
-
 function start() {
-  wireControls({ join, leave: () => stop('left'), chat: sendChat, inRoom: () => !!session });
-  $('share-screen').addEventListener('click', shareScreen);
-  $('share-camera').addEventListener('click', shareCamera);
-  setState('idle');
+  const page = new Broadcast();
+  window.broadcast = page.view;
+  wireControls({
+    join: (roomId, name) => page.join(roomId, name),
+    leave: () => page.stop('left'),
+    chat: (text) => page.sendChat(text),
+    inRoom: () => !!page.session,
+  });
+  $('share-screen').addEventListener('click', () => page.shareScreen());
+  $('share-camera').addEventListener('click', () => page.shareCamera());
+  page.setState('idle');
   joinIfNamed();
 }
 

@@ -21,6 +21,7 @@
  *   resumes     how many times its socket dropped and was resumed
  *   peersLeft   how many peer_left it was told of (since the page opened)
  */
+import { Backoff, gatewayUrl } from '/client/switchboard.js';
 import { palavaIceOptions, useResumableSockets } from './palava-resume.js';
 import {
   $, MAX_CHAT_TEXT, addChatLine, addNotice, joinIfNamed, now, play, rememberRoomInAddress,
@@ -33,27 +34,6 @@ import {
 // none, so this names one that need not exist.
 const STUN = 'stun:127.0.0.1:3478';
 const JOIN_TIMEOUT_MS = 5000;
-const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 10000;
-
-const demo = window.demo = {
-  state: 'idle',
-  roomId: null,
-  name: null,
-  ownId: null,
-  peers: {},
-  chat: [],
-  notices: [],
-  timings: newTimings(),
-  reconnects: 0,
-  resumes: 0,
-  peersLeft: 0,
-};
-
-let session = null;
-let retryTimer = null;
-let retryDelay = RETRY_FIRST_MS;
-let lostConnection = false;
 
 function newTimings() {
   return {
@@ -61,227 +41,310 @@ function newTimings() {
   };
 }
 
-// --- the server's address: the host this page came from, so any replica works ---
+/** The call this page is in: its palava session, and what the page shows of it. */
+class MeshCall {
+  constructor() {
+    // What the page shows, also kept on `window.demo` (above).
+    this.view = {
+      state: 'idle',
+      roomId: null,
+      name: null,
+      ownId: null,
+      peers: {},
+      chat: [],
+      notices: [],
+      timings: newTimings(),
+      reconnects: 0,
+      resumes: 0,
+      peersLeft: 0,
+    };
+    this.session = null;
+    this.retryTimer = null;
+    this.backoff = new Backoff();
+    this.lostConnection = false;
+  }
 
-function webSocketAddress() {
-  return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/';
-}
+  // --- session life: join, lose the server, join again, leave ---
 
-// --- session life: join, lose the server, join again, leave ---
+  join(roomId, name) {
+    const view = this.view;
+    view.roomId = roomId;
+    view.name = name;
+    view.ownId = null;
+    this.backoff.reset();
+    this.lostConnection = false;
+    this.session = new palava.Session({
+      roomId: roomId,
+      // The host this page came from, so any replica works.
+      webSocketAddress: gatewayUrl(),
+      // palava.Identity copies its `name` option into the status it sends (status.name).
+      identity: new palava.Identity({ userMediaConfig: { video: true, audio: true }, name: name }),
+      stun: STUN,
+      joinTimeout: JOIN_TIMEOUT_MS,
+    });
+    this.listen(this.session);
+    rememberRoomInAddress(roomId);
+    this.open();
+  }
 
-function join(roomId, name) {
-  demo.roomId = roomId;
-  demo.name = name;
-  demo.ownId = null;
-  retryDelay = RETRY_FIRST_MS;
-  lostConnection = false;
-  session = new palava.Session({
-    roomId: roomId,
-    webSocketAddress: webSocketAddress(),
-    // palava.Identity copies its `name` option into the status it sends (status.name).
-    identity: new palava.Identity({ userMediaConfig: { video: true, audio: true }, name: name }),
-    stun: STUN,
-    joinTimeout: JOIN_TIMEOUT_MS,
-  });
-  listen(session);
-  rememberRoomInAddress(roomId);
-  open();
-}
+  open() {
+    this.clearPeers();
+    this.view.timings = newTimings();
+    this.setState(this.lostConnection ? 'reconnecting' : 'connecting');
+    // Resolves once palava has handed join_room to its socket (after getUserMedia).
+    Promise.resolve(this.session.connect({})).then(() => {
+      if (this.session && this.session.getRoom()) {
+        this.view.timings.joinCalledAt = now();
+        this.noteJoinSent();
+      }
+    });
+  }
 
-function open() {
-  clearPeers();
-  demo.timings = newTimings();
-  setState(lostConnection ? 'reconnecting' : 'connecting');
-  // Resolves once palava has handed join_room to its socket (after getUserMedia).
-  Promise.resolve(session.connect({})).then(() => {
-    if (session && session.getRoom()) {
-      demo.timings.joinCalledAt = now();
-      noteJoinSent();
+  noteJoinSent() {
+    // join_room leaves when palava has called join *and* the socket is open.
+    const t = this.view.timings;
+    if (t.joinSentAt === null && t.joinCalledAt !== null && t.openAt !== null) {
+      t.joinSentAt = Math.max(t.joinCalledAt, t.openAt);
     }
-  });
-}
-
-function noteJoinSent() {
-  // join_room leaves when palava has called join *and* the socket is open.
-  const t = demo.timings;
-  if (t.joinSentAt === null && t.joinCalledAt !== null && t.openAt !== null) {
-    t.joinSentAt = Math.max(t.joinCalledAt, t.openAt);
   }
-}
 
-function connectionLost(reason) {
-  if (retryTimer !== null || demo.state === 'idle' || demo.state === 'left') {
-    return;
-  }
-  lostConnection = true;
-  clearPeers();
-  setState('reconnecting');
-  const delay = retryDelay * (0.8 + 0.4 * Math.random());
-  retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
-  notice('connection', `${reason}; reconnecting in ${(delay / 1000).toFixed(1)} s.`);
-  retryTimer = setTimeout(reconnect, delay);
-}
-
-function reconnect() {
-  retryTimer = null;
-  session.tearDown(false);  // keep the camera: the next join reuses its stream
-  open();
-}
-
-function stop(state) {
-  clearTimeout(retryTimer);
-  retryTimer = null;
-  if (session) {
-    session.removeAllListeners();
-    session.destroy();  // sends leave_room, closes the socket and the camera
-    session = null;
-  }
-  clearPeers();
-  $('local-video').srcObject = null;
-  setState(state);
-}
-
-// --- what palava-client reports ---
-
-function listen(s) {
-  // Block bodies throughout: palava's EventEmitter drops a listener that returns true.
-  const on = (event, handler) => s.on(event, (...args) => { handler(...args); });
-  on('signaling_open', () => {
-    demo.timings.openAt = now();
-    noteJoinSent();
-  });
-  on('room_joined', joined);
-  on('room_join_error', () => connectionLost('The server did not answer the join in time'));
-  on('peer_joined', addPeer);
-  on('peer_left', (peer) => { demo.peersLeft += 1; removePeer(peer.id); });
-  on('peer_update', (peer) => { if (!peer.isLocal()) updatePeer(peer); });
-  on('local_stream_ready', showLocalStream);
-  on('peer_stream_ready', (peer) => {
-    if (peer.isLocal()) showLocalStream(peer.getStream()); else showRemoteStream(peer);
-  });
-  on('peer_stream_removed', (peer) => { if (!peer.isLocal()) showRemoteStream(peer); });
-  on('peer_connection_established', (peer) => setConnected(peer, true));
-  on('peer_connection_failed', (peer) => setConnected(peer, false));
-  on('peer_connection_disconnected', (peer) => setConnected(peer, false));
-  on('peer_connection_closed', (peer) => setConnected(peer, false));
-  on('local_stream_error', (error) => notice('media',
-    `No camera or microphone (${(error && error.name) || error}): you can watch and chat, but not be seen.`));
-  on('signaling_error', serverOrSocketError);
-  on('signaling_shutdown', (seconds) => notice('shutdown',
-    `The server is restarting in ${seconds} s; this page will reconnect by itself.`));
-  on('signaling_close', () => connectionLost('Lost the connection to the server'));
-  on('signaling_not_reachable', () => connectionLost('Cannot reach the server'));
-  on('argument_error', (text) => refuse(`Cannot start: ${text}.`));
-  on('webrtc_no_support', (text) => refuse(`${text}.`));
-}
-
-function watchSocket(socket) {
-  socket.addEventListener('joined', ({ detail }) => {
-    // Before palava-client reads the frame: its peer connections take these servers.
-    if (session) {
-      Object.assign(session.roomOptions, palavaIceOptions(detail.ice_servers));
+  connectionLost(reason) {
+    if (this.retryTimer !== null || this.view.state === 'idle' || this.view.state === 'left') {
+      return;
     }
-  });
-  socket.addEventListener('resuming', () => notice('resuming',
-    'Lost the connection to the server; resuming (the call goes on)…'));
-  socket.addEventListener('resumed', () => {
-    demo.resumes += 1;
-    notice('resumed', 'Resumed: nothing was lost, and nobody saw you go.');
-  });
+    this.lostConnection = true;
+    this.clearPeers();
+    this.setState('reconnecting');
+    const delay = this.backoff.next();
+    this.notice('connection', `${reason}; reconnecting in ${(delay / 1000).toFixed(1)} s.`);
+    this.retryTimer = setTimeout(() => this.reconnect(), delay);
+  }
+
+  reconnect() {
+    this.retryTimer = null;
+    this.session.tearDown(false);  // keep the camera: the next join reuses its stream
+    this.open();
+  }
+
+  stop(state) {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.session) {
+      this.session.removeAllListeners();
+      this.session.destroy();  // sends leave_room, closes the socket and the camera
+      this.session = null;
+    }
+    this.clearPeers();
+    $('local-video').srcObject = null;
+    this.setState(state);
+  }
+
+  // --- what palava-client reports ---
+
+  listen(s) {
+    // Block bodies throughout: palava's EventEmitter drops a listener that returns true.
+    const on = (event, handler) => s.on(event, (...args) => { handler(...args); });
+    on('signaling_open', () => {
+      this.view.timings.openAt = now();
+      this.noteJoinSent();
+    });
+    on('room_joined', (room) => this.joined(room));
+    on('room_join_error', () => this.connectionLost('The server did not answer the join in time'));
+    on('peer_joined', (peer) => this.addPeer(peer));
+    on('peer_left', (peer) => { this.view.peersLeft += 1; this.removePeer(peer.id); });
+    on('peer_update', (peer) => { if (!peer.isLocal()) this.updatePeer(peer); });
+    on('local_stream_ready', showLocalStream);
+    on('peer_stream_ready', (peer) => {
+      if (peer.isLocal()) showLocalStream(peer.getStream()); else this.showRemoteStream(peer);
+    });
+    on('peer_stream_removed', (peer) => { if (!peer.isLocal()) this.showRemoteStream(peer); });
+    on('peer_connection_established', (peer) => this.setConnected(peer, true));
+    on('peer_connection_failed', (peer) => this.setConnected(peer, false));
+    on('peer_connection_disconnected', (peer) => this.setConnected(peer, false));
+    on('peer_connection_closed', (peer) => this.setConnected(peer, false));
+    on('local_stream_error', (error) => this.notice('media',
+      `No camera or microphone (${(error && error.name) || error}): you can watch and chat, but not be seen.`));
+    on('signaling_error', (type, detail) => this.serverOrSocketError(type, detail));
+    on('signaling_shutdown', (seconds) => this.notice('shutdown',
+      `The server is restarting in ${seconds} s; this page will reconnect by itself.`));
+    on('signaling_close', () => this.connectionLost('Lost the connection to the server'));
+    on('signaling_not_reachable', () => this.connectionLost('Cannot reach the server'));
+    on('argument_error', (text) => this.refuse(`Cannot start: ${text}.`));
+    on('webrtc_no_support', (text) => this.refuse(`${text}.`));
+  }
+
+  watchSocket(socket) {
+    socket.addEventListener('joined', ({ detail }) => {
+      // Before palava-client reads the frame: its peer connections take these servers.
+      if (this.session) {
+        Object.assign(this.session.roomOptions, palavaIceOptions(detail.ice_servers));
+      }
+    });
+    socket.addEventListener('resuming', () => this.notice('resuming',
+      'Lost the connection to the server; resuming (the call goes on)…'));
+    socket.addEventListener('resumed', () => {
+      this.view.resumes += 1;
+      this.notice('resumed', 'Resumed: nothing was lost, and nobody saw you go.');
+    });
+  }
+
+  joined(room) {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.backoff.reset();
+    this.view.timings.joinedAt = now();
+    this.view.ownId = room.getLocalPeer().id;
+    if (this.lostConnection) {
+      this.lostConnection = false;
+      this.view.reconnects += 1;
+      this.notice('reconnected', 'Reconnected to the server.');
+    }
+    room.getRemotePeers().forEach((peer) => this.addPeer(peer));
+    this.setState('joined');
+  }
+
+  serverOrSocketError(type, detail) {
+    if (type !== 'server') {
+      return;  // a socket that fails also closes: signaling_close retries
+    }
+    this.notice('error', `The server says: ${detail}`);
+    if (this.view.state === 'connecting' || this.view.state === 'reconnecting') {
+      // Before joined_room, an error is the server refusing join_room (a full room, a
+      // blank name...): trying again will not help.
+      this.stop('idle');
+    }
+  }
+
+  refuse(text) {
+    this.notice('error', text);
+    this.stop('idle');
+  }
+
+  // --- remote peers: a list entry and a video tile each ---
+
+  addPeer(peer) {
+    const peers = this.view.peers;
+    if (peers[peer.id]) {
+      return;
+    }
+    peers[peer.id] = { name: displayName(peer), connected: false, hasTrack: false };
+    peer.on('message', (data) => { this.received(peer, data); });
+    $('videos').appendChild(peerTile(peer, this.view));
+    $('peer-list').appendChild(peerEntry(peer));
+    this.showRemoteStream(peer);
+    renderPeerList(peers);
+  }
+
+  removePeer(id) {
+    delete this.view.peers[id];
+    const tile = $('tile-' + id);
+    if (tile) {
+      tile.querySelector('video').srcObject = null;
+      tile.remove();
+    }
+    const entry = $('peer-' + id);
+    if (entry) {
+      entry.remove();
+    }
+    renderPeerList(this.view.peers);
+  }
+
+  clearPeers() {
+    Object.keys(this.view.peers).forEach((id) => this.removePeer(id));
+  }
+
+  updatePeer(peer) {
+    const state = this.view.peers[peer.id];
+    if (state) {
+      state.name = displayName(peer);
+      $('peer-' + peer.id).querySelector('.name').textContent = state.name;
+      $('tile-' + peer.id).querySelector('figcaption').textContent = state.name;
+    }
+  }
+
+  setConnected(peer, connected) {
+    const state = this.view.peers[peer.id];
+    if (!state) {
+      return;
+    }
+    state.connected = connected;
+    const connectedAt = this.view.timings.connectedAt;
+    if (connected && !(peer.id in connectedAt)) {
+      connectedAt[peer.id] = now();
+    }
+    const label = $('peer-' + peer.id).querySelector('.state');
+    label.textContent = connected ? 'connected' : 'connecting…';
+    label.classList.toggle('connected', connected);
+  }
+
+  showRemoteStream(peer) {
+    const state = this.view.peers[peer.id];
+    const video = $('video-' + peer.id);
+    if (!state || !video) {
+      return;
+    }
+    const stream = peer.getStream();
+    state.hasTrack = !!stream && stream.getVideoTracks().some((t) => t.readyState === 'live');
+    play(video, stream);
+  }
+
+  // --- chat: `message` events through the server to every remote peer ---
+
+  sendChat(text) {
+    const view = this.view;
+    const room = this.session && this.session.getRoom();
+    if (!room || view.state !== 'joined') {
+      return;
+    }
+    room.getRemotePeers().forEach((peer) => peer.sendMessage({ type: 'chat', text: text }));
+    addChatLine(view.chat, { fromId: view.ownId, name: view.name, text: text, own: true, at: now() });
+  }
+
+  received(peer, data) {
+    if (data && data.type === 'chat' && typeof data.text === 'string') {
+      // The sender's name is the one the server holds for that peer, not one in the message.
+      addChatLine(this.view.chat, { fromId: peer.id, name: displayName(peer),
+                                    text: data.text.slice(0, MAX_CHAT_TEXT), own: false, at: now() });
+    }
+  }
+
+  // --- notices and the status line ---
+
+  notice(kind, text) {
+    addNotice(this.view.notices, kind, text);
+  }
+
+  setState(state) {
+    const view = this.view;
+    view.state = state;
+    const status = $('status');
+    status.dataset.state = state;
+    status.textContent = {
+      idle: 'not connected',
+      connecting: 'joining…',
+      joined: `in room “${view.roomId}” as ${view.name}`,
+      reconnecting: 'reconnecting…',
+      left: 'left the room',
+    }[state];
+    const inCall = state !== 'idle' && state !== 'left';
+    $('room').disabled = inCall;
+    $('name').disabled = inCall;
+    $('join').hidden = inCall;
+    $('leave').hidden = !inCall;
+    $('chat-input').disabled = state !== 'joined';
+    $('chat-send').disabled = state !== 'joined';
+    $('local-name').textContent = view.name ? `${view.name} (you)` : 'you';
+  }
 }
 
-function joined(room) {
-  clearTimeout(retryTimer);
-  retryTimer = null;
-  retryDelay = RETRY_FIRST_MS;
-  demo.timings.joinedAt = now();
-  demo.ownId = room.getLocalPeer().id;
-  if (lostConnection) {
-    lostConnection = false;
-    demo.reconnects += 1;
-    notice('reconnected', 'Reconnected to the server.');
-  }
-  room.getRemotePeers().forEach(addPeer);
-  setState('joined');
-}
-
-function serverOrSocketError(type, detail) {
-  if (type !== 'server') {
-    return;  // a socket that fails also closes: signaling_close retries
-  }
-  notice('error', `The server says: ${detail}`);
-  if (demo.state === 'connecting' || demo.state === 'reconnecting') {
-    // Before joined_room, an error is the server refusing join_room (a full room, a
-    // blank name...): trying again will not help.
-    stop('idle');
-  }
-}
-
-function refuse(text) {
-  notice('error', text);
-  stop('idle');
-}
-
-// --- remote peers: a list entry and a video tile each ---
-
-function addPeer(peer) {
-  if (demo.peers[peer.id]) {
-    return;
-  }
-  demo.peers[peer.id] = { name: displayName(peer), connected: false, hasTrack: false };
-  peer.on('message', (data) => { received(peer, data); });
-  $('videos').appendChild(peerTile(peer));
-  $('peer-list').appendChild(peerEntry(peer));
-  showRemoteStream(peer);
-  renderPeerList();
-}
-
-function removePeer(id) {
-  delete demo.peers[id];
-  const tile = $('tile-' + id);
-  if (tile) {
-    tile.querySelector('video').srcObject = null;
-    tile.remove();
-  }
-  const entry = $('peer-' + id);
-  if (entry) {
-    entry.remove();
-  }
-  renderPeerList();
-}
-
-function clearPeers() {
-  Object.keys(demo.peers).forEach(removePeer);
-}
-
-function updatePeer(peer) {
-  const state = demo.peers[peer.id];
-  if (state) {
-    state.name = displayName(peer);
-    $('peer-' + peer.id).querySelector('.name').textContent = state.name;
-    $('tile-' + peer.id).querySelector('figcaption').textContent = state.name;
-  }
-}
-
-function setConnected(peer, connected) {
-  const state = demo.peers[peer.id];
-  if (!state) {
-    return;
-  }
-  state.connected = connected;
-  if (connected && !(peer.id in demo.timings.connectedAt)) {
-    demo.timings.connectedAt[peer.id] = now();
-  }
-  const label = $('peer-' + peer.id).querySelector('.state');
-  label.textContent = connected ? 'connected' : 'connecting…';
-  label.classList.toggle('connected', connected);
-}
+// --- how a peer is drawn ---
 
 function displayName(peer) {
   return (peer.status && peer.status.name) || 'someone';
 }
 
-function peerTile(peer) {
+/** A video tile for `peer`, which notes its first frame in the view's timings. */
+function peerTile(peer, view) {
   const tile = document.createElement('figure');
   tile.className = 'tile remote';
   tile.id = 'tile-' + peer.id;
@@ -290,8 +353,8 @@ function peerTile(peer) {
   video.autoplay = true;
   video.playsInline = true;
   video.addEventListener('loadeddata', () => {
-    if (!(peer.id in demo.timings.videoAt)) {
-      demo.timings.videoAt[peer.id] = now();
+    if (!(peer.id in view.timings.videoAt)) {
+      view.timings.videoAt[peer.id] = now();
     }
   });
   // A click unmutes a video that the browser would only autoplay muted.
@@ -316,12 +379,10 @@ function peerEntry(peer) {
   return entry;
 }
 
-function renderPeerList() {
+function renderPeerList(peers) {
   const empty = $('peer-list').querySelector('.empty');
-  empty.hidden = Object.keys(demo.peers).length > 0;
+  empty.hidden = Object.keys(peers).length > 0;
 }
-
-// --- media ---
 
 function showLocalStream(stream) {
   const video = $('local-video');
@@ -330,68 +391,13 @@ function showLocalStream(stream) {
   }
 }
 
-function showRemoteStream(peer) {
-  const state = demo.peers[peer.id];
-  const video = $('video-' + peer.id);
-  if (!state || !video) {
-    return;
-  }
-  const stream = peer.getStream();
-  state.hasTrack = !!stream && stream.getVideoTracks().some((t) => t.readyState === 'live');
-  play(video, stream);
-}
-
-// --- chat: `message` events through the server to every remote peer ---
-
-function sendChat(text) {
-  const room = session && session.getRoom();
-  if (!room || demo.state !== 'joined') {
-    return;
-  }
-  room.getRemotePeers().forEach((peer) => peer.sendMessage({ type: 'chat', text: text }));
-  addChatLine(demo.chat, { fromId: demo.ownId, name: demo.name, text: text, own: true, at: now() });
-}
-
-function received(peer, data) {
-  if (data && data.type === 'chat' && typeof data.text === 'string') {
-    // The sender's name is the one the server holds for that peer, not one in the message.
-    addChatLine(demo.chat, { fromId: peer.id, name: displayName(peer),
-                             text: data.text.slice(0, MAX_CHAT_TEXT), own: false, at: now() });
-  }
-}
-
-// --- notices and the status line ---
-
-function notice(kind, text) {
-  addNotice(demo.notices, kind, text);
-}
-
-function setState(state) {
-  demo.state = state;
-  const status = $('status');
-  status.dataset.state = state;
-  status.textContent = {
-    idle: 'not connected',
-    connecting: 'joining…',
-    joined: `in room “${demo.roomId}” as ${demo.name}`,
-    reconnecting: 'reconnecting…',
-    left: 'left the room',
-  }[state];
-  const inCall = state !== 'idle' && state !== 'left';
-  $('room').disabled = inCall;
-  $('name').disabled = inCall;
-  $('join').hidden = inCall;
-  $('leave').hidden = !inCall;
-  $('chat-input').disabled = state !== 'joined';
-  $('chat-send').disabled = state !== 'joined';
-  $('local-name').textContent = demo.name ? `${demo.name} (you)` : 'you';
-}
-
 // --- the page's controls ---
 
 function start() {
+  const call = new MeshCall();
+  window.demo = call.view;
   if (typeof palava === 'undefined') {
-    notice('error', 'The palava-client library did not load (palava.bundle.js); reload the page.');
+    call.notice('error', 'The palava-client library did not load (palava.bundle.js); reload the page.');
     $('join').disabled = true;
     return;
   }
@@ -400,10 +406,15 @@ function start() {
   useResumableSockets(palava, {
     resumable: params.get('resume') !== 'off',
     join: params.get('token') ? { token: params.get('token') } : {},
-    onSocket: watchSocket,
+    onSocket: (socket) => call.watchSocket(socket),
   });
-  wireControls({ join, leave: () => stop('left'), chat: sendChat, inRoom: () => !!session });
-  setState('idle');
+  wireControls({
+    join: (roomId, name) => call.join(roomId, name),
+    leave: () => call.stop('left'),
+    chat: (text) => call.sendChat(text),
+    inRoom: () => !!call.session,
+  });
+  call.setState('idle');
   joinIfNamed();
 }
 

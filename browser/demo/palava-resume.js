@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ResumableSocket } from '../client/switchboard.js';
+import { ResumableSocket } from '/client/switchboard.js';
 
 /**
  * @typedef {object} PalavaResumeOptions

@@ -8,7 +8,7 @@ resumes, the call goes on, the other page sees nothing), through a gateway's shu
 resumes through another), and with resume off (it rejoins as a new peer).
 
 The browser (tests/e2e/tabs.py) runs in a loopback-only network namespace; the pages show
-their state on `window.demo` (gateway/demo_page/demo.js), which the waits below read.
+their state on `window.demo` (browser/demo/demo.js), which the waits below read.
 """
 
 from __future__ import annotations
