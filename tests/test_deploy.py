@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,47 @@ def test_the_dockerfile_is_hadolint_clean_and_built_as_asked() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "node_modules", "tests"} <= set(ignored)
 
+
+
+def test_the_image_installs_the_browser_folder_beside_the_gateway(tmp_path: Path) -> None:
+    """From what the Dockerfile copies, pip builds a wheel that carries browser/ (the
+    library and the demo pages) next to gateway/, and a gateway installed from it serves
+    them from there (gateway/static_files.py). No Docker needed: the COPY lines are read."""
+    source = tmp_path / "source"
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] != ["COPY"] or words[1].startswith("--from"):
+            continue
+        *names, target = words[1:]
+        for name in names:
+            dest = source / target / Path(name).name if target.endswith("/") else source / target
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, dest, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / name, dest)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "--no-build-isolation", "-w", str(tmp_path / "wheel"), str(source)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = (tmp_path / "wheel").glob("*.whl")
+    contents = set(zipfile.ZipFile(wheel).namelist())
+    browser = {path.relative_to(ROOT).as_posix() for path in (ROOT / "browser").glob("*/*")
+               if path.suffix in {".js", ".html", ".css"}}
+    assert browser and browser <= contents
+    assert "gateway/static_files.py" in contents
+    installed = tmp_path / "installed"
+    zipfile.ZipFile(wheel).extractall(installed)
+    found = subprocess.run(
+        [sys.executable, "-c", "import json, gateway.browser_library as lib, gateway.demo as "
+         "demo; print(json.dumps([str(lib.LIBRARY), sorted(lib.MODULES), str(demo.PAGES)]))"],
+        cwd=tmp_path, env={"PYTHONPATH": str(installed)}, capture_output=True, text=True,
+        timeout=60)
+    assert found.returncode == 0, found.stderr
+    library, modules, pages = json.loads(found.stdout)
+    assert Path(library) == installed / "browser" / "client"
+    assert Path(pages) == installed / "browser" / "demo"
+    assert modules == sorted(path.name for path in (ROOT / "browser" / "client").glob("*.js"))
 
 def test_the_manifests_validate_strictly() -> None:
     result = subprocess.run([str(BIN / "kubernetes-validate"), "--strict",
