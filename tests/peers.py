@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import websockets
@@ -56,17 +57,41 @@ class Peer:
         return joined
 
     async def assert_alive(self) -> None:
-        """The socket still works, and nothing was queued for it before the answer."""
+        """The socket still works, and the gateway answered nothing else before the pong.
+
+        A barrier for the gateway's own answers only: the gateway handles a socket's frames
+        in order, so an answer to a frame sent earlier comes before the pong, however late.
+        A frame from a relay may still come after it (`assert_nothing_pending` covers those).
+        """
         await self.send(event="ping")
         assert await self.recv() == {"event": "pong"}
 
-    async def expect_silence(self, seconds: float = 0.3) -> None:
-        """Nothing arrives: used after a frame that must produce no answer."""
+    async def assert_nothing_pending(self) -> None:
+        """No frame was on its way to this member: neither an answer of the gateway to what
+        it sent before, nor a frame of its room's relay for an event that reached the
+        room's shard before now.
+
+        Not a timed wait, which a late frame outlasts: the member sends itself a message
+        (protocol.md, "send_to_peer": a peer may address itself), which takes the path of
+        every frame of its room (the gateway, the shard's stream, the relay that holds the
+        shard, the socket's channel on that shard). The relay applies a shard's events in
+        stream order and publishes their frames in that order (architecture.md, rule 1),
+        so whatever was due before arrives before the message. The peer must be in a room.
+        """
+        assert self.id is not None, "assert_nothing_pending: the peer has joined no room"
+        marker = uuid.uuid4().hex
+        await self.send(event="send_to_peer", peer_id=self.id,
+                        data={"event": "message", "barrier": marker})
+        before: list[dict[str, Any]] = []
         try:
-            frame = await asyncio.wait_for(self.ws.recv(), seconds)
+            while (frame := await self.recv()).get("barrier") != marker:
+                before.append(frame)
         except TimeoutError:
-            return
-        raise AssertionError(f"expected no frame, got {frame!r}")
+            raise AssertionError(f"own message never came back; frames instead: {before}") \
+                from None
+        frame.pop("frame_seq", None)  # (numbered when the peer is resumable)
+        assert frame == {"event": "message", "barrier": marker, "sender_id": self.id}, frame
+        assert not before, f"expected no frame before the own message, got {before}"
 
     async def close(self) -> None:
         await self.ws.close()

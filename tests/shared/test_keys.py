@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import string
 
 import pytest
@@ -23,10 +22,32 @@ def hash_tag(key: str) -> str:
     return key
 
 
+# Pinned: every gateway and relay, old or new, must store a room under the same name. Each
+# value is the SHA-512 of the name's UTF-8 bytes, computed outside Python with coreutils:
+#   printf '%s' 'lobby' | sha512sum     (likewise 'room-1', '✈ trip', ' ')
+#   printf '\xed\xa0\x80' | sha512sum   (a lone surrogate, U+D800, as "surrogatepass" encodes it)
+DIGESTS = [
+    ("lobby", "fec7258772b4c5c9ee70c7d58e5b7aec2688416866548c74a193775012328fd3"
+              "c9711efc0e831717b65c616142dc74bf54c3445ddffbc0f68cc3ff8153227947"),
+    ("room-1", "7c60dab8a9f0d4f656b598d498edcb473023dde6b3ef7d799bb566d2c05066ed"
+               "dabb23ee03b536b41a5f5a86a55a8002870cc29e012ac1174b4ad4ee8d77d5ec"),
+    ("✈ trip", "e1de38b227e32959a3e4a8c311228c80599d394e44f601b4e27962066134d493"
+               "9ca82bb852fe5c941943fdcffe61d355b0c77820e95bcdff27cab28515e53b89"),
+    (" ", "f90ddd77e400dfe6a3fcf479b00b1ee29e7015c5bb8cd70f5f15b4886cc33927"
+          "5ff553fc8a053f8ddc7324f45168cffaf81f8c3ac93996f6536eef38e5e40768"),
+    ("\ud800", "3ad9a0cf6dcecc01719e340f5d4a066082a32328eddfb06d98f195a736e8eeaf"
+               "12e65b7f1240744d74d58c6ffc17aabf8fd34b7d92ed8582c844e3e364c5798c"),
+]
+
+
+@pytest.mark.parametrize("name, digest", DIGESTS)
+def test_room_digest_is_the_sha512_hex_of_the_name(name: str, digest: str) -> None:
+    assert keys.room_digest(name) == digest
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_room_digest_is_the_sha512_hex_of_the_name(name: str) -> None:
+def test_room_digest_is_128_lower_case_hex_digits(name: str) -> None:
     digest = keys.room_digest(name)
-    assert digest == hashlib.sha512(name.encode()).hexdigest()
     assert len(digest) == 128 and set(digest) <= set(string.hexdigits.lower())
 
 
@@ -41,6 +62,8 @@ def test_room_digests_differ_between_rooms() -> None:
 
 @pytest.mark.parametrize("name, shards, shard", [
     # Pinned: every gateway and relay, old or new, must route a room to the same shard.
+    # Computed outside Python: the first 15 hex digits of the digest above, modulo shards:
+    #   d=$(printf '%s' lobby | sha512sum | cut -c1-15); echo $((16#$d % 64)) $((16#$d % 8))
     ("lobby", 64, 28), ("lobby", 8, 4),
     ("room-1", 64, 15), ("room-1", 8, 7),
     ("✈ trip", 64, 21), ("✈ trip", 8, 5),
