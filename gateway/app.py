@@ -23,6 +23,7 @@ from redis_io.clients import PROBE_S, close_client, discover, get_many, redis_cl
 from shared import keys
 from shared.close_codes import CloseCode
 from shared.process_id import process_id
+from shared.readiness import shards_without_relay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,4 @@ async def readiness_problems(app: App) -> list[str]:
         holders = await get_many(app.ctx.redis, keys.all_leases(settings.shards), PROBE_S)
     except RedisError as exc:
         return [*problems, f"redis unreachable: {exc}"]
-    unowned = sum(holder is None for holder in holders)
-    if unowned:
-        problems.append(f"{unowned} of {settings.shards} shards have no relay")
-    return problems
+    return [*problems, *shards_without_relay(holders)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from functools import partial
 
 import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,6 +13,7 @@ from redis.exceptions import RedisError
 
 from redis_io.clients import STOP_S, close_client, discover, redis_client
 from relay.health import serve_health
+from relay.readiness import readiness_problems, stream_lag
 from relay.worker import Relay
 from shared.logs import configure_logging
 from shared.process_id import process_id
@@ -35,7 +37,8 @@ async def serve(settings: Settings, relay_id: str) -> None:
         loop.add_signal_handler(signum, relay.stopping.set)
     async def metrics() -> tuple[bytes, str]:
         try:
-            relay.metrics.stream_lag = await relay.stream_lag()
+            relay.metrics.stream_lag = await stream_lag(
+                redis, [shard.stream for shard in relay.owned.values()])
         except RedisError as exc:  # the rest of the metrics are still worth having
             log.warning("stream lag unknown: %s", exc)
         return generate_latest(relay.metrics.registry), CONTENT_TYPE_LATEST
@@ -43,7 +46,8 @@ async def serve(settings: Settings, relay_id: str) -> None:
     health = None
     if settings.relay_health_port:
         health = await serve_health(settings.host, settings.relay_health_port,
-                                    relay.readiness_problems, metrics)
+                                    partial(readiness_problems, redis, settings.shards),
+                                    metrics)
     try:
         await _run_until_stopped(relay)
     finally:

@@ -60,8 +60,3 @@ class CloseRoom(NamedTuple):
 
 Effect = Publish | Keep | Replay | DropKept | PutMember | DropMember | OpenRoom | CloseRoom
 
-
-def stream_order(entry_id: str) -> tuple[int, int]:
-    """Sort key of a Redis stream id ``"<ms>-<seq>"``."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

@@ -14,6 +14,11 @@ A gateway that dies while nothing fails is declared as soon as its key is missin
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
+
+from shared import keys
+
+Verdict = Literal["alive", "dead", "declare"]
 
 
 class GatewayWatch:
@@ -42,6 +47,16 @@ class GatewayWatch:
         """Whether a missing key, read just now, means the gateway is gone."""
         since = self._since.get(gateway)
         return since is not None and now - since >= self.settle_s
+
+    def verdict(self, gateway: str, value: bytes | None, now: float) -> Verdict:
+        """What the gateway's heartbeat key, read just now, says: "dead" when a relay
+        declared it so; "declare" when it is missing and may be (this relay then writes
+        the verdict before acting on it); "alive" otherwise."""
+        if value == keys.GATEWAY_DEAD:
+            return "dead"
+        if value is None and self.may_declare(gateway, now):
+            return "declare"
+        return "alive"
 
     def keep_only(self, gateways: set[str]) -> None:
         """Forget gateways that no longer have peers in this relay's shards."""

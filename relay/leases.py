@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Iterable
 
 from redis.exceptions import RedisError
 
@@ -44,20 +45,14 @@ class Leases:
         pipe.zremrangebyscore(keys.RELAYS, "-inf", now_ms)
         pipe.zcard(keys.RELAYS)
         *_, relays = await bounded(pipe.execute(), CALL_S)
-        return math.ceil(self.shards / max(1, int(relays)))
+        return shards_per_relay(self.shards, int(relays))
 
     async def renew(self, owned: list[int]) -> list[int]:
         """Extend the leases in `owned`; return those that were lost."""
         if not owned:
             return []
-        results = await RENEW.run_each(self.redis, [
-            ([keys.shard_lease(shard)], [self.relay_id, self.ttl_ms]) for shard in owned])
-        errors = [result for result in results if isinstance(result, RedisError)]
-        if len(errors) == len(results):
-            raise errors[0]
-        # A lease whose master could not be asked (failing over) is kept for now: if it
-        # lapsed meanwhile, the shard's next commit is fenced off and drops it.
-        return [shard for shard, kept in zip(owned, results, strict=True) if kept == 0]
+        return lost_leases(owned, await RENEW.run_each(self.redis, [
+            ([keys.shard_lease(shard)], [self.relay_id, self.ttl_ms]) for shard in owned]))
 
     async def acquire(self, wanted: int) -> list[int]:
         """Take up to `wanted` unheld shards, in random order so that relays spread out."""
@@ -86,3 +81,27 @@ class Leases:
         if shards:
             await self.release(shards)
         await bounded(self.redis.zrem(keys.RELAYS, self.relay_id), CALL_S)
+
+
+def shards_per_relay(shards: int, relays: int) -> int:
+    """Each live relay's fair share: the shards over the relays, rounded up."""
+    return math.ceil(shards / max(1, relays))
+
+
+def rebalance(owned: Iterable[int], share: int) -> tuple[list[int], int]:
+    """What a relay holding `owned` does to hold its fair `share`: the shards it gives back
+    (its highest numbered beyond the share), and how many free ones it may take."""
+    held = sorted(owned)
+    return held[share:], max(0, share - len(held))
+
+
+def lost_leases(owned: list[int], renewals: list[object]) -> list[int]:
+    """The shards whose lease a renewal (RENEW's reply, or its RedisError, per shard of
+    `owned`) found held by another relay or by none. When no renewal got an answer, Redis
+    is unreachable: its first error is raised."""
+    errors = [result for result in renewals if isinstance(result, RedisError)]
+    if errors and len(errors) == len(renewals):
+        raise errors[0]
+    # A lease whose master could not be asked (failing over) is kept for now: if it
+    # lapsed meanwhile, the shard's next commit is fenced off and drops it.
+    return [shard for shard, kept in zip(owned, renewals, strict=True) if kept == 0]

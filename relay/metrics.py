@@ -62,7 +62,7 @@ class RelayMetrics:
         self._books = books
         self.applied = dict.fromkeys(EVENT_NAMES.values(), 0)
         self.usage = {"room_created": 0, "room_closed": 0, "joined_room": 0, "leave_room": 0}
-        self.stream_lag = 0  # set before each scrape (relay.worker.Relay.stream_lag)
+        self.stream_lag = 0  # set before each scrape (relay.readiness.stream_lag)
         self.wait_shortfalls = 0
         self.registry = CollectorRegistry()
         self.batch_events = Buckets(

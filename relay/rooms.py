@@ -24,7 +24,6 @@ from relay.effects import (
     Publish,
     PutMember,
     Replay,
-    stream_order,
 )
 from relay.room import Members, Room
 from shared.events import (
@@ -54,6 +53,7 @@ from shared.frames import (
     error_frame,
     peer_message_frame,
 )
+from shared.stream_ids import stream_order
 
 
 @dataclass

@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass, field
 
 import msgspec
+from redis.exceptions import ResponseError
 
-from redis_io.clients import LOAD_S, RedisClient, bounded
+from redis_io.clients import CALL_S, LOAD_S, RedisClient, bounded
 from relay.effects import (
     CloseRoom,
     DropKept,
@@ -18,7 +19,6 @@ from relay.effects import (
     Publish,
     PutMember,
     Replay,
-    stream_order,
 )
 from relay.rooms import RoomBook
 from relay.scripts import LuaScript
@@ -120,20 +120,37 @@ class Shard:
     def __post_init__(self) -> None:
         self.stream = keys.shard_stream(self.number)
 
-    def is_applied(self, entry_id: str) -> bool:
-        return bool(self.checkpoint) and stream_order(entry_id) <= stream_order(self.checkpoint)
+
+async def take_over(redis: RedisClient, relay_id: str, number: int, book: RoomBook) -> Shard:
+    """Claim what the shard's previous holder read but left unacknowledged (its entries
+    are read again, pending ones first: `Shard.reading_pending`), and read the shard back
+    into the empty `book`."""
+    stream = keys.shard_stream(number)
+    try:
+        await bounded(redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True), CALL_S)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    start = "0-0"
+    while True:
+        reply = await bounded(redis.xautoclaim(
+            stream, keys.GROUP, relay_id, min_idle_time=0, start_id=start, count=1000,
+        ), LOAD_S)
+        start = reply[0]
+        if start in (b"0-0", "0-0"):
+            break
+    return await load_shard(redis, number, book)
 
 
 async def load_shard(redis: RedisClient, number: int, book: RoomBook) -> Shard:
     """Rebuild a shard's rooms into the empty `book`, and its checkpoint, from Redis (on
     takeover)."""
     # No transaction needed: we hold the lease, so no other relay commits meanwhile.
-    checkpoint, digests, counters = await bounded(
-        redis.pipeline(transaction=False)
-        .get(keys.shard_checkpoint(number))
-        .smembers(keys.shard_rooms(number))
-        .hgetall(keys.frame_counters(number))
-        .execute(), LOAD_S)
+    pipe = redis.pipeline(transaction=False)
+    pipe.get(keys.shard_checkpoint(number))
+    pipe.smembers(keys.shard_rooms(number))
+    pipe.hgetall(keys.frame_counters(number))
+    checkpoint, digests, counters = await bounded(pipe.execute(), LOAD_S)
     frame_seqs = {conn.decode(): int(seq) for conn, seq in counters.items()}
     rooms = sorted(d.decode() for d in digests)
     pipe = redis.pipeline(transaction=False)

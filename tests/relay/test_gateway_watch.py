@@ -3,7 +3,10 @@ key counts only after the key was read without a break for `settle_s`."""
 
 from __future__ import annotations
 
+import pytest
+
 from relay.gateway_watch import GatewayWatch
+from shared import keys
 
 SETTLE_S, GAP_S = 5.0, 2.5
 
@@ -59,3 +62,17 @@ def test_gateways_without_peers_here_are_forgotten() -> None:
     watch.keep_only(set())
     watch.read(["gw"], 11.0)
     assert not watch.may_declare("gw", 11.0)
+
+
+SETTLED = [float(at) for at in range(0, 11)]  # read without a break for 10 s
+
+
+@pytest.mark.parametrize(("reads", "value", "verdict"), [
+    (SETTLED, b"1700000000000", "alive"),        # it beat
+    (SETTLED, None, "declare"),                  # missing, and the reads prove it
+    ([10.0], None, "alive"),                     # missing, but first read just now
+    (SETTLED, keys.GATEWAY_DEAD, "dead"),        # another relay judged
+    ([10.0], keys.GATEWAY_DEAD, "dead"),         # ... whatever this one knows
+])
+def test_verdict(reads: list[float], value: bytes | None, verdict: str) -> None:
+    assert watching(*reads).verdict("gw", value, 10.0) == verdict
