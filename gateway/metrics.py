@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from gateway.session import frame_counts
 from shared.close_codes import CloseCode
+from shared.frame_bytes import event_prefix
 from shared.frames import ErrorText
 
 # How a socket ended: the close code the server sent, "client" when the client closed
@@ -25,7 +26,7 @@ from shared.frames import ErrorText
 CLOSE_LABELS = tuple(str(int(code)) for code in CloseCode) + ("client", "lost", "other")
 # No `_created` series beside each histogram: a process's start time says as much.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-_ERROR_PREFIX = b'{"event":"error"'
+_ERROR_PREFIX = event_prefix("error")
 _ERROR_TEXTS = frozenset(text.value for text in ErrorText)
 
 

@@ -1,4 +1,6 @@
-"""The gateway's sockets: open, serve frames, close; and the drain on shutdown."""
+"""The gateway's sockets: open, serve frames, forward events, close; and the drain on
+shutdown. Each socket is a gateway/socket.py Socket; where an event goes is decided by
+gateway/routing.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-import msgspec
 from redis.exceptions import RedisError
 
 from gateway.event_sink import EventSink
@@ -18,11 +19,14 @@ from gateway.join_tokens import JoinTokens
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import Outbox
 from gateway.rate_limit import FrameRate, Verdict
+from gateway.routing import Route, route
 from gateway.session import Forward, Session
+from gateway.socket import Socket
 from gateway.subscriber import Subscriber
 from gateway.wire_budget import WireBudget, WireLimits
 from gateway.ws_connection import WsConnection
 from shared import keys
+from shared.backoff import Backoff
 from shared.close_codes import CloseCode
 from shared.events import (
     AnyEvent,
@@ -30,89 +34,23 @@ from shared.events import (
     Join,
     JoinRefused,
     Leave,
-    ReplayBroken,
     Resume,
-    Resumed,
     SendToPeer,
-    TakenOver,
     UpdateStatus,
-    control_decoder,
     event_encoder,
 )
+from shared.frame_bytes import with_fields
 from shared.frames import ErrorText, Shutdown, encode_frame, error_frame
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_background: set[asyncio.Task[None]] = set()
-_LEAVE_RETRY_S = 300
-
-
-def _spawn(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` without awaiting it. The loop holds tasks weakly: keep each one alive
-    until it has run."""
-    task = asyncio.get_running_loop().create_task(work)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
+_LEAVE_RETRY_S = 300  # a leave Redis did not take is tried again for as long as this
 
 _EVENT_NAMES: dict[type[AnyEvent], str] = {
     Join: "join_room", Leave: "leave_room", UpdateStatus: "update_status",
     SendToPeer: "send_to_peer", Resume: "resume", Detach: "leave_room",
 }
-_JOINED_ROOM = b'{"event":"joined_room"'
-
-
-
-class Socket:
-    """One client connection: its session, its outbox, its WebSocket, its limits."""
-
-    __slots__ = ("connection", "session", "outbox", "channel", "channels", "rate", "gateway",
-                 "awaiting_joined", "opened", "waiting")
-
-    def __init__(self, connection: WsConnection, session: Session, outbox: Outbox,
-                 rate: FrameRate, gateway: Gateway) -> None:
-        self.connection = connection
-        self.session = session
-        self.outbox = outbox
-        # The shard channel of its room (subscribed, or being), once it joined one; and
-        # every channel it has had, kept until it closes: replies to what it sent in an
-        # earlier room may still be on their way there.
-        self.channel: bytes | None = None
-        self.channels: list[bytes] = []
-        self.rate = rate
-        self.gateway = gateway
-        # A join or resume is on its way: its joined_room gets this gateway's fields.
-        self.awaiting_joined = False
-        self.opened = time.monotonic()
-        # While its channel is being subscribed: the events sent meanwhile, in order.
-        self.waiting: list[Forward] | None = None
-
-    def deliver(self, payload: bytes) -> None:
-        """What the relay published for this socket: a frame, or a word for the gateway.
-        Frames wait for the end of the read from Redis (Gateway.send_batches)."""
-        if payload[:1] == b"{":
-            if self.awaiting_joined and payload.startswith(_JOINED_ROOM):
-                self.awaiting_joined = False
-                payload = self.gateway.joined_room_for(self.session, payload)
-            if self.outbox.push_batched(payload):
-                self.gateway.batches.append(self.outbox)
-            return
-        try:
-            control = control_decoder.decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            # A newer relay's word this gateway does not know (rolling deploy): ignore it.
-            log.warning("unknown control message for %s: %s", self.session.conn_id, exc)
-            return
-        if isinstance(control, JoinRefused):
-            self.session.join_refused(control)
-        elif isinstance(control, Resumed):
-            self.session.resumed(control)
-        elif isinstance(control, TakenOver):
-            self.session.taken_over()
-            self.connection.close(CloseCode.TAKEN_OVER, "resumed elsewhere")
-        elif isinstance(control, ReplayBroken):
-            self.gateway.replay_broken(self)
 
 
 class Gateway:
@@ -143,6 +81,15 @@ class Gateway:
                                       settings.wire_byte_rate, settings.wire_byte_burst,
                                       settings.max_fragments)
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
+        # Tasks nobody awaits (subscriptions, leave retries): the loop holds tasks weakly,
+        # so each is kept here until it has run.
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` without awaiting it."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def open(self, connection: WsConnection) -> None:
         """A new WebSocket (from gateway/ws_upgrade.py)."""
@@ -199,26 +146,30 @@ class Gateway:
 
     def _forward(self, socket: Socket, forward: Forward) -> None:
         """XADD the event, or tell the client the service cannot take it now (rule 5)."""
-        if socket.waiting is not None:  # behind a subscription being made: keep order
-            socket.waiting.append(forward)
-            return
         event = forward.event
         kind = type(event)
-        if kind is Join or kind is Resume:
+        joining = kind is Join or kind is Resume
+        target = None
+        if joining and socket.waiting is None:
             # (The shard of this event's stream: the session may have joined on since.)
-            channel = keys.connection_channel(self._shard_of_stream[forward.stream],
-                                              socket.session.socket_id).encode()
-            if channel != socket.channel or not self.subscriber.is_live(channel):
-                # Its replies come on the shard's channel: live first, then the event.
-                self._switch_channel(socket, channel)
-                socket.waiting = [forward]
-                _spawn(self._subscribe_then_forward(socket, channel))
-                return
-        # A reply could not reach an unsubscribed socket: refuse rather than lose it.
-        # A leave still goes out, so that the peer is removed from its room.
-        if (socket.channel is not None and self.subscriber.is_live(socket.channel)
-                or kind is Leave or kind is Detach):
-            if kind is Join or kind is Resume:
+            target = keys.connection_channel(self._shard_of_stream[forward.stream],
+                                             socket.session.socket_id).encode()
+        live = self.subscriber.is_live
+        decision = route(
+            joining=joining, leaving=kind is Leave or kind is Detach,
+            waiting=socket.waiting is not None, channel=socket.channel,
+            channel_live=socket.channel is not None and live(socket.channel),
+            target=target, target_live=target is not None and live(target))
+        if decision is Route.WAIT:
+            assert socket.waiting is not None
+            socket.waiting.append(forward)
+        elif decision is Route.SUBSCRIBE_FIRST:
+            assert target is not None
+            self._switch_channel(socket, target)
+            socket.waiting = [forward]
+            self._spawn(self._subscribe_then_forward(socket, target))
+        elif decision is Route.SEND:
+            if joining:
                 socket.awaiting_joined = True
             busy = self.sink.submit(forward.stream, event_encoder.encode(event),
                                     lambda _: self._not_taken(socket, forward))
@@ -268,12 +219,11 @@ class Gateway:
     def joined_room_for(self, session: Session, frame: bytes) -> bytes:
         """A joined_room with what only this gateway may know: the resume token (the
         relay has its digest alone) and the TURN credentials (the secret stays here)."""
-        fields = self.ice.fields(session.conn_id, time.time()) if self.ice.any else {}
+        fields: dict[str, object] = (
+            self.ice.fields(session.conn_id, time.time()) if self.ice.any else {})
         if session.token is not None:
             fields["resume_token"] = session.token
-        if not fields:
-            return frame
-        return b"".join((frame[:-1], b",", msgspec.json.encode(fields)[1:]))
+        return with_fields(frame, fields)
 
     def replay_broken(self, socket: Socket) -> None:
         """The resumed socket cannot be given every frame it lacks (never expected): its
@@ -289,7 +239,7 @@ class Gateway:
         event = forward.event
         if isinstance(event, Leave | Detach):
             # If Redis kept its data, the peer would otherwise stay a member for good.
-            _spawn(self._leave_when_back(forward))
+            self._spawn(self._leave_when_back(forward))
         elif isinstance(event, Join | Resume):  # it never reached a relay
             socket.awaiting_joined = False
             socket.session.join_refused(JoinRefused(seq=event.seq))
@@ -298,15 +248,15 @@ class Gateway:
 
     async def _leave_when_back(self, forward: Forward) -> None:
         """Retry a leave that Redis did not take, for as long as an outage may last."""
-        delay = 0.5
+        backoff = Backoff(first=0.5, most=5.0)
         deadline = time.monotonic() + _LEAVE_RETRY_S
         while time.monotonic() < deadline:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff.next())
             try:
                 await self.sink.send(forward.stream, event_encoder.encode(forward.event))
                 return
             except RedisError:
-                delay = min(delay * 2, 5.0)
+                pass
         log.warning("gave up a leave after %d s: %s", _LEAVE_RETRY_S, forward.event)
 
     def _close(self, socket: Socket) -> None:

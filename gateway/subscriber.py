@@ -20,6 +20,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from redis_io.nodes import Node, RedisNodes, cluster_error
 from redis_io.resp import Reply, RespConnection, pack
+from shared.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ _SUBSCRIBE_TIMEOUT_S = 5.0
 _CONNECT_WAIT_S = 1.0
 # Reconnecting: first retry after the minimum, doubling up to the maximum, so that a
 # Redis that comes back (or a replica promoted) is used again within a second.
-_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 1.0
 # A subscription sent to a node that no longer serves its slot is sent again, this often.
 _ATTEMPTS = 3
 # The slot whose master the gateway stays connected to even with no socket there.
@@ -199,7 +199,7 @@ class _Link:
     async def _run(self) -> None:
         """Read and dispatch; reconnect with backoff when the connection breaks, for as
         long as some channel wants this node."""
-        backoff = _BACKOFF_MIN_S
+        backoff = Backoff()
         subscriber = self.subscriber
         while self.keep or self.sinks:
             try:
@@ -210,7 +210,7 @@ class _Link:
                 await subscriber.connected_to()
                 self.connected = True
                 self._connected_event.set()
-                backoff = _BACKOFF_MIN_S
+                backoff.reset()
                 await self._conn.wait_closed()
                 log.warning("pub/sub connection to %s:%d lost", self.node.host, self.node.port)
             except (RedisError, OSError) as exc:
@@ -224,8 +224,7 @@ class _Link:
                 await subscriber.topology.refresh()
                 if self.node not in subscriber.topology.masters():
                     break
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _BACKOFF_MAX_S)
+            await asyncio.sleep(backoff.next())
         self.finished = True
         self.finished_event.set()
 

@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_io.nodes import RedisNodes
+from shared.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +63,19 @@ async def bounded(call: Awaitable[T], seconds: float) -> T:
         raise (RedisConnectionError if unreachable else ClusterError)(str(exc)) from exc
 
 
-_DISCOVER_BACKOFF_MAX_S = 2.0
 
 
 async def discover(url: str) -> RedisNodes:
     """The topology of REDIS_URL; waits (with backoff) while Redis cannot be reached, so
     that a process started before its Redis serves once Redis is up."""
-    backoff = 0.1
+    backoff = Backoff(most=2.0)
     while True:
         try:
             return await RedisNodes.discover(url)
         except RedisError as exc:
-            log.warning("cannot reach Redis yet, retrying in %.1f s: %s", backoff, exc)
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, _DISCOVER_BACKOFF_MAX_S)
+            delay = backoff.next()
+            log.warning("cannot reach Redis yet, retrying in %.1f s: %s", delay, exc)
+        await asyncio.sleep(delay)
 
 
 def redis_client(topology: RedisNodes) -> RedisClient:

@@ -42,6 +42,7 @@ from shared.events import (
     UpdateStatus,
     event_encoder,
 )
+from shared.frame_bytes import with_int
 from shared.frames import (
     ErrorText,
     HostChanged,
@@ -371,7 +372,7 @@ class RoomBook:
             return
         seq = self.frame_seqs.get(conn, 0) + 1
         self.frame_seqs[conn] = seq
-        numbered = b"".join((frame[:-1], b',"frame_seq":', str(seq).encode(), b"}"))
+        numbered = with_int(frame, "frame_seq", seq)
         if member.detached_until:
             out.append(Keep(conn, "", seq, numbered))
             if seq - member.detached_seq > self.keep_frames:
