@@ -1,4 +1,4 @@
-"""A capacity plan for a million peers from the benchmark's figures (issue 14).
+"""A capacity plan for a million peers from the benchmark's figures (docs/scaling.md).
 
 `plan(figures, workload)` turns what one gateway, one relay and one Redis were measured to
 cost (bench/RESULTS.md; `SOURCES` names the scenario behind each default) into how many of
@@ -211,7 +211,7 @@ def plan(figures: Figures, workload: Workload) -> Plan:
 
 def _roles(w: Workload) -> list[tuple[int, int]]:
     """(members, links each) of one room: in a mesh everyone links to everyone, in a star
-    the host links to each client and a client to the host alone (protocol.md)."""
+    the host links to each client and a client to the host alone (docs/protocol.md)."""
     n = w.room_size
     if w.topology == "mesh":
         return [(n, n - 1)]

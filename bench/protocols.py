@@ -4,7 +4,7 @@ Both carry the same ICE-candidate-like payload (about 300 bytes a frame) with a 
 number and a send time (`time.monotonic_ns`, CLOCK_MONOTONIC: one clock for every process
 of this machine), so that the receiver can check order and loss and measure latency.
 
-- Switchboard (palava protocol, ../shared/protocol.md): `join_room`, then `send_to_peer`
+- Switchboard (palava protocol, docs/protocol.md): `join_room`, then `send_to_peer`
   with `data.event = "ice_candidate"`; the receiver gets `data` with `sender_id` added.
 - PeerJS server (npm `peer`): the client picks its id and token in the URL and is in once
   `{"type":"OPEN"}` arrives (there are no rooms); `{"type":"CANDIDATE","dst":ID,"payload":
@@ -66,7 +66,7 @@ class Switchboard:
     def join_frame(self, room: str, topology: str | None = None,
                    resumable: bool = False) -> bytes | None:
         extra = b"" if topology is None else b',"topology":"%s"' % topology.encode()
-        if resumable:  # every frame to it is then numbered and kept (protocol.md, "Resume")
+        if resumable:  # every frame to it is then numbered and kept (docs/protocol.md, "Resume")
             extra += b',"resumable":true'
         return b'{"event":"join_room","room_id":"%s"%s}' % (room.encode(), extra)
 

@@ -169,7 +169,7 @@ def table(scenarios: dict[str, dict[str, Any]]) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """A goal of issue 15, on a row's ratio against PeerJS or on Switchboard's own value."""
+    """A benchmark goal, on a row's ratio against PeerJS or on Switchboard's own value."""
 
     name: str
     scenario: str
@@ -191,8 +191,8 @@ TARGETS = (
 
 
 def targets(scenarios: dict[str, dict[str, Any]]) -> str:
-    """Issue 15's targets, each with what this run measured and whether it met it."""
-    lines = ["Targets (issue 15):"]
+    """The benchmark's targets, each with what this run measured and whether it met it."""
+    lines = ["Targets:"]
     for target in TARGETS:
         results = scenarios.get(target.scenario) or {}
         ours = (results.get("switchboard") or {}).get(target.key)

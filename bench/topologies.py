@@ -1,6 +1,6 @@
 """`python -m bench.topologies`: Switchboard split over processes, on a single Redis and on
 a Redis Cluster: closed-loop throughput and CPU per message at a fixed rate, for each
-count of gateways and relays (issue 14's figures for docs/scaling.md, issue 15's
+count of gateways and relays (the figures of docs/scaling.md, and the
 "processes" scenario).
 
 On this 2-core machine the figures show what splitting costs (more processes, more

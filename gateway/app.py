@@ -113,7 +113,7 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
         return response.text("this is a WebSocket endpoint: send an upgrade request\n",
                              status=426, headers={"Upgrade": "websocket"})
 
-    # palava clients connect to the root path; /ws is an alias (protocol.md).
+    # palava clients connect to the root path; /ws is an alias (docs/protocol.md).
     app.add_route(not_an_upgrade, "/", name="ws_root")
     app.add_route(not_an_upgrade, "/ws", name="ws_alias")
     app.blueprint(demo_routes(Path(settings.palava_bundle)))

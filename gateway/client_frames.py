@@ -1,4 +1,4 @@
-"""Client frames, decoded and validated once at the edge (protocol.md, "Client → server").
+"""Client frames, decoded and validated once at the edge (docs/protocol.md, "Client → server").
 
 Pure: text in, a typed command or an error text out. Everything that needs no room state
 is checked here, so that a bad frame never travels to a relay.
@@ -61,7 +61,7 @@ class JoinRoom(NamedTuple):
 
 
 class ResumeRequest(NamedTuple):
-    """`resume` (protocol.md, "Resume"): take a peer over with its resume token."""
+    """`resume` (docs/protocol.md, "Resume"): take a peer over with its resume token."""
 
     resume_token: str
     last_frame_seq: int

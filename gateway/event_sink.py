@@ -113,7 +113,7 @@ class EventSink:
 
     def xadd(self, stream: str, payload: bytes) -> bytes:
         """`XADD stream MAXLEN ~ maxlen * e payload` in RESP. MAXLEN ~ bounds a stream
-        whose relay is gone (architecture.md, rule 6)."""
+        whose relay is gone (docs/architecture.md, rule 6)."""
         prefix = self._prefixes.get(stream)
         if prefix is None:
             prefix = self._prefixes[stream] = pack_start(

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """Keeps `sig:gw:<id>` alive while the gateway runs (architecture.md, rule 4).
+    """Keeps `sig:gw:<id>` alive while the gateway runs (docs/architecture.md, rule 4).
 
     Closing every socket is the gateway's most drastic act, so it is done only when a
     relay really declared this gateway dead: a relay that does so first writes
@@ -24,7 +24,7 @@ class Heartbeat:
     key held in the same command that renews it. A key that is merely missing (expired
     on a replica promoted after a failover that outlasted its TTL, or lost with a Redis
     that came back empty) was not acted on by any relay: the beat sets it again and the
-    sockets stay, also those in rooms on healthy masters (issue 21, item 7).
+    sockets stay, also those in rooms on healthy masters.
     """
 
     def __init__(self, redis: RedisClient, gateway_id: str, ttl_ms: int,

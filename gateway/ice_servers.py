@@ -1,4 +1,4 @@
-"""TURN credentials and ICE servers for `joined_room` (protocol.md, "TURN and ICE servers").
+"""TURN credentials and ICE servers for `joined_room` (docs/protocol.md, "TURN and ICE servers").
 
 The credentials are the time-limited scheme that coturn's `use-auth-secret` checks (and
 signaltower sends, palava-client 2.2 reads): the user name is `<unix expiry>:<peer id>`,

@@ -1,4 +1,4 @@
-"""Join tokens (protocol.md, "Join tokens"): who may enter which room.
+"""Join tokens (docs/protocol.md, "Join tokens"): who may enter which room.
 
 HS256 with SWITCHBOARD_JOIN_SECRET; RS256 and ES256 with SWITCHBOARD_JOIN_PUBLIC_KEY, for
 issuers that must not share a secret. A token names its room (`room`) and an expiry

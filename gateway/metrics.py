@@ -1,4 +1,4 @@
-"""The gateway's Prometheus metrics (issue 13), for `/metrics`.
+"""The gateway's Prometheus metrics, for `/metrics`.
 
 Every relayed message passes the counters here, so they are plain integers on the hot
 path, read into metric families only when Prometheus scrapes (a prometheus-client Counter
@@ -80,7 +80,7 @@ class GatewayMetrics:
 
     async def watch_loop_lag(self, interval: float = 0.25) -> None:
         """Observe, every `interval`, how much later than asked the loop woke us: what
-        one busy socket would cost all the others (architecture.md, rule 6)."""
+        one busy socket would cost all the others (docs/architecture.md, rule 6)."""
         loop = asyncio.get_running_loop()
         while True:
             asked = loop.time() + interval

@@ -1,4 +1,4 @@
-"""`switchboard-token --room R [--ttl S]`: print a join token (protocol.md, "Join tokens").
+"""`switchboard-token --room R [--ttl S]`: print a join token (docs/protocol.md, "Join tokens").
 
 For operators and tests: signed with SWITCHBOARD_JOIN_SECRET (HS256), or with a PEM
 private key (`--private-key`, RS256 or ES256 by the key's kind) for services that check

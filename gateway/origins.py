@@ -1,4 +1,4 @@
-"""Which browser pages may open a WebSocket (protocol.md, "Origins").
+"""Which browser pages may open a WebSocket (docs/protocol.md, "Origins").
 
 SWITCHBOARD_ALLOWED_ORIGINS lists origins (`https://app.example.com`) and patterns with
 `*` for one or more labels of the host (`https://*.example.org` matches

@@ -1,4 +1,4 @@
-"""A socket's bounded queue of frames to send (protocol.md, "Limits": slow clients)."""
+"""A socket's bounded queue of frames to send (docs/protocol.md, "Limits": slow clients)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Frames per connection (protocol.md, "Limits"): a token bucket and a count of strikes.
+"""Frames per connection (docs/protocol.md, "Limits"): a token bucket and a count of strikes.
 
 Pure: the caller passes the time. A frame beyond the bucket is refused with an error;
 a client that keeps sending refused frames is abusive and gets closed with 1008.

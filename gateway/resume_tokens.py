@@ -1,4 +1,4 @@
-"""Resume tokens (protocol.md, "Resume"): made and read by gateways, never stored in clear.
+"""Resume tokens (docs/protocol.md, "Resume"): made and read by gateways, never stored in clear.
 
 A token is `<shard>.<peer id>.<secret>`: the shard says which stream the resume goes to
 (any gateway can route it), the peer id which member it is for, and the secret, 128

@@ -47,7 +47,7 @@ class Session:
     The relay owns membership; the session keeps only what routing needs and what lets
     the gateway answer "already joined" and "not in any room" without asking. `socket_id`
     names the socket (its channel); `conn_id` is the peer it is, the same until it
-    resumes another (protocol.md, "Resume").
+    resumes another (docs/protocol.md, "Resume").
     """
 
     __slots__ = ("conn_id", "socket_id", "gateway_id", "shards", "room", "stream", "join_seq",

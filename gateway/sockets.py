@@ -262,7 +262,7 @@ class Gateway:
     def _close(self, socket: Socket) -> None:
         """TCP closed (or never served): forget the socket, and its peer leaves its room.
 
-        The leave goes first and nothing can skip it (architecture.md, rule 6): a socket
+        The leave goes first and nothing can skip it (docs/architecture.md, rule 6): a socket
         whose cleanup stopped half-way would stay a member of its room for as long as
         this gateway lives, and enough of them fill it. Metrics come after, and a failure
         there is logged, never passed on.

@@ -1,4 +1,4 @@
-"""What one client may put on the wire, every frame kind counted (protocol.md, "Limits").
+"""What one client may put on the wire, every frame kind counted (docs/protocol.md, "Limits").
 
 The frame rate of gateway/rate_limit.py counts data messages, the ones the service acts
 on. This counts everything that costs the gateway work to read: data, pings, pongs,

@@ -11,7 +11,7 @@ state machine parses everything and answers as RFC 6455 asks (pongs, the closing
 handshake, 1002, 1009), and data messages still come to `on_message`. A text message
 that is not UTF-8 fails the connection with 1007 (RFC 6455, 8.1).
 
-Bounds (protocol.md, "Limits"; architecture.md, rule 6): every byte and every frame read
+Bounds (docs/protocol.md, "Limits"; docs/architecture.md, rule 6): every byte and every frame read
 is charged to the socket's WireBudget before anything parses it, so a flood of pings or
 continuations is closed (1008) after a bounded amount of work, whatever its frames are;
 a message of too many fragments is closed 1009. Reading pauses while the client does not

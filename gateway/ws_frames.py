@@ -5,7 +5,7 @@ every frame the gateway sends is an unmasked text frame. websockets parses each 
 through a generator and a Frame object and serializes through another: tens of
 microseconds per message in Python. Here the common case takes a few; anything else (a
 close, a ping, a fragment, a frame breaking a rule or too big) is left to websockets from
-that frame on, which answers it as RFC 6455 and protocol.md say (1002, 1009...).
+that frame on, which answers it as RFC 6455 and docs/protocol.md say (1002, 1009...).
 """
 
 from __future__ import annotations

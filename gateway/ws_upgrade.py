@@ -178,7 +178,7 @@ class GatewayHttpProtocol(HttpProtocol):
                 return handshake.reject(HTTPStatus.BAD_REQUEST,
                                         f"more than one {name} header\n")
         if not self.app.ctx.allowed_origins.allows(request.headers.get("Origin")):
-            # protocol.md, "Origins": refused before any frame
+            # docs/protocol.md, "Origins": refused before any frame
             return handshake.reject(HTTPStatus.FORBIDDEN,
                                     "this origin may not open a WebSocket here\n")
         return handshake.accept(request)

@@ -1,4 +1,4 @@
-"""The WebSocket close codes the server uses (protocol.md, "Close codes")."""
+"""The WebSocket close codes the server uses (docs/protocol.md, "Close codes")."""
 
 from enum import IntEnum
 

@@ -12,7 +12,7 @@ import msgspec
 
 
 class Topology(StrEnum):
-    """Who sees whom in a room (protocol.md, "Star rooms")."""
+    """Who sees whom in a room (docs/protocol.md, "Star rooms")."""
 
     MESH = "mesh"  # everyone sees everyone: plain palava
     STAR = "star"  # the host sees everyone, every other member sees only the host
@@ -48,7 +48,7 @@ class Join(Event, tag="join", frozen=True, omit_defaults=True):
     status: Status = EMPTY_STATUS
     # The topology the client named; None takes the room's (mesh for a new room).
     topology: Topology | None = None
-    # A resumable join (protocol.md, "Resume"): the digest of the resume token the
+    # A resumable join (docs/protocol.md, "Resume"): the digest of the resume token the
     # gateway handed the client. The token itself never crosses Redis.
     token_digest: str = ""
     # The channel of the socket, when it is not the peer id (a socket that resumed a
@@ -112,7 +112,7 @@ class Member(msgspec.Struct, frozen=True, omit_defaults=True):
     # knows it without a key of its own (and leaves none behind). Omitted for mesh: a
     # mesh member's record is the same bytes as before star rooms existed.
     topology: Topology = Topology.MESH
-    # Resume (protocol.md): the digest of the peer's current resume token ("": the peer
+    # Resume (docs/protocol.md): the digest of the peer's current resume token ("": the peer
     # joined without resumable), the channel of its socket when it is not the peer id,
     # and while no socket is attached, until when (ms, Redis time) and how many frames
     # it had been sent then.

@@ -1,4 +1,4 @@
-"""Frames the server sends to clients (protocol.md), encoded to JSON once.
+"""Frames the server sends to clients (docs/protocol.md), encoded to JSON once.
 
 The relay builds the room frames, the gateway the replies that need no room state; both
 use these encoders so that a frame has one shape wherever it is made.
@@ -18,7 +18,7 @@ PROTOCOL_VERSION = "1.0.0"
 
 
 class ErrorText(StrEnum):
-    """Every error text of protocol.md, verbatim."""
+    """Every error text of docs/protocol.md, verbatim."""
 
     INVALID_MESSAGE = "invalid message"
     NO_EVENT = "no event given"

@@ -1,7 +1,7 @@
 """Every Redis key and channel name, in one place.
 
 Keys of one shard carry the hash tag ``{sN}`` so that they share a Redis Cluster slot and
-one Lua script may touch them all (architecture.md, rule 3).
+one Lua script may touch them all (docs/architecture.md, rule 3).
 """
 
 import hashlib
@@ -55,7 +55,7 @@ def room_members(shard: int, digest: str) -> str:
 
 
 def kept_frames(shard: int, conn: str) -> str:
-    """List of the latest frames for a resumable peer (protocol.md, "Resume"), oldest
+    """List of the latest frames for a resumable peer (docs/protocol.md, "Resume"), oldest
     first, bounded in count (SWITCHBOARD_RESUME_BUFFER_FRAMES) and in time. Gone when
     the peer leaves."""
     return f"sig:kept:{_tag(shard)}:{conn}"

@@ -1,4 +1,4 @@
-"""What gateways' and relays' /readyz say about the shards (architecture.md, rule 5)."""
+"""What gateways' and relays' /readyz say about the shards (docs/architecture.md, rule 5)."""
 
 from __future__ import annotations
 

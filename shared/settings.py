@@ -82,14 +82,14 @@ class Settings:
     metrics_port: int = setting(
         0, "SWITCHBOARD_METRICS_PORT",
         "the gateway's `/metrics` on this port alone (else on `PORT`)", shown_default="(unset)")
-    # Every process must agree on it (architecture.md).
+    # Every process must agree on it (docs/architecture.md).
     shards: int = setting(64, "SWITCHBOARD_SHARDS",
                           "shard streams rooms are hashed onto; the same for every process",
                           bound=Bound.AT_LEAST_ONE)
     room_capacity: int = setting(100, "SWITCHBOARD_ROOM_CAPACITY",
                                  "peers per room; beyond: error `room is full`",
                                  bound=Bound.AT_LEAST_ONE)
-    # protocol.md, "Star rooms": a join costs O(1) frames there.
+    # docs/protocol.md, "Star rooms": a join costs O(1) frames there.
     star_room_capacity: int = setting(
         1000, "SWITCHBOARD_STAR_ROOM_CAPACITY",
         "members of a star room (host included); beyond: error `room is full`",
@@ -131,7 +131,7 @@ class Settings:
     stream_maxlen: int = setting(100_000, "SWITCHBOARD_STREAM_MAXLEN",
                                  "unapplied events a shard stream keeps (XADD MAXLEN ~)",
                                  bound=Bound.AT_LEAST_ONE)
-    # The limits of protocol.md, "Limits".
+    # The limits of docs/protocol.md, "Limits".
     max_frame_bytes: int = setting(64 * 1024, "SWITCHBOARD_MAX_FRAME_BYTES",
                                    "larger client frames: close 1009",
                                    bound=Bound.AT_LEAST_ONE)
@@ -188,7 +188,7 @@ class Settings:
         DEFAULT_PALAVA_BUNDLE, "SWITCHBOARD_PALAVA_BUNDLE",
         "palava-client's browser bundle, served to the demo page",
         shown_default="`node_modules/palava-client/palava.bundle.js` in the checkout")
-    # Resume: protocol.md, "Resume".
+    # Resume: docs/protocol.md, "Resume".
     resume_grace_s: float = setting(
         15.0, "SWITCHBOARD_RESUME_GRACE_S",
         "how long a resumable peer whose socket dropped stays a member",
@@ -197,7 +197,7 @@ class Settings:
         1000, "SWITCHBOARD_RESUME_BUFFER_FRAMES",
         "the latest frames kept for a resumable peer; more while it is away: it leaves",
         bound=Bound.AT_LEAST_ONE)
-    # ICE servers for joined_room: protocol.md, "TURN and ICE servers".
+    # ICE servers for joined_room: docs/protocol.md, "TURN and ICE servers".
     turn_secret: str = setting(
         "", "SWITCHBOARD_TURN_SECRET",
         "coturn's `static-auth-secret`: `turn_user`/`turn_password` in `joined_room`",

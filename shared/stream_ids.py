@@ -1,6 +1,6 @@
 """Redis stream entry ids (``"<ms>-<seq>"``) and how they order: the one place that
 compares them. Redis's clock is in them, so relays also read time from them
-(architecture.md, "A resume")."""
+(docs/architecture.md, "A resume")."""
 
 from __future__ import annotations
 

@@ -72,10 +72,10 @@ class Peer:
         room's shard before now.
 
         Not a timed wait, which a late frame outlasts: the member sends itself a message
-        (protocol.md, "send_to_peer": a peer may address itself), which takes the path of
+        (docs/protocol.md, "send_to_peer": a peer may address itself), which takes the path of
         every frame of its room (the gateway, the shard's stream, the relay that holds the
         shard, the socket's channel on that shard). The relay applies a shard's events in
-        stream order and publishes their frames in that order (architecture.md, rule 1),
+        stream order and publishes their frames in that order (docs/architecture.md, rule 1),
         so whatever was due before arrives before the message. The peer must be in a room.
         """
         assert self.id is not None, "assert_nothing_pending: the peer has joined no room"

@@ -1,4 +1,4 @@
-"""The image and the deploys (issue 13): the Dockerfile is hadolint-clean and built as
+"""The image and the deploys: the Dockerfile is hadolint-clean and built as
 asked, the Kubernetes manifests validate offline (kubernetes-validate --strict) and lint
 (yamllint), their numbers agree with the settings, and app.json matches the Procfile."""
 

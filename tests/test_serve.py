@@ -1,4 +1,4 @@
-"""`scripts/serve --gateways N --relays M` (issue 13): a local multi-process deployment
+"""`scripts/serve --gateways N --relays M`: a local multi-process deployment
 behind the URLs it prints, stopped with everything it started."""
 
 from __future__ import annotations

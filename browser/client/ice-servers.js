@@ -1,6 +1,6 @@
 /**
  * ICE servers for `RTCPeerConnection`, from what the server sent in `joined_room`
- * (protocol.md, "TURN and ICE servers") and what the page configured.
+ * (docs/protocol.md, "TURN and ICE servers") and what the page configured.
  * @module
  */
 

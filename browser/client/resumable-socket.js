@@ -1,5 +1,5 @@
 /**
- * A WebSocket that survives the network (protocol.md, "Resume").
+ * A WebSocket that survives the network (docs/protocol.md, "Resume").
  *
  * It speaks like a browser WebSocket (`readyState`, `send`, `close`, `onopen`,
  * `onmessage`, `onerror`, `onclose`), so that code written for one, palava-client's

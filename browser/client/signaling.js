@@ -1,6 +1,6 @@
 /**
  * The signaling socket: one WebSocket to a Switchboard gateway, speaking the palava
- * protocol and Switchboard's extensions (protocol.md). Requests go out as methods; every
+ * protocol and Switchboard's extensions (docs/protocol.md). Requests go out as methods; every
  * frame the server sends comes in as a `frame` event, and the end of the socket as `close`.
  * @module
  */
@@ -9,7 +9,7 @@ import { emit } from './events.js';
 import { ResumableSocket } from './resumable-socket.js';
 
 /**
- * @typedef {object} Status  what the server keeps of a peer (protocol.md, update_status)
+ * @typedef {object} Status  what the server keeps of a peer (docs/protocol.md, update_status)
  * @property {string} [name]
  * @property {string} [user_agent]
  */
@@ -97,7 +97,7 @@ export class SignalingChannel extends EventTarget {
   }
 
   /**
-   * `data` to one peer of the room; the server adds `sender_id` (protocol.md, send_to_peer).
+   * `data` to one peer of the room; the server adds `sender_id` (docs/protocol.md, send_to_peer).
    * @param {string} peerId
    * @param {{event: string} & Record<string, unknown>} data
    */

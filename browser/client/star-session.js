@@ -1,5 +1,5 @@
 /**
- * StarSession: a one-to-many WebRTC session on a Switchboard star room (protocol.md,
+ * StarSession: a one-to-many WebRTC session on a Switchboard star room (docs/protocol.md,
  * "Star rooms"), as the p2p_streams_channel gem's P2pController runs one: a host talks to
  * every client over a link of its own and relays between them; clients talk to the host.
  *

@@ -1,4 +1,4 @@
-"""Issue 15's targets in the benchmark's report: measured against each goal."""
+"""The benchmark's targets in the benchmark's report: measured against each goal."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _run(sb_msgs: float, pj_msgs: float, p99: float, kib: float) -> dict[str, An
 
 def test_ratios_and_own_values_are_held_to_their_goals() -> None:
     lines = targets(_run(50_000, 40_000, 12.0, 4.9)).splitlines()
-    assert lines[0] == "Targets (issue 15):"
+    assert lines[0] == "Targets:"
     assert "relay throughput, closed loop: 1.25x (goal >= 1x): met" in lines[1]
     assert "CPU per message at 5,000 msg/s: not measured" in lines[2]
     assert "p99 at the fixed-rate scenario: 12.00 ms (goal <= 10 ms): not met" in lines[3]

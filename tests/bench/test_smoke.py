@@ -33,8 +33,8 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     assert set(split) == {"gateway", "relay", "redis"}
     assert all(user + kernel > 0 for user, kernel in split.values()), split
     assert "Server CPU per message delivered, by process" in result.stdout
-    # Issue 15's targets, each measured (met or not: the smoke sizes prove nothing).
-    goals = result.stdout.split("Targets (issue 15):")[1].split("\n\n")[0]
+    # The benchmark's targets, each measured (met or not: the smoke sizes prove nothing).
+    goals = result.stdout.split("Targets:")[1].split("\n\n")[0]
     assert goals.count("(goal ") == 5 and "not measured" not in goals, goals
     assert "gateway " in result.stdout.split("by process")[1]
     # Room storms: a star client's join costs two frames (its joined_room, the host's
@@ -52,7 +52,7 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_sweeps_show_mesh_growing_with_the_room_and_star_not(tmp_path: Path) -> None:
-    """`--only roomsizes,idlesweep` (issue 15's growth scenarios), small: a mesh join
+    """`--only roomsizes,idlesweep` (the growth scenarios), small: a mesh join
     costs 1 + n/2 frames, a star join 2; the idle sweep runs at each socket count."""
     result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only",
                              "roomsizes,idlesweep", "--results-dir", str(tmp_path)],

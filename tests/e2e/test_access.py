@@ -1,4 +1,4 @@
-"""TURN credentials, ICE servers, join tokens and origins (protocol.md, "TURN and ICE
+"""TURN credentials, ICE servers, join tokens and origins (docs/protocol.md, "TURN and ICE
 servers", "Join tokens", "Origins"), end to end: gateways of their own, started with those
 settings beside the shared cluster's, on its Redis and relays."""
 

@@ -162,7 +162,7 @@ def call_timings(first: dict[str, Any], second: dict[str, Any]) -> dict[str, flo
 async def test_the_page_resumes_after_a_3_s_outage_and_the_call_goes_on(
     browser: Browser, cluster: Cluster, netns: LoopbackNamespace, room: str
 ) -> None:
-    """issue 12: one page's network is gone for 3 s. It resumes: same peer id, its video
+    """One page's network is gone for 3 s. It resumes: same peer id, its video
     never stops, and the other page sees no peer_left."""
     port = gateway_port(cluster, 0)
     eve = await DemoPage.open(browser, port, room, "Eve")

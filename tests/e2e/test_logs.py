@@ -1,4 +1,4 @@
-"""Logs (issue 13): with SWITCHBOARD_LOG_FORMAT=json every line of gateway and relay is a
+"""Logs: with SWITCHBOARD_LOG_FORMAT=json every line of gateway and relay is a
 JSON object with the fields operators filter on, and no log line, in either format,
 carries a token, an SDP, a secret or a room name."""
 

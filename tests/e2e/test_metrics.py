@@ -1,4 +1,4 @@
-"""/metrics (issue 13) follow real traffic: a gateway (on a port of its own) and a relay of
+"""/metrics follow real traffic: a gateway (on a port of its own) and a relay of
 their own, scraped before and after, parsed with prometheus-client's parser."""
 
 from __future__ import annotations

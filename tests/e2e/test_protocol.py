@@ -1,4 +1,4 @@
-"""The palava protocol's core (protocol.md, everything above "Extensions" but the Limits
+"""The palava protocol's core (docs/protocol.md, everything above "Extensions" but the Limits
 table), end to end: real gateways and relays on a private Redis, real WebSocket clients.
 
 The `peers` fixture alternates between the two gateways (0, 2 on one; 1, 3 on the other),

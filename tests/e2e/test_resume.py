@@ -1,4 +1,4 @@
-"""Resume (protocol.md, "Resume") end to end over the shared cluster's 2 gateways and 2
+"""Resume (docs/protocol.md, "Resume") end to end over the shared cluster's 2 gateways and 2
 relays: a dropped socket resumes on the other gateway and gets every frame it lacks,
 exactly once and in order, and the other members see nothing. Each test reports what it
 sent, replayed, lost and duplicated (`record`). The faults (a gateway or relay killed, the

@@ -1,4 +1,4 @@
-"""Hosts and star rooms (protocol.md, "Host" and "Star rooms"), end to end: real gateways
+"""Hosts and star rooms (docs/protocol.md, "Host" and "Star rooms"), end to end: real gateways
 and relays on a private Redis, real WebSocket clients on both gateways.
 
 The shared cluster has mesh capacity 3 and star capacity `STAR_CAPACITY` (120). As in

@@ -1,4 +1,4 @@
-"""rediss:// (issue 13): Heroku Redis serves TLS with a self-signed certificate, and its
+"""rediss://: Heroku Redis serves TLS with a self-signed certificate, and its
 URLs end in `?ssl_cert_reqs=none`. The whole service runs on such a Redis: the hot paths'
 own connections (redis_io.resp) and redis-py's alike."""
 

@@ -92,7 +92,7 @@ async def kill_after_renewal(victim: Process, redis: Redis, key: str, timeout: f
 def record(test: str, fault: str | None = None, **figures: Any) -> None:
     """Print measured figures and append them as one JSON line to the artifacts.
 
-    With `fault` (issue 4's faults), the line starts with the fault, the UTC time and the
+    With `fault` (one of the faults of tests/faults/), the line starts with the fault, the UTC time and the
     test, then the figures as given, and is printed after `FAULT FIGURES`. Without, it has
     the test, the local time and the figures, sorted by key, printed after `[figures]`.
     """

@@ -9,7 +9,7 @@ Two phases against one gateway and one relay of their own:
 2. Volume (a seeded mutation loop): frames from that corpus and from a table of every
    event, mutated byte-wise and field-wise, pipelined over several sockets at once.
 
-Every frame's answer is predicted by `SessionModel`, protocol.md written as code (it is
+Every frame's answer is predicted by `SessionModel`, docs/protocol.md written as code (it is
 the test's own reading of the spec, not the gateway's): an `error` with the spec's text,
 the normal reply, or a close with 1007/1009 (after which the socket reconnects). Frames
 with two right answers (nested past SAFE_DEPTH; numbers no parser has to hold where the
@@ -53,7 +53,7 @@ from harness.rawsocket import (
 from tests.faults.support import private_cluster, record, tracebacks
 from tests.peers import Peer
 
-MAX_FRAME = 64 * 1024  # protocol.md's default, which the gateway runs with
+MAX_FRAME = 64 * 1024  # docs/protocol.md's default, which the gateway runs with
 TARGET_FRAMES = 100_000  # sent in the volume phase alone
 WORKERS = 8
 CHUNK = 200
@@ -248,7 +248,7 @@ class Expect:
 
 @dataclass
 class SessionModel:
-    """One socket as protocol.md describes it: what it is in, what it is answered."""
+    """One socket as docs/protocol.md describes it: what it is in, what it is answered."""
 
     own_id: str
     in_room: bool = False
@@ -368,7 +368,7 @@ def classify(frame: Frame, own_id: str) -> Key | None:
     """A received frame as a Key; None for what other members' doings bring."""
     if frame.opcode == CLOSE:
         code = frame.close_code if frame.payload else 1006
-        assert code in SPEC_CLOSES, f"closed with {code}: not a close protocol.md gives a frame"
+        assert code in SPEC_CLOSES, f"closed with {code}: not a close docs/protocol.md gives a frame"
         return ("close", str(code))
     assert frame.opcode == TEXT, f"unexpected opcode {frame.opcode}"
     message = parse_json(frame.payload.decode())
@@ -637,7 +637,7 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, keys: list[Key], unanswered: int = 0) -> None:
-        """Answers received; `unanswered`: frames protocol.md answers with nothing
+        """Answers received; `unanswered`: frames docs/protocol.md answers with nothing
         (leave_room), which were answered with nothing."""
         with self.lock:
             self.answers.update(kind_of(k) for k in keys)
@@ -647,7 +647,7 @@ class Tally:
 
 @dataclass(frozen=True)
 class Sent:
-    """A frame sent, and the answers protocol.md gives it."""
+    """A frame sent, and the answers docs/protocol.md gives it."""
 
     opcode: int
     payload: bytes
@@ -658,7 +658,7 @@ def _mismatch(expected: list[Key], received: list[Key], sent: list[Sent]) -> str
     missing = Counter(expected) - Counter(received)
     extra = Counter(received) - Counter(expected)
     suspects = [f for f in sent if any(k in missing for k in f.answers)][:5] or sent[:5]
-    return (f"answers differ from protocol.md's: missing {dict(missing)}, unexpected "
+    return (f"answers differ from docs/protocol.md's: missing {dict(missing)}, unexpected "
             f"{dict(extra)}, among {len(sent)} frames sent at once; those that should have "
             f"had the missing answers: "
             + "; ".join(f"opcode {f.opcode}: {f.payload[:2000]!r}" for f in suspects))

@@ -1,4 +1,4 @@
-"""The host of a room survives its relay: a kill -9, then a graceful takeover (issue 11).
+"""The host of a room survives its relay: a kill -9, then a graceful takeover.
 
 The host is the longest-present member, decided by the relay that holds the room's shard.
 A relay that takes the shard over reads the members back from Redis with their join order,

@@ -1,4 +1,4 @@
-"""The limits of protocol.md ("Limits"), each hit for real on a cluster of its own.
+"""The limits of docs/protocol.md ("Limits"), each hit for real on a cluster of its own.
 
 Each test starts a Redis, a relay and a gateway with the limit set (small where that keeps
 the test fast, the default where that is fast enough) and breaches it the way a client
@@ -129,7 +129,7 @@ async def _pong_once_refilled(client: RawSocket, ping: bytes, rate: float) -> bo
 
 async def test_frame_rate_burst_gets_errors_then_refills_and_persistent_abuse_closes_1008(
 ) -> None:
-    rate, burst = 50, 200  # protocol.md's defaults, which the gateway runs with here
+    rate, burst = 50, 200  # docs/protocol.md's defaults, which the gateway runs with here
     with private_cluster(gateways=1, relays=1) as cluster:
         ping = encode_frame(TEXT, b'{"event":"ping"}')
         # A burst of 250 frames at once: the first 200 pass, the rest are refused.
@@ -176,7 +176,7 @@ async def test_frame_rate_burst_gets_errors_then_refills_and_persistent_abuse_cl
 
 async def test_frame_flood_does_not_fill_gateway_memory() -> None:
     frame_bytes, limit_mb = 32 * 1024, 200
-    with private_cluster(gateways=1, relays=1) as cluster:  # protocol.md's default limits
+    with private_cluster(gateways=1, relays=1) as cluster:  # docs/protocol.md's default limits
         gateway = cluster.gateways[0][0]
         flooder = await RawSocket.connect(_port(cluster))
         frame = encode_frame(TEXT, _ping_of_size(frame_bytes).encode())
@@ -253,7 +253,7 @@ async def test_room_size_limit_answers_room_is_full_at_the_configured_capacity()
 # --- slow consumer --------------------------------------------------------------------------
 
 async def test_slow_consumer_is_closed_1013_and_gateway_memory_stays_bounded() -> None:
-    send_buffer = 1024 * 1024  # protocol.md's default
+    send_buffer = 1024 * 1024  # docs/protocol.md's default
     message_bytes, messages_each = 4096, 2500  # 2 x 10 MB: far past every buffer on the way
     with private_cluster(gateways=1, relays=1, **UNLIMITED) as cluster:
         gateway = cluster.gateways[0][0]

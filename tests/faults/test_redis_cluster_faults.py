@@ -1,4 +1,4 @@
-"""Redis Cluster faults under traffic (architecture.md, rules 5 and 9): a master killed -9
+"""Redis Cluster faults under traffic (docs/architecture.md, rules 5 and 9): a master killed -9
 and failed over to its replica, and a busy shard's slot migrated with
 `redis-cli --cluster reshard`.
 
@@ -14,9 +14,9 @@ before the kill (acknowledged by the dead master, maybe never replicated), or sh
 before its sender saw its own socket close (see IN_FLIGHT_S).
 
 The master holding a gateway's heartbeat key killed, then a relay killed -9 and the old
-master started again (issue 21, item 7): see the last of these tests.
+master started again: see the last of these tests.
 
-Required (the issue): rooms of a killed master's slots are served again within 10 s of
+Required: rooms of a killed master's slots are served again within 10 s of
 its kill -9, with no process restarted; rooms elsewhere lose nothing and keep their
 sockets; a socket whose frames stop is closed with 1012, never left open with a gap;
 nothing arrives twice or out of order; a migrated slot loses nothing from Redis, so its
@@ -56,7 +56,7 @@ STEP_S = 0.02  # each peer sends a message every 20 ms (50/s)...
 BUSY_STEP_S = 0.005  # ...and every 5 ms in the busy rooms of the migrated slot
 WARM_UP_S = 1.5  # traffic before the fault
 AFTER = 50  # messages every live sender sends once the last peer is back, before the end
-RECOVERY_BOUND_S = 10.0  # the issue: "service back within 10 s of a master's kill -9"
+RECOVERY_BOUND_S = 10.0  # service back within 10 s of a master's kill -9
 RESUME_WITHIN_S = 12.0  # a closed resumable peer tries this long (its grace is 15 s)
 RETRY_S = 0.2  # a client's pause between two attempts to resume or join
 TRY_EVERY_S = 0.5  # the recovery probe starts a fresh pair this often...
@@ -147,7 +147,7 @@ class Close:
 class Talker:
     """One peer of a pair: sends `{"event": "message", "n": k}` to its partner every
     `step` seconds while its socket is up, and reads everything that comes, with the
-    time. A resumable one closed with 1012 resumes (protocol.md, "Resume") on the other
+    time. A resumable one closed with 1012 resumes (docs/protocol.md, "Resume") on the other
     gateway first, with the last frame_seq it got, as its client would; a plain one is
     done. frame_seq is recorded, not checked: after a master's death it may jump back."""
 
@@ -790,7 +790,7 @@ def _logged(cluster: Cluster, text: str, times: int) -> bool:
 
 # --- the master of a gateway's heartbeat killed, then a relay, then that master back -----
 
-# The failover must outlast the heartbeat's TTL (issue 21, item 7): node timeout 3 s, so
+# The failover must outlast the heartbeat's TTL: node timeout 3 s, so
 # the promotion comes 3-5 s after the kill, and a TTL of 2 s, renewed every 0.67 s.
 HEARTBEAT_TTL_MS = 2000
 HEARTBEAT_NODE_TIMEOUT_MS = 3000
@@ -810,7 +810,7 @@ def _heartbeat_slot(redis: RedisCluster) -> tuple[str, int]:
 
 
 async def test_heartbeat_master_killed_then_a_relay_and_the_old_master_back() -> None:
-    """Issue 21, item 7. The master holding a gateway's heartbeat key is killed -9 and
+    """The master holding a gateway's heartbeat key is killed -9 and
     its replica promoted after the key's TTL, while rooms on every master carry traffic:
     the rooms of the other masters keep their sockets and lose nothing (the gateway once
     closed all of its sockets 1012, and relays removed its peers while their sockets were

@@ -33,7 +33,7 @@ from tests.peers import Peer
 pytestmark = pytest.mark.timeout(90)
 
 OUTAGE_S = 3.0  # how long Redis stays away
-REQUIRED_S = 5.0  # issue 4: "works again within 5 s"
+REQUIRED_S = 5.0  # the service works again within 5 s
 
 
 @dataclass
@@ -226,7 +226,7 @@ async def test_redis_restart_clients_that_came_during_or_after_it_keep_working(
                     break
                 assert frame.get("description") == "service unavailable", frame
                 # A client's retry pace: unpaced, 200 refusals in a few ms would use up
-                # the socket's frame burst (protocol.md, "Limits") before the gateway's
+                # the socket's frame burst (docs/protocol.md, "Limits") before the gateway's
                 # pub/sub is back, which can take its reconnect backoff (up to 1 s).
                 await asyncio.sleep(0.05)
         assert (await p.expect("new_peer"))["peer_id"] == q.id

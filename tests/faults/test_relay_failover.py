@@ -1,4 +1,4 @@
-"""A relay is killed (SIGKILL) while its rooms are busy (issue 4, "Relay dies").
+"""A relay is killed (SIGKILL) while its rooms are busy (docs/architecture.md, "A relay dies").
 
 Required: another relay takes the dead relay's shards over within 5 s (the lease TTL,
 SWITCHBOARD_LEASE_TTL_MS, 4 s by default, plus the 0.25 s between looks for free shards);
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(90)
 
 SHARDS = 64  # the default shard count, which own_cluster keeps
 LEASE_TTL_S = 4.0  # the default SWITCHBOARD_LEASE_TTL_MS, which own_cluster keeps
-TAKEOVER_BOUND_S = 5.0  # issue 4: "another relay takes its shards over within 5 s"
+TAKEOVER_BOUND_S = 5.0  # another relay takes its shards over within 5 s
 RATE = 20.0  # messages per second per sender: far below the 50/s (burst 200) frame limit
 ROOMS_PER_RELAY = 5  # rooms on the victim's shards, and as many on the survivor's
 WARM_UP = 20  # messages on every (sender, target) stream before the kill

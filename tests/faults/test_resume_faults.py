@@ -1,4 +1,4 @@
-"""Resume under faults (protocol.md, "Resume"; issue 12): the old socket's gateway killed
+"""Resume under faults (docs/protocol.md, "Resume"): the old socket's gateway killed
 -9, a relay killed -9 while the peer is away, the grace period running out, more frames
 than are kept. Each records sent / replayed / lost / duplicated, and nothing lost or
 duplicated is allowed where a resume succeeds.

@@ -1,4 +1,4 @@
-"""Client frames decoded at the edge: every error text of protocol.md the gateway answers."""
+"""Client frames decoded at the edge: every error text of docs/protocol.md the gateway answers."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_unknown_event_names_what_was_received(event: str, in_room: bool) -> Non
 @pytest.mark.parametrize("text, command", [
     ('{"event":"ping"}', Ping()),
     ('{"event":"info"}', InfoRequest()),
-    ('{"event":"leave_room"}', LeaveRoom()),  # no error when in no room (protocol.md)
+    ('{"event":"leave_room"}', LeaveRoom()),  # no error when in no room (docs/protocol.md)
     ('{"event":"ping","x":1,"y":{"z":[null]}}', Ping()),
     ('{"event":"leave_room","room_id":"r","status":5}', LeaveRoom()),
 ])

@@ -1,4 +1,4 @@
-"""TURN credentials and ICE servers (protocol.md, "TURN and ICE servers"), checked against
+"""TURN credentials and ICE servers (docs/protocol.md, "TURN and ICE servers"), checked against
 an HMAC computed here, as coturn's use-auth-secret does."""
 
 from __future__ import annotations

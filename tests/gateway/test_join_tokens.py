@@ -1,4 +1,4 @@
-"""Join tokens (protocol.md, "Join tokens"): every bad token is refused, both algorithms."""
+"""Join tokens (docs/protocol.md, "Join tokens"): every bad token is refused, both algorithms."""
 
 from __future__ import annotations
 

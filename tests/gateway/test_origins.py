@@ -1,4 +1,4 @@
-"""Allowed origins (protocol.md, "Origins")."""
+"""Allowed origins (docs/protocol.md, "Origins")."""
 
 from __future__ import annotations
 

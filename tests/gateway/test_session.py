@@ -182,7 +182,7 @@ def test_join_refused_for_an_older_join_keeps_the_room() -> None:
     assert s.leave() == Forward(stream_of("lobby", 8), Leave(conn=CONN, room=room_digest("lobby")))
 
 
-# -- resume (protocol.md, "Resume") -----------------------------------------------------
+# -- resume (docs/protocol.md, "Resume") -----------------------------------------------------
 
 NEW_SOCKET = "9a40b026-7a50-49f1-97a4-d5b17215a9c4"
 

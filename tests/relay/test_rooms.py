@@ -1,4 +1,4 @@
-"""The room state machine: events in, effects out (protocol.md, "Client → server")."""
+"""The room state machine: events in, effects out (docs/protocol.md, "Client → server")."""
 
 from __future__ import annotations
 

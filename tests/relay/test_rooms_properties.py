@@ -4,7 +4,7 @@ Each peer is modelled as a client would be: it builds its view of the room (the 
 members it knows, with their statuses, and the host) from nothing but the frames the book
 publishes to it. After every event, each member's view must equal what a fresh
 `join_room` would show it, computed here from a model of the rooms that follows
-protocol.md independently of the book. A frame that reaches someone not allowed to see
+docs/protocol.md independently of the book. A frame that reaches someone not allowed to see
 its subject breaks a view (a client told of another client, a `peer_left` of a peer it
 never saw), so the same check shows that frames go only where they may.
 """
@@ -42,7 +42,7 @@ STATUSES = [Status(), Status(name="Ann"), Status(user_agent="firefox"),
 
 @dataclass
 class ModelRoom:
-    """protocol.md's room: members in join order (the first is the host), a topology."""
+    """docs/protocol.md's room: members in join order (the first is the host), a topology."""
 
     topology: Topology
     members: dict[str, Status] = field(default_factory=dict)
@@ -121,7 +121,7 @@ class World:
         return SendToPeer(conn=conn, room=client.room, peer=action[2],
                           data=b'{"event":"message","n":1}')
 
-    # -- protocol.md, applied to the model -------------------------------------------
+    # -- docs/protocol.md, applied to the model -------------------------------------------
 
     def model_apply(self, event: AnyEvent) -> bool:
         """Change the model as the spec says; whether a join or send is accepted."""

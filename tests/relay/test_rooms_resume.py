@@ -1,4 +1,4 @@
-"""The room state machine's resume rules (protocol.md, "Resume"): numbered and kept
+"""The room state machine's resume rules (docs/protocol.md, "Resume"): numbered and kept
 frames, detach, grace, overflow, takeover, replay."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A property of resume over random sequences of events (protocol.md, "Resume"): whatever
+"""A property of resume over random sequences of events (docs/protocol.md, "Resume"): whatever
 peers drop, come back (having lost frames in flight or not), leave or run out of grace, a
 resumable peer's socket receives every frame numbered for it exactly once and in order,
 and an attached peer has received all of them.

@@ -1,4 +1,4 @@
-"""The room state machine's extensions: hosts in every room, and star rooms (protocol.md,
+"""The room state machine's extensions: hosts in every room, and star rooms (docs/protocol.md,
 "Host" and "Star rooms")."""
 
 from __future__ import annotations

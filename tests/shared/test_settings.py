@@ -105,13 +105,13 @@ def test_unrelated_variables_are_ignored() -> None:
 
 
 @pytest.mark.parametrize("field, default", [
-    ("shards", 64),  # architecture.md
-    # protocol.md, "Limits"
+    ("shards", 64),  # docs/architecture.md
+    # docs/protocol.md, "Limits"
     ("room_capacity", 100),
-    ("star_room_capacity", 1000),  # protocol.md, "Star rooms"
-    ("resume_grace_s", 15.0),  # protocol.md, "Resume"
+    ("star_room_capacity", 1000),  # docs/protocol.md, "Star rooms"
+    ("resume_grace_s", 15.0),  # docs/protocol.md, "Resume"
     ("resume_buffer_frames", 1000),
-    ("turn_ttl_s", 10800),  # protocol.md, "TURN and ICE servers"
+    ("turn_ttl_s", 10800),  # docs/protocol.md, "TURN and ICE servers"
     ("max_frame_bytes", 64 * 1024),
     ("send_buffer_bytes", 1024 * 1024),
     ("idle_timeout_s", 60.0),

@@ -1,4 +1,4 @@
-"""switchboard_client resumes by itself after a dropped socket (protocol.md, "Resume")."""
+"""switchboard_client resumes by itself after a dropped socket (docs/protocol.md, "Resume")."""
 
 from __future__ import annotations
 
