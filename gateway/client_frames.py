@@ -11,12 +11,11 @@ from typing import Any, NamedTuple
 import msgspec
 
 from shared.events import Status, Topology
-from shared.frames import ErrorText
+from shared.frames import PEER_EVENTS, ErrorText
 
 MAX_ROOM_ID = 50
 MAX_NAME = 50
 USER_AGENTS = frozenset({"chrome", "firefox", "safari", "edge", "opera", "unknown"})
-PEER_EVENTS = frozenset({"offer", "answer", "ice_candidate", "message"})
 
 
 class _Frame(msgspec.Struct):

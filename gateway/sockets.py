@@ -96,9 +96,7 @@ class Gateway:
         try:
             self.serve(connection)
         except Exception:
-            # A bug of ours, not the client's doing: say nothing of it on the wire.
-            log.exception("serving a new socket failed")
-            connection.fail(CloseCode.INTERNAL_ERROR)
+            connection.fail_for_bug("serving a new socket failed")
 
     def serve(self, connection: WsConnection) -> None:
         """Take a new WebSocket: serve its messages as they are read (WsConnection calls

@@ -207,6 +207,13 @@ class WsConnection(asyncio.Protocol):
             self._close_transport()
         self._ended()
 
+    def fail_for_bug(self, what: str) -> None:
+        """A bug of ours, not the client's doing (called from an `except` block): logged
+        with its traceback, and the socket failed with 1011, saying nothing of it on the
+        wire."""
+        log.exception(what)
+        self.fail(CloseCode.INTERNAL_ERROR)
+
     def ended_by(self) -> str:
         """How the socket ended (metrics): the close code the server sent, "client" when
         the client closed first, "lost" when TCP went without a closing handshake."""
@@ -303,9 +310,7 @@ class WsConnection(asyncio.Protocol):
         try:
             on_message(message)
         except Exception:
-            # A bug of ours, not the client's doing: say nothing of it on the wire.
-            log.exception("handling a message failed")
-            self.fail(CloseCode.INTERNAL_ERROR)
+            self.fail_for_bug("handling a message failed")
 
     def _send_pending(self) -> None:
         """Write what websockets has to send; close TCP where it says so."""

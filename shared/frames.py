@@ -17,6 +17,10 @@ from shared.events import Status, Topology
 PROTOCOL_VERSION = "1.0.0"
 
 
+# The events one peer sends another through `send_to_peer` (docs/protocol.md,
+# "Client → server"): what a gateway lets through, and what a client library delivers.
+PEER_EVENTS = frozenset({"offer", "answer", "ice_candidate", "message"})
+
 class ErrorText(StrEnum):
     """Every error text of docs/protocol.md, verbatim."""
 

@@ -10,8 +10,9 @@ Server frames arrive as typed events (`shared.frames` structs, plus `PeerMessage
 what other peers send); requests are typed methods.
 """
 
+from shared.frames import PEER_EVENTS
 from switchboard_client.client import ResumeFailed, SignalingClient, SignalingError
-from switchboard_client.events import PEER_EVENTS, PeerMessage, ServerEvent, decode_event
+from switchboard_client.events import PeerMessage, ServerEvent, decode_event
 
 __all__ = [
     "PEER_EVENTS",

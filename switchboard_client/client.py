@@ -12,9 +12,10 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from shared.close_codes import CloseCode
 from shared.events import Topology
-from shared.frames import Error, HostChanged, JoinedRoom, Pong
-from switchboard_client.events import PEER_EVENTS, ServerEvent, decode_numbered
+from shared.frames import PEER_EVENTS, Error, HostChanged, JoinedRoom, Pong
+from switchboard_client.events import ServerEvent, decode_numbered
 
 E = TypeVar("E")
 
@@ -23,7 +24,7 @@ __all__ = ["ResumeFailed", "SignalingClient", "SignalingError"]
 log = logging.getLogger(__name__)
 
 # Close codes after which a resume makes no sense: another socket took the peer over.
-_NO_RESUME_CODES = frozenset({4001})
+_NO_RESUME_CODES = frozenset({CloseCode.TAKEN_OVER})
 _RESUME_BACKOFF_S = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from shared.frames import (
+    PEER_EVENTS,
     Error,
     HostChanged,
     Info,
@@ -17,8 +18,6 @@ from shared.frames import (
     Pong,
     Shutdown,
 )
-
-PEER_EVENTS = frozenset({"offer", "answer", "ice_candidate", "message"})
 
 
 class PeerMessage(msgspec.Struct, frozen=True):
