@@ -12,9 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from redis_io.clients import STOP_S, close_client, discover, redis_client
-from relay.health import serve_health
 from relay.readiness import readiness_problems, stream_lag
 from relay.worker import Relay
+from shared.health_port import serve_health_port
 from shared.logs import configure_logging
 from shared.process_id import process_id
 from shared.runtime import tune_garbage_collector
@@ -45,9 +45,9 @@ async def serve(settings: Settings, relay_id: str) -> None:
 
     health = None
     if settings.relay_health_port:
-        health = await serve_health(settings.host, settings.relay_health_port,
-                                    partial(readiness_problems, redis, settings.shards),
-                                    metrics)
+        health = await serve_health_port(
+            settings.host, settings.relay_health_port,
+            partial(readiness_problems, redis, settings.shards), metrics)
     try:
         await _run_until_stopped(relay)
     finally:

@@ -81,7 +81,8 @@ class Settings:
                               one_of=("text", "json"))
     metrics_port: int = setting(
         0, "SWITCHBOARD_METRICS_PORT",
-        "the gateway's `/metrics` on this port alone (else on `PORT`)", shown_default="(unset)")
+        "the gateway's `/metrics` on this port alone, beside `/healthz` and `/readyz` (else on "
+        "`PORT`)", shown_default="(unset)")
     # Every process must agree on it (docs/architecture.md).
     shards: int = setting(64, "SWITCHBOARD_SHARDS",
                           "shard streams rooms are hashed onto; the same for every process",

@@ -1,4 +1,7 @@
-"""The relay's small HTTP port: /healthz (alive) and /readyz (Redis and shards)."""
+"""A small HTTP port of a process's own: /healthz (alive), /readyz (why it cannot serve
+now, if it cannot) and /metrics. The relay's health port, and the gateway's metrics port
+when it has one (off the public port); the gateway's public port answers the same paths
+through Sanic, with the same bodies (`readiness_answer`)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,12 @@ Exposition = Callable[[], Awaitable[tuple[bytes, str]]]  # body and content type
 _REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 
 
-async def serve_health(host: str, port: int, readiness: Readiness,
+def readiness_answer(problems: list[str]) -> tuple[int, dict[str, object]]:
+    """/readyz's status and body."""
+    return (503 if problems else 200), {"ready": not problems, "problems": problems}
+
+
+async def serve_health_port(host: str, port: int, readiness: Readiness,
                        metrics: Exposition | None = None) -> asyncio.Server | None:
     """Answer GET /healthz, /readyz and /metrics on `port`; None when the port cannot
     be had."""
@@ -35,9 +43,7 @@ async def serve_health(host: str, port: int, readiness: Readiness,
             if path == b"/healthz":
                 status, body = 200, {"ok": True}
             elif path == b"/readyz":
-                problems = await readiness()
-                status, body = (503 if problems else 200), {"ready": not problems,
-                                                            "problems": problems}
+                status, body = readiness_answer(await readiness())
             else:
                 status, body = 404, {"error": "not found"}
             _write(writer, status, content_type, orjson.dumps(body))
@@ -50,7 +56,7 @@ async def serve_health(host: str, port: int, readiness: Readiness,
     try:
         return await asyncio.start_server(answer, host, port)
     except OSError as exc:
-        log.warning("relay health port %s:%d unavailable: %s", host, port, exc)
+        log.warning("health port %s:%d unavailable: %s", host, port, exc)
         return None
 
 
