@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
     return app
 
 
-def _starter(settings: Settings, gateway_id: str) -> Callable[[App], Awaitable[None]]:
+def _starter(settings: Settings, gateway_id: str) -> Callable[[App], Coroutine[Any, Any, None]]:
     async def start(app: App) -> None:
         process = await GatewayProcess.start(settings, gateway_id)
         app.ctx.process = process

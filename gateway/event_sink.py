@@ -23,15 +23,21 @@ from redis.exceptions import RedisError
 
 from redis_io.nodes import Node, RedisNodes, cluster_error, redirect_node
 from redis_io.replica_wait import ReplicaWait
-from redis_io.resp import Reply, RespConnection, entry_field, pack, pack_argument, pack_start
+from redis_io.resp import (
+    ROUND_TRIP_S,
+    Reply,
+    RespConnection,
+    entry_field,
+    pack,
+    pack_argument,
+    pack_start,
+)
 from shared.linger import Linger
 
 log = logging.getLogger(__name__)
 
 OnError = Callable[[RedisError], None]
 
-# A round trip that takes longer fails its events and the connection is made anew.
-_ROUND_TRIP_S = 10.0
 # Events waiting for their XADD, beyond which new ones are refused at once.
 MAX_PENDING = 50_000
 # Bytes waiting for one master's XADDs beyond which the sink is busy for the sockets
@@ -173,7 +179,7 @@ class _Writer:
     def __init__(self, sink: EventSink, node: Node) -> None:
         self.sink = sink
         self.node = node
-        self._conn: RespConnection | None = None
+        self._link: RespConnection | None = None
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
@@ -235,9 +241,9 @@ class _Writer:
         replies: list[Reply]
         sent = False
         try:
-            conn = await self._connection()
+            link = await self._connection()
             sent = True
-            replies = await conn.request(b"".join(commands), count, _ROUND_TRIP_S)
+            replies = await link.request(b"".join(commands), count, ROUND_TRIP_S)
         except (RedisError, OSError, TimeoutError) as exc:
             self._drop_connection()
             error = _as_redis_error(exc)
@@ -366,15 +372,15 @@ class _Writer:
         return taken
 
     async def _connection(self) -> RespConnection:
-        if self._conn is None or not self._conn.connected:
-            self._conn = await RespConnection.open(self.node.url, timeout=_ROUND_TRIP_S)
+        if self._link is None or not self._link.connected:
+            self._link = await RespConnection.open(self.node.url, timeout=ROUND_TRIP_S)
             self.sink.connections += 1
-        return self._conn
+        return self._link
 
     def _drop_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
 
     def close(self) -> None:
         self._task.cancel()
@@ -415,13 +421,13 @@ def _id_order(entry_id: bytes) -> tuple[int, int]:
 async def _entries_after(url: str, stream: str, after: bytes) -> list[bytes]:
     """The `e` payloads of the stream's entries after the id `after` (a rare check, on a
     connection of its own)."""
-    conn = await RespConnection.open(url, timeout=_ROUND_TRIP_S)
+    link = await RespConnection.open(url, timeout=ROUND_TRIP_S)
     payloads: list[bytes] = []
     try:
         start = b"(" + after
         while True:
-            [reply] = await conn.request(
-                pack(b"XRANGE", stream, start, b"+", b"COUNT", _CHECK_PAGE), 1, _ROUND_TRIP_S)
+            [reply] = await link.request(
+                pack(b"XRANGE", stream, start, b"+", b"COUNT", _CHECK_PAGE), 1, ROUND_TRIP_S)
             if isinstance(reply, RedisError):
                 raise reply
             if not isinstance(reply, list):
@@ -439,4 +445,4 @@ async def _entries_after(url: str, stream: str, after: bytes) -> list[bytes]:
             if len(reply) < _CHECK_PAGE:
                 return payloads
     finally:
-        conn.close()
+        link.close()

@@ -126,7 +126,7 @@ class _Link:
     def __init__(self, subscriber: Subscriber, node: Node) -> None:
         self.subscriber = subscriber
         self.node = node
-        self._conn: RespConnection | None = None
+        self._link: RespConnection | None = None
         self.sinks: dict[bytes, Sink] = {}
         self.live: set[bytes] = set()
         # Channels whose SSUBSCRIBE awaits its answer, in the order sent: an error reply
@@ -178,7 +178,7 @@ class _Link:
         if channel not in self.live:
             return
         self.live.discard(channel)
-        if self._conn is not None and self.connected:
+        if self._link is not None and self.connected:
             self._unsubscribing.add(channel)
             self._write_soon(pack(b"SUNSUBSCRIBE", channel))
 
@@ -189,10 +189,10 @@ class _Link:
 
     def _write_outgoing(self) -> None:
         commands, self._outgoing = self._outgoing, []
-        if self._conn is None or not self.connected:
+        if self._link is None or not self.connected:
             return
         try:
-            self._conn.write(b"".join(commands))
+            self._link.write(b"".join(commands))
         except (RedisError, OSError) as exc:
             log.debug("pub/sub write failed: %s", exc)
 
@@ -203,7 +203,7 @@ class _Link:
         subscriber = self.subscriber
         while self.keep or self.sinks:
             try:
-                self._conn = await RespConnection.open(self.node.url, self._on_reply,
+                self._link = await RespConnection.open(self.node.url, self._on_reply,
                                                        subscriber.after_deliveries)
                 # Before any channel goes live, so that no socket joins a room before the
                 # gateway is known to be alive (relays would remove its peers).
@@ -211,7 +211,7 @@ class _Link:
                 self.connected = True
                 self._connected_event.set()
                 backoff.reset()
-                await self._conn.wait_closed()
+                await self._link.wait_closed()
                 log.warning("pub/sub connection to %s:%d lost", self.node.host, self.node.port)
             except (RedisError, OSError) as exc:
                 log.warning("pub/sub connection to %s:%d lost: %s", self.node.host,
@@ -231,8 +231,8 @@ class _Link:
     def _disconnected(self) -> None:
         self.connected = False
         self._connected_event.clear()
-        if self._conn is not None:
-            self._conn.close()
+        if self._link is not None:
+            self._link.close()
         lost = list(self.live)
         self.live.clear()
         self._asked.clear()
@@ -251,8 +251,8 @@ class _Link:
             self._refused(reply)
             return
         if not isinstance(reply, list):
-            if self._conn is not None:
-                self._conn.abort(f"unexpected pub/sub reply {reply!r}")
+            if self._link is not None:
+                self._link.abort(f"unexpected pub/sub reply {reply!r}")
             return
         kind = reply[0]
         if kind == b"smessage":
@@ -303,5 +303,5 @@ class _Link:
         self.keep = False
         self.sinks.clear()
         self._task.cancel()
-        if self._conn is not None:
-            self._conn.close()
+        if self._link is not None:
+            self._link.close()

@@ -74,6 +74,11 @@ def tls_context(options: Mapping[str, object]) -> ssl.SSLContext:
     return context
 
 
+# A round trip on one of these connections (a batch of XADDs, an XREADGROUP past its
+# BLOCK, a batch of commits) whose replies take longer than this gives the connection up:
+# its callers fail what it carried (rule 5) and connect anew.
+ROUND_TRIP_S = 10.0
+
 class _Batch:
     __slots__ = ("count", "replies", "done")
 

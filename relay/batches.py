@@ -14,7 +14,7 @@ from redis.exceptions import ResponseError
 
 from redis_io.nodes import RedisNodes
 from redis_io.replica_wait import ReplicaWait
-from redis_io.resp import Reply, RespConnection, entry_field, pack
+from redis_io.resp import ROUND_TRIP_S, Reply, RespConnection, entry_field, pack
 from relay.checkpoint import applied_prefix, checkpoint_after
 from relay.effects import Effect
 from relay.metrics import RelayMetrics
@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 
 # An XREADGROUP waits at most this long, so leases are tended and SIGTERM seen in time.
 BLOCK_MS = 200
-# A read or a batch of commits whose replies take longer gives the connection up.
-_ROUND_TRIP_S = 10.0
 
 
 class ShardReader:
@@ -95,7 +93,7 @@ class Batches:
         and committed per shard."""
         conn = await self._connect(reader, shards[0])
         (response,) = _checked(await conn.request(self._xreadgroup(reader, shards), 1,
-                                                  BLOCK_MS / 1000 + _ROUND_TRIP_S))
+                                                  BLOCK_MS / 1000 + ROUND_TRIP_S))
         if not response:
             reader.linger.after_read(0, False, time.monotonic())
             return
@@ -122,7 +120,7 @@ class Batches:
             commands.append(wait)
         started = time.perf_counter()
         results = _checked(await conn.request(b"".join(commands), len(commands),
-                                              _ROUND_TRIP_S))
+                                              ROUND_TRIP_S))
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         if wait is not None:
             before = reader.wait.shortfalls
