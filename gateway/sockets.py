@@ -29,14 +29,12 @@ from shared import keys
 from shared.backoff import Backoff
 from shared.close_codes import CloseCode
 from shared.events import (
-    AnyEvent,
+    EVENT_NAMES,
     Detach,
     Join,
     JoinRefused,
     Leave,
     Resume,
-    SendToPeer,
-    UpdateStatus,
     event_encoder,
 )
 from shared.frame_bytes import with_fields
@@ -46,12 +44,6 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 _LEAVE_RETRY_S = 300  # a leave Redis did not take is tried again for as long as this
-
-_EVENT_NAMES: dict[type[AnyEvent], str] = {
-    Join: "join_room", Leave: "leave_room", UpdateStatus: "update_status",
-    SendToPeer: "send_to_peer", Resume: "resume", Detach: "leave_room",
-}
-
 
 class Gateway:
     """Everything one gateway process shares among its sockets."""
@@ -241,7 +233,7 @@ class Gateway:
         elif isinstance(event, Join | Resume):  # it never reached a relay
             socket.awaiting_joined = False
             socket.session.join_refused(JoinRefused(seq=event.seq))
-        name = _EVENT_NAMES[type(event)]
+        name = EVENT_NAMES[type(event)]
         socket.outbox.push(error_frame(ErrorText.SERVICE_UNAVAILABLE, name))
 
     async def _leave_when_back(self, forward: Forward) -> None:

@@ -20,15 +20,10 @@ from prometheus_client.core import (
 )
 
 from relay.rooms import RoomBook, RoomStats
-from shared.events import AnyEvent, Detach, Expire, Join, Leave, Resume, SendToPeer, UpdateStatus
+from shared.events import EVENT_NAMES, AnyEvent
 
 # No `_created` series beside each histogram: a process's start time says as much.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-# Events by the client event they come from; detach and expire are the relay's own.
-EVENT_NAMES: dict[type[AnyEvent], str] = {
-    Join: "join_room", Leave: "leave_room", UpdateStatus: "update_status",
-    SendToPeer: "send_to_peer", Resume: "resume", Detach: "detach", Expire: "expire",
-}
 
 
 class Buckets:

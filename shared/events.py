@@ -97,6 +97,13 @@ class SendToPeer(Event, tag="send", frozen=True):
 
 AnyEvent = Join | Leave | UpdateStatus | SendToPeer | Detach | Expire | Resume
 
+# Each event by the client event it comes from (in error frames' `received_msg` and in
+# metrics); detach (a resumable peer's socket closed) and expire are the service's own.
+EVENT_NAMES: dict[type[AnyEvent], str] = {
+    Join: "join_room", Leave: "leave_room", UpdateStatus: "update_status",
+    SendToPeer: "send_to_peer", Resume: "resume", Detach: "detach", Expire: "expire",
+}
+
 event_encoder = msgspec.msgpack.Encoder()
 event_decoder = msgspec.msgpack.Decoder(AnyEvent)
 
