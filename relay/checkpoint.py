@@ -1,4 +1,4 @@
-"""Which entries of a batch a shard's checkpoint already covers (architecture.md, rule 2).
+"""Which entries of a batch a shard's checkpoint already covers (docs/architecture.md, rule 2).
 Pure: no Redis.
 
 The checkpoint is the id of the last entry whose effects were committed. A relay that

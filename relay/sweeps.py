@@ -1,5 +1,5 @@
 """The relay's once-a-second sweeps of the rooms it holds: peers of dead gateways leave
-(architecture.md, rule 4), detached peers whose grace is over expire (rule 8). Both
+(docs/architecture.md, rule 4), detached peers whose grace is over expire (rule 8). Both
 write events to the shard streams, where they are applied like any other, in order and
 exactly once."""
 
@@ -79,7 +79,7 @@ class Sweeps:
         return previous is None or previous == keys.GATEWAY_DEAD
 
     async def expire_detached(self, shards: Iterable[Shard]) -> None:
-        """Detached peers whose grace period is over leave (protocol.md, "Resume").
+        """Detached peers whose grace period is over leave (docs/protocol.md, "Resume").
 
         As a leave, the expiry goes through the shard stream; one that a resume overtook
         changes nothing (it names the deadline it was sent for)."""
