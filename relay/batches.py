@@ -1,5 +1,5 @@
 """The relay's hot path: read a batch of shard stream entries, apply them to the rooms,
-commit each shard's effects in one script call (architecture.md, rule 2, "The hot path")."""
+commit each shard's effects in one script call (docs/architecture.md, rule 2, "The hot path")."""
 
 from __future__ import annotations
 
