@@ -33,6 +33,7 @@ from redis_io.resp import (
     pack_start,
 )
 from shared.linger import Linger
+from shared.stream_ids import stream_order
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ class _Writer:
                 uncertain.setdefault(pending.stream, []).append(pending)
         written: set[int] = set()
         for stream, pendings in uncertain.items():
-            after = min((p.written_after or b"0-0" for p in pendings), key=_id_order)
+            after = min((p.written_after or b"0-0" for p in pendings), key=stream_order)
             entries = await _entries_after(sink.topology.node_of(stream).url, stream, after)
             found = written_prefix([pending.payload for pending in pendings], entries)
             written.update(id(pending) for pending in pendings[:found])
@@ -410,12 +411,6 @@ def written_prefix(sent: list[bytes], entries: list[bytes]) -> int:
         if found < len(sent) and payload == sent[found]:
             found += 1
     return found
-
-
-def _id_order(entry_id: bytes) -> tuple[int, int]:
-    """A stream entry id (`ms-seq`) as it orders in its stream."""
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)
 
 
 async def _entries_after(url: str, stream: str, after: bytes) -> list[bytes]:

@@ -1,5 +1,5 @@
 """What applying an event makes happen: the room state machine's output, committed by
-`relay.store` atomically with the batch's checkpoint (architecture.md, rule 2)."""
+`relay.store` atomically with the batch's checkpoint (docs/architecture.md, rule 2)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Publish(NamedTuple):
 
 class Keep(NamedTuple):
     """A numbered frame for a resumable peer: published to its socket (none while it is
-    detached: `channel` "") and kept for a resume (protocol.md, "Resume")."""
+    detached: `channel` "") and kept for a resume (docs/protocol.md, "Resume")."""
 
     conn: str
     channel: str

@@ -1,9 +1,9 @@
-"""When a relay may declare a gateway dead (architecture.md, rule 4). Pure: no Redis.
+"""When a relay may declare a gateway dead (docs/architecture.md, rule 4). Pure: no Redis.
 
 A gateway's heartbeat key can go missing without the gateway stopping: on a Redis
 Cluster, a failover that outlasts the key's TTL leaves it expired on the promoted replica
 (production defaults: node timeout 15 s, TTL 7 s), and a Redis restarted empty has none.
-Removing that gateway's peers then would cost every one of its sockets (issue 21, item 7).
+Removing that gateway's peers then would cost every one of its sockets.
 So a missing key counts only once this relay has read the gateway's key without a break
 for `settle_s`: long enough for a live gateway, which beats every ttl/3 and whose
 call may take up to CALL_S to fail, to have set it again since the key's master

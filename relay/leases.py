@@ -1,4 +1,4 @@
-"""Shard leases: one relay per shard at a time (architecture.md, rule 1)."""
+"""Shard leases: one relay per shard at a time (docs/architecture.md, rule 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The relay's Prometheus metrics (issue 13), on its health port's `/metrics`.
+"""The relay's Prometheus metrics, on its health port's `/metrics`.
 
 Counts are taken per batch, once the batch is committed (a batch that did not commit is
 applied again). Rooms, members and shards are read from the relay's state when scraped;

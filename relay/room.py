@@ -12,7 +12,7 @@ Members = dict[str, Member]
 class Room:
     """One room: its members in join order and its topology.
 
-    The host is the member present longest, the first in `members` (protocol.md, "Host").
+    The host is the member present longest, the first in `members` (docs/protocol.md, "Host").
     Because a relay applies a room's events one at a time (rule 1), the host is a fact of
     the room's state, never a race between two joins.
     """

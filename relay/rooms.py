@@ -155,7 +155,7 @@ class RoomBook:
             self._resume(event, self._now_ms(), out)
         while self._overflowed:
             # More frames arrived for a detached peer than are kept: it can never
-            # resume, so it leaves now (protocol.md, "Resume").
+            # resume, so it leaves now (docs/protocol.md, "Resume").
             conn = self._overflowed.pop()
             self._leave(self.room_of.get(conn, ""), conn, out)
 
@@ -218,7 +218,7 @@ class RoomBook:
         room = self.rooms.get(digest)
         member = None if room is None else room.members.get(conn)
         if room is None or member is None:
-            return  # leaving a room one is not in is no error (protocol.md)
+            return  # leaving a room one is not in is no error (docs/protocol.md)
         was_host = conn == room.host
         watchers = room.watchers(conn)
         del room.members[conn]
@@ -252,7 +252,7 @@ class RoomBook:
                 frame = HostChanged(host_id=host, peers=room.view(conn))
                 self._deliver(room, conn, encode_frame(frame), out)
 
-    # --- resume (protocol.md, "Resume") -------------------------------------------------
+    # --- resume (docs/protocol.md, "Resume") -------------------------------------------------
 
     def _detach(self, event: Detach, now_ms: int, out: list[Effect]) -> None:
         # A socket that closed while its resume was on the way names no room.

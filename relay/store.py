@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 _member_encoder = msgspec.msgpack.Encoder()
 
-# One shard's batch, all or nothing (architecture.md, rule 2). The lease and checkpoint
+# One shard's batch, all or nothing (docs/architecture.md, rule 2). The lease and checkpoint
 # checks fence off a relay that lost the shard mid-batch: its commit changes nothing.
 # KEYS: lease, checkpoint, stream, room index, frame counters, then the room hashes and
 # kept-frame lists the ops name by index.
