@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from gateway.event_sink import _entries_after, _id_order, written_prefix
+from gateway.event_sink import _entries_after, written_prefix
 from harness.processes import RedisServer
 
 
@@ -24,12 +24,6 @@ from harness.processes import RedisServer
 def test_what_a_broken_round_trip_wrote(sent: list[bytes], entries: list[bytes],
                                         found: int) -> None:
     assert written_prefix(sent, entries) == found
-
-
-def test_entry_ids_order_as_in_their_stream() -> None:
-    # Not as bytes: b"5-10" sorts before b"5-9".
-    assert min([b"5-10", b"5-9", b"12-0"], key=_id_order) == b"5-9"
-    assert max([b"999-3", b"1000-0"], key=_id_order) == b"1000-0"
 
 
 async def test_entries_after_reads_the_stream_past_an_id(redis_server: RedisServer) -> None:
