@@ -2,8 +2,8 @@
 pub/sub connection per Redis master that serves one of them.
 
 A socket's channel carries its shard's hash tag, so that the shard's commit script can
-SPUBLISH to it (docs/architecture.md, rule 3) and a frame costs one node of a cluster, not all
-of them as a plain PUBLISH would. redis-py's PubSub re-subscribes silently after a
+SPUBLISH to it and a frame costs one node of a cluster, not all of them as a plain
+PUBLISH would (docs/architecture.md, rule 9). redis-py's PubSub re-subscribes silently after a
 reconnect, which would hide lost frames; here a lost connection, and a channel whose slot
 moved away (Redis then sends `sunsubscribe` unasked), are reported (docs/architecture.md,
 rule 5) so that those sockets are closed and their clients rejoin or resume.
