@@ -172,12 +172,14 @@ class Settings:
         "unsent bytes for a slow client; beyond: close 1013. While a client does not read "
         "what it is sent, it is not read either (pongs cannot pile up)",
         bound=Bound.AT_LEAST_ONE)
+    # Positive: at 0 the keep-alive loop would never yield, and every socket be idle.
     ping_interval_s: float = setting(20.0, "SWITCHBOARD_PING_INTERVAL",
-                                     "seconds between server WebSocket pings")
+                                     "seconds between server WebSocket pings",
+                                     bound=Bound.POSITIVE)
     idle_timeout_s: float = setting(
         60.0, "SWITCHBOARD_IDLE_TIMEOUT",
         "seconds without a complete frame or pong before a socket is closed (1001): bytes "
-        "trickled without completing a frame do not count")
+        "trickled without completing a frame do not count", bound=Bound.POSITIVE)
     gateway_ttl_ms: int = setting(
         7000, "SWITCHBOARD_GATEWAY_TTL_MS",
         "a gateway silent this long is dead: relays remove its peers from their rooms",

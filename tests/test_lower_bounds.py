@@ -43,7 +43,8 @@ def lowest_venv() -> Path:
     built again whenever the lock changes."""
     python = VENV / "bin" / "python"
     stamp = VENV / ".lock-sha256"
-    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
+    # The lock, and the project's own packages (an editable install lists them).
+    digest = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text() == digest:
         return python
     base = getattr(sys, "_base_executable", sys.executable)

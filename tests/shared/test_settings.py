@@ -80,6 +80,8 @@ BOUNDS = [
     ("SWITCHBOARD_WIRE_FRAME_RATE", "0", "1e-9", {"SWITCHBOARD_FRAME_RATE": "1e-9"}),
     ("SWITCHBOARD_WIRE_BYTE_RATE", "0", "1e-9", {}),
     ("SWITCHBOARD_RESUME_GRACE_S", "0", "1e-9", {}),
+    ("SWITCHBOARD_PING_INTERVAL", "0", "1e-9", {}),
+    ("SWITCHBOARD_IDLE_TIMEOUT", "0", "1e-9", {}),
     # not negative
     ("SWITCHBOARD_SHUTDOWN_SECONDS", "-1", "0", {}),
     ("SWITCHBOARD_RELAY_LINGER_MS", "-1e-9", "0", {}),
