@@ -84,7 +84,8 @@ class Session:
             if room is None:
                 return error_frame(ErrorText.NOT_IN_ROOM, "send_to_peer")
             return self._forward(SendToPeer(conn=self.conn_id, room=room,
-                                            peer=command.peer_id, data=command.data))
+                                            peer=command.peer_id, data=command.data,
+                                            socket=self._own_channel()))
         if isinstance(command, cf.Refusal):
             received = command.received
             counts["unknown" if command.text is ErrorText.UNKNOWN_EVENT
@@ -103,8 +104,9 @@ class Session:
             counts["update_status"] += 1
             if room is None:
                 return error_frame(ErrorText.NOT_IN_ROOM, "update_status")
-            return self._forward(
-                UpdateStatus(conn=self.conn_id, room=room, status=command.status))
+            return self._forward(UpdateStatus(conn=self.conn_id, room=room,
+                                              status=command.status,
+                                              socket=self._own_channel()))
         if isinstance(command, cf.ResumeRequest):
             counts["resume"] += 1
             return self._resume(command)
@@ -125,7 +127,7 @@ class Session:
             conn=self.conn_id, room=self.room, gateway=self.gateway_id, seq=self.join_seq,
             status=command.status, topology=command.topology,
             token_digest=token_digest(self.token) if self.token else "",
-            socket="" if self.socket_id == self.conn_id else self.socket_id))
+            socket=self._own_channel()))
 
     def _resume(self, command: cf.ResumeRequest) -> Forward | bytes:
         target = token_target(command.resume_token, self.shards)
@@ -152,6 +154,11 @@ class Session:
                                       socket=self.socket_id if self.resumable else ""))
         self._no_room()
         return forward
+
+    def _own_channel(self) -> str:
+        """The socket's id when its channel is not named by its peer id (it resumed a
+        peer), else "" (nothing added to the event)."""
+        return "" if self.socket_id == self.conn_id else self.socket_id
 
     def closed(self) -> Forward | None:
         """The socket closed: a resumable peer is detached (it may resume within its grace

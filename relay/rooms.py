@@ -321,7 +321,8 @@ class RoomBook:
         room = self.rooms.get(event.room)
         member = None if room is None else room.members.get(event.conn)
         if room is None or member is None:
-            out.append(Publish(event.conn, error_frame(ErrorText.NOT_IN_ROOM, "update_status")))
+            out.append(Publish(event.socket or event.conn,
+                               error_frame(ErrorText.NOT_IN_ROOM, "update_status")))
             return
         status = member.status.merged(event.status)
         member = replace(member, status=status)
@@ -340,7 +341,8 @@ class RoomBook:
         room = self.rooms.get(event.room)
         sender = None if room is None else room.members.get(event.conn)
         if room is None or sender is None:
-            out.append(Publish(event.conn, error_frame(ErrorText.NOT_IN_ROOM, "send_to_peer")))
+            out.append(Publish(event.socket or event.conn,
+                               error_frame(ErrorText.NOT_IN_ROOM, "send_to_peer")))
             return
         target = room.members.get(event.peer)
         if target is None or (room.topology is Topology.STAR

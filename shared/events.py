@@ -84,15 +84,19 @@ class Resume(Event, tag="resume", frozen=True):
     last_frame_seq: int
 
 
-class UpdateStatus(Event, tag="status", frozen=True):
+class UpdateStatus(Event, tag="status", frozen=True, omit_defaults=True):
     status: Status
+    # The sender's channel when it is not its peer id (a socket that resumed a peer): an
+    # error for a sender the relay no longer has as a member must reach that socket.
+    socket: str = ""
 
 
-class SendToPeer(Event, tag="send", frozen=True):
+class SendToPeer(Event, tag="send", frozen=True, omit_defaults=True):
     peer: str
     # The client's `data` object as JSON, without any `sender_id` key; the relay appends
     # the real one, so that the frame is finished without decoding it again.
     data: bytes
+    socket: str = ""  # as UpdateStatus.socket
 
 
 AnyEvent = Join | Leave | UpdateStatus | SendToPeer | Detach | Expire | Resume

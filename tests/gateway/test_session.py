@@ -247,6 +247,11 @@ def test_resume_goes_to_the_shard_its_token_names() -> None:
     # Accepted: the socket is that peer now; events name it, and its leave this socket.
     s.resumed(Resumed(seq=1, conn=CONN, room=room_digest("lobby")))
     assert (s.conn_id, s.room) == (CONN, room_digest("lobby"))
+    # Its messages and statuses name the socket too: a refusal must reach its channel.
+    sent = s.handle(frame(event="send_to_peer", peer_id="p", data={"event": "message"}))
+    status = s.handle(frame(event="update_status", status={"name": "n"}))
+    assert isinstance(sent, Forward) and isinstance(status, Forward)
+    assert sent.event.socket == status.event.socket == NEW_SOCKET
     assert s.leave() == Forward(stream_of("lobby", 8), Leave(
         conn=CONN, room=room_digest("lobby"), socket=NEW_SOCKET))
     # Joining again afterwards: the peer id stays, the socket is named.

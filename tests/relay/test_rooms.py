@@ -217,6 +217,17 @@ def test_send_to_peer_from_a_non_member_is_refused(conn: str, room: str) -> None
         ("publish", conn, error("currently not in any room", "send_to_peer"))]
 
 
+def test_a_refusal_reaches_a_socket_that_resumed_its_peer_on_the_sockets_channel() -> None:
+    # The socket's channel is named by its own id, not the peer id it took over.
+    book = book_with(("a", Status()), ("b", Status()))
+    assert run(book, SendToPeer(conn="z", room=ROOM, peer="b", data=OFFER,
+                                socket="s2")) == [
+        ("publish", "s2", error("currently not in any room", "send_to_peer"))]
+    assert run(book, UpdateStatus(conn="z", room=ROOM, status=Status(name="X"),
+                                  socket="s2")) == [
+        ("publish", "s2", error("currently not in any room", "update_status"))]
+
+
 @pytest.mark.parametrize("peer", ["z", "c"])
 def test_send_to_peer_to_a_non_member_is_refused(peer: str) -> None:
     book = book_with(("a", Status()), ("b", Status()))
