@@ -199,9 +199,12 @@ def _send_to_peer(frame: _Frame, in_room: bool) -> SendToPeer | ErrorText:
         allowed = False  # not a string
     if not allowed:
         return ErrorText.EVENT_NOT_ALLOWED
-    if "sender_id" in fields:
-        # Rare: the client named a sender. Drop it; the relay appends the real one.
-        del fields["sender_id"]
+    if "sender_id" in fields or "frame_seq" in fields:
+        # Rare: the client named a sender, or a frame number. Dropped: the relay appends
+        # the real ones (a resumable receiver's frames are numbered by the relay), and a
+        # key twice in one object is read differently by different JSON parsers.
+        fields.pop("sender_id", None)
+        fields.pop("frame_seq", None)
         data = msgspec.json.encode(fields)
     return SendToPeer(frame.peer_id, data)
 

@@ -300,6 +300,10 @@ def test_send_to_peer_keeps_the_data_bytes(data: str) -> None:
      {"event": "message", "data": {"sender_id": "nested stays"}}),
     ('{"event":"message","sender_id":{"a":1},"text":"✈","n":1.5,"big":123456789012345678901234567890}',
      {"event": "message", "text": "✈", "n": 1.5, "big": 123456789012345678901234567890}),
+    # The relay numbers a resumable receiver's frames: a client's own number would be a
+    # second frame_seq key in the frame.
+    ('{"event":"message","frame_seq":999,"text":"x"}', {"event": "message", "text": "x"}),
+    ('{"event":"offer","frame_seq":1,"sender_id":"evil"}', {"event": "offer"}),
 ])
 def test_send_to_peer_drops_a_client_sender_id(data: str, kept: dict[str, object]) -> None:
     command = parse_frame(send_to_peer(data), True)
