@@ -5,11 +5,15 @@ issuers that must not share a secret. A token names its room (`room`) and an exp
 (`exp`); `nbf` is honoured, with 30 s of leeway for clock skew. The key a token is checked
 with follows from its algorithm, never the other way round: a token cannot make a public
 key serve as an HMAC secret.
+
+A token may also carry who its bearer is (docs/protocol.md, "Identities and roles"): `sub`,
+`info` and `host`. A claim of the wrong type or size makes the whole token not allowed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any, NamedTuple
 
 import jwt
 import msgspec
@@ -17,10 +21,45 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 LEEWAY_S = 30
 _PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256")
+MAX_INFO_BYTES = 1024  # `info`, as JSON
+
+
+class Identity(NamedTuple):
+    """The bearer as the app names it: its user id ("": none), its public info as JSON
+    text (b"": none), and whether it holds the host grant."""
+
+    user: str = ""
+    info: bytes = b""
+    host: bool = False
+
+
+NO_IDENTITY = Identity()
+
+
+class _IdentityClaims(msgspec.Struct):
+    """The identity claims' shapes; a token's other claims are ignored here."""
+
+    sub: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | msgspec.UnsetType = (
+        msgspec.UNSET)
+    info: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    host: bool = False
+
+
+def identity_of(claims: dict[str, Any]) -> Identity | None:
+    """The identity a token's verified claims give; None when a claim is malformed."""
+    try:
+        parsed = msgspec.convert(claims, _IdentityClaims)  # strict: `host` must be a bool
+    except msgspec.ValidationError:
+        return None
+    info = b"" if parsed.info is msgspec.UNSET else msgspec.json.encode(parsed.info)
+    if len(info) > MAX_INFO_BYTES:
+        return None
+    user = "" if parsed.sub is msgspec.UNSET else parsed.sub
+    return Identity(user, info, parsed.host)
 
 
 class JoinTokens:
-    """The configured keys; `allows` is the whole check."""
+    """The configured keys; `identity` is the whole check."""
 
     __slots__ = ("_secret", "_public_key")
 
@@ -33,15 +72,19 @@ class JoinTokens:
         return bool(self._secret or self._public_key)
 
     def allows(self, token: object, room_id: str) -> bool:
-        """Whether `token` (a string, or the JSON of one) lets its bearer into `room_id`
-        now."""
+        """Whether `token` lets its bearer into `room_id` now (see `identity`)."""
+        return self.identity(token, room_id) is not None
+
+    def identity(self, token: object, room_id: str) -> Identity | None:
+        """Who `token` (a string, or the JSON of one) says its bearer is, when it lets the
+        bearer into `room_id` now; None when it does not."""
         if isinstance(token, bytes):
             try:
                 token = msgspec.json.decode(token, type=str) if token else None
             except msgspec.DecodeError:  # ValidationError is one: not a string
-                return False
+                return None
         if not isinstance(token, str) or not token:
-            return False
+            return None
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
             if algorithm == "HS256" and self._secret:
@@ -49,13 +92,13 @@ class JoinTokens:
             elif algorithm in _PUBLIC_KEY_ALGORITHMS and self._public_key:
                 key = self._public_key
             else:
-                return False
+                return None
             claims = jwt.decode(token, key, algorithms=[algorithm], leeway=LEEWAY_S,
                                 options={"require": ["exp", "room"]})
         except (jwt.PyJWTError, ValueError, TypeError):
             # Malformed, expired, not yet valid, wrongly signed, a key of the wrong kind.
-            return False
-        return claims.get("room") == room_id
+            return None
+        return identity_of(claims) if claims.get("room") == room_id else None
 
 
 class PublicKeyError(ValueError):

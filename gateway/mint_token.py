@@ -1,4 +1,5 @@
-"""`switchboard-token --room R [--ttl S]`: print a join token (docs/protocol.md, "Join tokens").
+"""`switchboard-token --room R [--ttl S] [--sub U] [--info JSON] [--host]`: print a join token
+(docs/protocol.md, "Join tokens" and "Identities and roles").
 
 For operators and tests: signed with SWITCHBOARD_JOIN_SECRET (HS256), or with a PEM
 private key (`--private-key`, RS256 or ES256 by the key's kind) for services that check
@@ -8,9 +9,11 @@ SWITCHBOARD_JOIN_PUBLIC_KEY. An app server mints the same in a few lines (README
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -20,10 +23,23 @@ from shared.settings import ENV_NAMES, Settings, SettingsError
 
 
 def mint_token(room: str, ttl_s: int, key: str | bytes, algorithm: str,
-               now_s: float | None = None) -> str:
-    """A token for `room`, valid for `ttl_s` seconds from `now_s` (default: now)."""
+               now_s: float | None = None, **identity: Any) -> str:
+    """A token for `room`, valid for `ttl_s` seconds from `now_s` (default: now), with the
+    identity claims given (`sub`, `info`, `host`; None leaves one out)."""
     now = int(time.time() if now_s is None else now_s)
-    return jwt.encode({"room": room, "iat": now, "exp": now + ttl_s}, key, algorithm=algorithm)
+    claims = {"room": room, "iat": now, "exp": now + ttl_s,
+              **{name: value for name, value in identity.items() if value is not None}}
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("not a JSON object")
+    return value
 
 
 def _private_key(path: str) -> tuple[bytes, str]:
@@ -43,18 +59,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds until it expires (default 3600)")
     parser.add_argument("--private-key", metavar="PEM_FILE",
                         help="sign RS256/ES256 with this key instead of the secret")
+    parser.add_argument("--sub", help="the app's user id, shown to others as `user`")
+    parser.add_argument("--info", type=_json_object, metavar="JSON",
+                        help="a JSON object of public data, shown to others as `info`")
+    parser.add_argument("--host", action="store_true", default=None,
+                        help="grant the host role")
     args = parser.parse_args(argv)
     if args.ttl < 1:
         parser.error("--ttl must be at least 1")
+    identity = {"sub": args.sub, "info": args.info, "host": args.host}
     try:
         if args.private_key:
             key, algorithm = _private_key(args.private_key)
-            token = mint_token(args.room, args.ttl, key, algorithm)
+            token = mint_token(args.room, args.ttl, key, algorithm, **identity)
         else:
             secret = Settings.from_env().join_secret
             if not secret:
                 parser.error(f"set {ENV_NAMES['join_secret']}, or pass --private-key")
-            token = mint_token(args.room, args.ttl, secret, "HS256")
+            token = mint_token(args.room, args.ttl, secret, "HS256", **identity)
     except (OSError, ValueError, SettingsError) as exc:
         print(f"switchboard-token: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gateway import client_frames as cf
-from gateway.join_tokens import JoinTokens
+from gateway.join_tokens import NO_IDENTITY, JoinTokens
 from gateway.resume_tokens import new_token, token_digest, token_target
 from shared import keys
 from shared.events import (
@@ -114,8 +114,9 @@ class Session:
         return self.leave()  # cf.LeaveRoom
 
     def _join(self, command: cf.JoinRoom) -> Forward | bytes:
-        if self.join_tokens.required and not self.join_tokens.allows(command.token,
-                                                                     command.room_id):
+        identity = (self.join_tokens.identity(command.token, command.room_id)
+                    if self.join_tokens.required else NO_IDENTITY)
+        if identity is None:
             return error_frame(ErrorText.NOT_ALLOWED, "join_room")
         self.room = keys.room_digest(command.room_id)
         shard = keys.shard_of(self.room, self.shards)
@@ -127,7 +128,8 @@ class Session:
             conn=self.conn_id, room=self.room, gateway=self.gateway_id, seq=self.join_seq,
             status=command.status, topology=command.topology,
             token_digest=token_digest(self.token) if self.token else "",
-            socket=self._own_channel()))
+            socket=self._own_channel(),
+            user=identity.user, info=identity.info, host=identity.host))
 
     def _resume(self, command: cf.ResumeRequest) -> Forward | bytes:
         target = token_target(command.resume_token, self.shards)

@@ -25,7 +25,7 @@ from relay.effects import (
     PutMember,
     Replay,
 )
-from relay.room import Members, Room
+from relay.room import Members, Room, peer_entry
 from shared.events import (
     AnyEvent,
     Detach,
@@ -175,22 +175,27 @@ class RoomBook:
                                                  opened_ms=self._now_ms())
             self.stats.created += 1
             out.append(OpenRoom(event.room))
-            joined = JoinedRoom(own_id=event.conn, peers=[], host_id=event.conn,
-                                topology=room.topology)
-            out.append(Publish(reply, encode_frame(joined)))
-        else:
-            # joined_room is the answer to the join, so never numbered: frame_seq starts
-            # after it.
-            joined = JoinedRoom(own_id=event.conn, peers=room.view(event.conn),
-                                host_id=room.host, topology=room.topology)
-            out.append(Publish(reply, encode_frame(joined)))
-            new_peer = encode_frame(NewPeer(peer_id=event.conn, status=event.status))
-            self._to(room, room.watchers(event.conn), new_peer, out)
         member = Member(status=event.status, gateway=event.gateway, joined=entry_id,
                         topology=room.topology, token=event.token_digest,
-                        socket="" if reply == event.conn else reply)
-        room.members[event.conn] = member
-        room.peak = max(room.peak, len(room.members))
+                        socket="" if reply == event.conn else reply,
+                        user=event.user, info=event.info, host=event.host)
+        old_host = room.host
+        room.admit(event.conn, member)
+        me = peer_entry(event.conn, member)
+        # joined_room is the answer to the join, so never numbered: frame_seq starts
+        # after it.
+        out.append(Publish(reply, encode_frame(JoinedRoom(
+            own_id=event.conn, peers=room.view(event.conn), host_id=room.host,
+            topology=room.topology, user=me.user, info=me.info))))
+        if old_host:
+            new_peer = NewPeer(peer_id=event.conn, status=event.status, user=me.user,
+                               info=me.info)
+            self._to(room, room.watchers(event.conn), encode_frame(new_peer), out)
+            if room.host != old_host:
+                # A granted joiner took over from a host without the grant: nobody left,
+                # so after new_peer (what palava clients follow) every other member learns
+                # the new host and its whole new view (docs/protocol.md, "Host").
+                self._host_changed(room, out, skip=event.conn)
         self.stats.joined += 1
         self.room_of[event.conn] = event.room
         if member.resumable:
@@ -221,7 +226,7 @@ class RoomBook:
             return  # leaving a room one is not in is no error (docs/protocol.md)
         was_host = conn == room.host
         watchers = room.watchers(conn)
-        del room.members[conn]
+        room.remove(conn)
         del self.room_of[conn]
         self.stats.left += 1
         out.append(DropMember(digest, conn))
@@ -239,11 +244,14 @@ class RoomBook:
         if was_host:
             self._host_changed(room, out)
 
-    def _host_changed(self, room: Room, out: list[Effect]) -> None:
-        """After the host left: every member learns the new host and its own new view."""
+    def _host_changed(self, room: Room, out: list[Effect], skip: str = "") -> None:
+        """After the host changed: every member (but `skip`, the joiner that took over)
+        learns the new host and its own new view."""
         host = room.host
         shared_view: bytes | None = None  # in a star room, every non-host's is the same
         for conn in room.members:
+            if conn == skip:
+                continue
             if room.sees_only_host(conn):
                 if shared_view is None:
                     shared_view = encode_frame(HostChanged(host_id=host, peers=room.view(conn)))
@@ -304,8 +312,9 @@ class RoomBook:
         out.append(PutMember(digest, event.conn, resumed))
         out.append(Publish(event.socket, event_encoder.encode(
             Resumed(seq=event.seq, conn=event.conn, room=digest))))
+        me = peer_entry(event.conn, resumed)
         joined = JoinedRoom(own_id=event.conn, peers=room.view(event.conn), host_id=room.host,
-                            topology=room.topology, resumed=True)
+                            topology=room.topology, resumed=True, user=me.user, info=me.info)
         out.append(Publish(event.socket, encode_frame(joined)))
         if missing:
             out.append(Replay(event.conn, event.socket, missing))

@@ -54,6 +54,11 @@ class Join(Event, tag="join", frozen=True, omit_defaults=True):
     # The channel of the socket, when it is not the peer id (a socket that resumed a
     # peer, then left and joins again: it keeps that peer id).
     socket: str = ""
+    # From the join token's claims (docs/protocol.md, "Identities and roles"): the app's
+    # user id ("": none), its public info as JSON text (b"": none), the host grant.
+    user: str = ""
+    info: bytes = b""
+    host: bool = False
 
 
 class Leave(Event, tag="leave", frozen=True, omit_defaults=True):
@@ -131,6 +136,10 @@ class Member(msgspec.Struct, frozen=True, omit_defaults=True):
     socket: str = ""
     detached_until: int = 0
     detached_seq: int = 0
+    # The join's identity (see Join), kept for as long as the peer is a member.
+    user: str = ""
+    info: bytes = b""
+    host: bool = False
 
     @property
     def resumable(self) -> bool:

@@ -69,9 +69,12 @@ class Shutdown(Frame, tag="shutdown"):
     seconds: int
 
 
-class PeerEntry(msgspec.Struct):
+class PeerEntry(msgspec.Struct, omit_defaults=True):
     peer_id: str
     status: Status
+    # ext (docs/protocol.md, "Identities and roles"): only for peers whose token had them.
+    user: str | None = None
+    info: msgspec.Raw | None = None  # the app's JSON object, as its token carried it
 
 
 class JoinedRoom(Frame, tag="joined_room"):
@@ -81,6 +84,8 @@ class JoinedRoom(Frame, tag="joined_room"):
     host_id: str | None = None
     topology: Topology | None = None
     resumed: bool | None = None  # ext: true when a resume took the peer over
+    user: str | None = None  # ext: the joiner's own identity, when its token had one
+    info: msgspec.Raw | None = None
     # ext, added by the gateway (the relay never has them): the resume token, and TURN
     # credentials and ICE servers when configured.
     resume_token: str | None = None
@@ -90,7 +95,8 @@ class JoinedRoom(Frame, tag="joined_room"):
 
 
 class HostChanged(Frame, tag="host_changed"):
-    """ext: the host left; `peers` is the receiver's view of the room from now on."""
+    """ext: the host left, or a member with the host grant took over; `peers` is the
+    receiver's view of the room from now on."""
 
     host_id: str
     peers: list[PeerEntry]
@@ -99,6 +105,8 @@ class HostChanged(Frame, tag="host_changed"):
 class NewPeer(Frame, tag="new_peer"):
     peer_id: str
     status: Status
+    user: str | None = None  # ext, as in PeerEntry
+    info: msgspec.Raw | None = None
 
 
 class PeerLeft(Frame, tag="peer_left"):

@@ -1,5 +1,5 @@
-"""TURN credentials, ICE servers, join tokens and origins (docs/protocol.md, "TURN and ICE
-servers", "Join tokens", "Origins"), end to end: gateways of their own, started with those
+"""TURN credentials, ICE servers, join tokens, identities and origins (docs/protocol.md, "TURN
+and ICE servers", "Join tokens", "Identities and roles", "Origins"), end to end: gateways of their own, started with those
 settings beside the shared cluster's, on its Redis and relays."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
 import websockets
 from cryptography.hazmat.primitives import serialization
@@ -172,6 +174,129 @@ def test_the_token_command_needs_a_key() -> None:
                             env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 2 and "SWITCHBOARD_JOIN_SECRET" in result.stderr
+
+
+# --- identities and roles -------------------------------------------------------------------
+
+
+def minted(room: str, **claims: Any) -> str:
+    """A token for `room` with these claims, minted in-process (the command is slower)."""
+    return jwt.encode({"room": room, "exp": int(time.time()) + 60, **claims}, JOIN_SECRET)
+
+
+async def joined_with(gateways: dict[str, tuple[Process, int]], room: str,
+                      **fields: Any) -> tuple[Peer, dict[str, Any]]:
+    peer = await Peer.connect(url(gateways, "secret"))
+    await peer.send(event="join_room", room_id=room, **fields)
+    joined = await peer.expect("joined_room")
+    peer.id = joined["own_id"]
+    return peer, joined
+
+
+async def test_user_and_info_are_shown_wherever_the_peer_is(
+        gateways: dict[str, tuple[Process, int]], room: str) -> None:
+    alice_info = {"name": "Alice", "avatar": "https://example.com/a.png"}
+    a, joined_a = await joined_with(gateways, room, token=minted(room, sub="alice",
+                                                                  info=alice_info))
+    b, joined_b = await joined_with(gateways, room, token=minted(room))
+    c, joined_c = await joined_with(gateways, room, token=minted(room, sub="carol"))
+    try:
+        assert (joined_a["user"], joined_a["info"]) == ("alice", alice_info)
+        assert "user" not in joined_b and "info" not in joined_b
+        alice = {"peer_id": a.id, "status": {}, "user": "alice", "info": alice_info}
+        carol = {"peer_id": c.id, "status": {}, "user": "carol"}
+        assert joined_b["peers"] == [alice]
+        assert joined_c["peers"] == [alice, {"peer_id": b.id, "status": {}}]
+        assert await a.expect("new_peer") == {"event": "new_peer", "peer_id": b.id,
+                                              "status": {}}
+        for peer in (a, b):
+            assert await peer.expect("new_peer") == {"event": "new_peer", **carol}
+        # Only the service sets them: an update cannot, whatever it carries.
+        await c.send(event="update_status", user="mallory", info={"name": "M"},
+                     status={"name": "Cy", "user": "mallory", "info": {"name": "M"}})
+        for peer in (a, b, c):
+            assert await peer.expect("peer_updated_status") == {
+                "event": "peer_updated_status", "status": {"name": "Cy"}, "sender_id": c.id}
+        await a.send(event="leave_room")
+        assert (await b.expect("peer_left"))["sender_id"] == a.id
+        host_changed = await b.expect("host_changed")
+        assert host_changed["peers"] == [{**carol, "status": {"name": "Cy"}}]
+    finally:
+        for peer in (a, b, c):
+            await peer.close()
+
+
+async def test_a_granted_teacher_joining_after_students_takes_over_the_star_room(
+        gateways: dict[str, tuple[Process, int]], room: str) -> None:
+    s1, _ = await joined_with(gateways, room, topology="star",
+                              token=minted(room, sub="student-1"))
+    s2, _ = await joined_with(gateways, room, token=minted(room, sub="student-2"))
+    assert (await s1.expect("new_peer"))["peer_id"] == s2.id
+    token = token_command("--room", room, "--sub", "teacher", "--info", '{"role":"teacher"}',
+                          "--host")
+    teacher, joined = await joined_with(gateways, room, token=token)
+    s3 = None
+    try:
+        assert joined["host_id"] == teacher.id and joined["topology"] == "star"
+        assert (joined["user"], joined["info"]) == ("teacher", {"role": "teacher"})
+        assert joined["peers"] == [{"peer_id": s1.id, "status": {}, "user": "student-1"},
+                                   {"peer_id": s2.id, "status": {}, "user": "student-2"}]
+        shown = {"peer_id": teacher.id, "status": {}, "user": "teacher",
+                 "info": {"role": "teacher"}}
+        for student in (s1, s2):
+            # new_peer (what palava clients follow), then the students' whole new view:
+            # the teacher alone. Nobody left.
+            assert await student.expect("new_peer") == {"event": "new_peer", **shown}
+            assert await student.expect("host_changed") == {
+                "event": "host_changed", "host_id": teacher.id, "peers": [shown]}
+            await student.assert_nothing_pending()
+        s3, joined_s3 = await joined_with(gateways, room, token=minted(room))
+        assert joined_s3["host_id"] == teacher.id and joined_s3["peers"] == [shown]
+        assert (await teacher.expect("new_peer"))["peer_id"] == s3.id
+    finally:
+        for peer in (s1, s2, teacher, s3):
+            if peer is not None:
+                await peer.close()
+
+
+async def test_a_resume_keeps_user_info_and_the_grant(
+        gateways: dict[str, tuple[Process, int]], room: str) -> None:
+    student, _ = await joined_with(gateways, room, topology="star", token=minted(room))
+    teacher, joined = await joined_with(gateways, room, resumable=True, token=minted(
+        room, sub="teacher", info={"name": "T"}, host=True))
+    again = late = None
+    try:
+        assert joined["host_id"] == teacher.id
+        await student.expect("new_peer")
+        await student.expect("host_changed")
+        teacher.ws.transport.abort()
+        again = await Peer.connect(url(gateways, "secret"))
+        await again.send(event="resume", resume_token=joined["resume_token"], last_frame_seq=0)
+        resumed = await again.expect("joined_room")
+        assert resumed["resumed"] and resumed["host_id"] == teacher.id
+        assert (resumed["user"], resumed["info"]) == ("teacher", {"name": "T"})
+        late, joined_late = await joined_with(gateways, room, token=minted(room))
+        assert joined_late["host_id"] == teacher.id
+        assert joined_late["peers"] == [{"peer_id": teacher.id, "status": {},
+                                         "user": "teacher", "info": {"name": "T"}}]
+    finally:
+        for peer in (student, teacher, again, late):
+            if peer is not None:
+                await peer.close()
+
+
+@pytest.mark.parametrize("claims", [{"sub": ""}, {"sub": "x" * 129}, {"sub": 7},
+                                    {"info": [1]}, {"info": {"pad": "x" * 1100}},
+                                    {"host": "yes"}])
+async def test_a_token_with_a_malformed_claim_is_not_allowed(
+        gateways: dict[str, tuple[Process, int]], room: str, claims: dict[str, Any]) -> None:
+    peer = await Peer.connect(url(gateways, "secret"))
+    try:
+        await peer.send(event="join_room", room_id=room, token=minted(room, **claims))
+        await peer.expect_error("not allowed", "join_room")
+        await peer.assert_alive()
+    finally:
+        await peer.close()
 
 
 # --- origins ----------------------------------------------------------------------------------

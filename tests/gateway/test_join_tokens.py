@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway.join_tokens import JoinTokens, PublicKeyError
+from gateway.join_tokens import Identity, JoinTokens, PublicKeyError
 
 SECRET = "a-secret-for-tests-of-32-bytes-or-more"
 ROOM = "math-101"
@@ -121,3 +121,59 @@ def test_the_public_key_may_be_a_file(tmp_path: Path) -> None:
 def test_a_broken_public_key_is_refused_at_start(value: str) -> None:
     with pytest.raises(PublicKeyError, match="SWITCHBOARD_JOIN_PUBLIC_KEY"):
         JoinTokens("", value)
+
+
+# -- identities and roles (docs/protocol.md, "Identities and roles") -----------------------
+
+@pytest.mark.parametrize("claims, expected", [
+    ({}, Identity()),
+    ({"sub": "user-7"}, Identity(user="user-7")),
+    ({"sub": "u"}, Identity(user="u")),
+    ({"sub": "x" * 128}, Identity(user="x" * 128)),
+    ({"info": {}}, Identity(info=b"{}")),
+    ({"info": {"name": "Ms Tee", "tags": [1, 2]}},
+     Identity(info=b'{"name":"Ms Tee","tags":[1,2]}')),
+    ({"info": {"pad": "x" * 1014}}, Identity(info=b'{"pad":"' + b"x" * 1014 + b'"}')),  # 1 KiB
+    ({"host": True}, Identity(host=True)),
+    ({"host": False}, Identity()),
+    ({"sub": "t-1", "info": {"role": "teacher"}, "host": True},
+     Identity("t-1", b'{"role":"teacher"}', True)),
+])
+def test_identity_claims_are_read(claims: dict[str, Any], expected: Identity) -> None:
+    assert JoinTokens(SECRET, "").identity(token(**claims), ROOM) == expected
+
+
+def test_identity_claims_are_read_from_public_key_tokens_too() -> None:
+    made = token(EC_KEY, "ES256", sub="s-1", host=True)
+    assert JoinTokens("", EC_PUBLIC).identity(made, ROOM) == Identity(user="s-1", host=True)
+
+
+BAD_CLAIMS: dict[str, dict[str, Any]] = {
+    "sub empty": {"sub": ""},
+    "sub of 129 characters": {"sub": "x" * 129},
+    "sub a number": {"sub": 7},
+    "sub a list": {"sub": ["a"]},
+    "sub null": {"sub": "null"},  # "null": JSON null (see _with_nulls)
+    "info a string": {"info": "Ms Tee"},
+    "info a list": {"info": [1, 2]},
+    "info a number": {"info": 3},
+    "info over 1 KiB": {"info": {"pad": "x" * 1015}},
+    "host a string": {"host": "true"},
+    "host a number": {"host": 1},
+    "host null": {"host": "null"},
+}
+
+
+def _with_nulls(claims: dict[str, Any]) -> str:
+    """A token whose claims may hold JSON null (token() leaves None out)."""
+    body = {"room": ROOM, "exp": int(time.time()) + 60,
+            **{k: None if v == "null" else v for k, v in claims.items()}}
+    return jwt.encode(body, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize("why", BAD_CLAIMS)
+def test_a_claim_of_the_wrong_type_or_size_refuses_the_token(why: str) -> None:
+    tokens = JoinTokens(SECRET, "")
+    made = _with_nulls(BAD_CLAIMS[why])
+    assert tokens.identity(made, ROOM) is None, why
+    assert not tokens.allows(made, ROOM)

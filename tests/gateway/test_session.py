@@ -306,6 +306,20 @@ def test_with_join_tokens_a_join_needs_one_for_its_room() -> None:
     assert isinstance(join(s, "lobby", token=good), Forward)
 
 
+def test_a_tokens_identity_travels_with_the_join() -> None:
+    secret = "a-join-secret-of-at-least-32-bytes!"
+    s = Session(CONN, GW, 8, JoinTokens(secret, ""))
+    token = jwt.encode({"room": "lobby", "exp": int(time.time()) + 60, "sub": "u-1",
+                        "info": {"name": "U"}, "host": True}, secret)
+    forward = join(s, "lobby", token=token)
+    assert isinstance(forward, Forward) and isinstance(forward.event, Join)
+    assert (forward.event.user, forward.event.info, forward.event.host) == (
+        "u-1", b'{"name":"U"}', True)
+    # Without join tokens, claims are nobody's to make: a join carries no identity.
+    plain = join(session(), "lobby", token=token)
+    assert (plain.event.user, plain.event.info, plain.event.host) == ("", b"", False)
+
+
 def test_a_socket_closing_while_its_resume_is_on_the_way_detaches_that_peer() -> None:
     old = session()
     resumable_join(old)

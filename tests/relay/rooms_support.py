@@ -41,8 +41,10 @@ def decode(payload: bytes) -> Any:
 
 
 def join(conn: str, status: Status = EMPTY_STATUS, seq: int = 1, room: str = ROOM,
-         topology: Topology | None = None) -> Join:
-    return Join(conn=conn, room=room, gateway=GW, seq=seq, status=status, topology=topology)
+         topology: Topology | None = None, user: str = "", info: bytes = b"",
+         host: bool = False) -> Join:
+    return Join(conn=conn, room=room, gateway=GW, seq=seq, status=status, topology=topology,
+                user=user, info=info, host=host)
 
 
 def book_with(*members: tuple[str, Status], capacity: int = 100, star_capacity: int = 1000,

@@ -1,7 +1,8 @@
 """Properties of the room state machine over random sequences of events, in both topologies.
 
 Each peer is modelled as a client would be: it builds its view of the room (the other
-members it knows, with their statuses, and the host) from nothing but the frames the book
+members it knows, with their statuses and the `user` and `info` their tokens gave, and the
+host) from nothing but the frames the book
 publishes to it. After every event, each member's view must equal what a fresh
 `join_room` would show it, computed here from a model of the rooms that follows
 docs/protocol.md independently of the book. A frame that reaches someone not allowed to see
@@ -38,24 +39,44 @@ ROOMS = ["r-one", "r-two"]
 CAPACITY = {Topology.MESH: 3, Topology.STAR: 5}
 STATUSES = [Status(), Status(name="Ann"), Status(user_agent="firefox"),
             Status(name="Bo", user_agent="chrome")]
+# Identities from join tokens: none, or a user (shared by several peers) with its info.
+USERS = ["", "u-1", "u-2"]
+INFOS = {"": b"", "u-1": b'{"name":"One"}', "u-2": b'{"name":"Two","role":"teacher"}'}
+
+
+@dataclass
+class ModelMember:
+    status: Status
+    user: str = ""
+    host: bool = False  # the host grant
+
+    def shown(self) -> dict[str, Any]:
+        """How others are shown this member: what a `peers[]` entry holds but the id."""
+        out: dict[str, Any] = {"status": shown(self.status)}
+        if self.user:
+            out.update(user=self.user, info=json.loads(INFOS[self.user]))
+        return out
 
 
 @dataclass
 class ModelRoom:
-    """docs/protocol.md's room: members in join order (the first is the host), a topology."""
+    """docs/protocol.md's room: members in join order, a topology. The host is the first
+    member holding the grant, or the first member when none does."""
 
     topology: Topology
-    members: dict[str, Status] = field(default_factory=dict)
+    members: dict[str, ModelMember] = field(default_factory=dict)
 
     @property
     def host(self) -> str:
-        return next(iter(self.members))
+        granted = [conn for conn, member in self.members.items() if member.host]
+        return (granted or list(self.members))[0]
 
-    def fresh_view(self, viewer: str) -> dict[str, dict[str, str]]:
+    def fresh_view(self, viewer: str) -> dict[str, dict[str, Any]]:
         """What `joined_room.peers` would list for `viewer` now."""
         if self.topology is Topology.STAR and viewer != self.host:
-            return {self.host: shown(self.members[self.host])}
-        return {conn: shown(status) for conn, status in self.members.items() if conn != viewer}
+            return {self.host: self.members[self.host].shown()}
+        return {conn: member.shown() for conn, member in self.members.items()
+                if conn != viewer}
 
 
 @dataclass
@@ -63,12 +84,17 @@ class Client:
     """What one peer knows, from the frames it received."""
 
     room: str | None = None  # where its gateway believes it is
-    view: dict[str, dict[str, str]] | None = None
+    view: dict[str, dict[str, Any]] | None = None
     host: str | None = None
 
 
 def shown(status: Status) -> dict[str, str]:
     return {k: v for k, v in (("name", status.name), ("user_agent", status.user_agent)) if v}
+
+
+def entry_of(frame: dict[str, Any]) -> dict[str, Any]:
+    """A `peers[]` entry or a `new_peer` frame as the view keeps it: all but the id."""
+    return {k: v for k, v in frame.items() if k not in ("event", "peer_id")}
 
 
 def merged(old: Status, update: Status) -> Status:
@@ -105,11 +131,11 @@ class World:
         if kind == "join":
             if client.room is not None:
                 return None  # the gateway answers "already joined another room"
-            _, _, room, topology, status = action
+            _, _, room, topology, status, user, granted = action
             self.seq += 1
             client.room = room
             return Join(conn=conn, room=room, gateway="gw", seq=self.seq, status=status,
-                        topology=topology)
+                        topology=topology, user=user, info=INFOS[user], host=granted)
         if client.room is None:
             return None  # "currently not in any room", answered by the gateway
         if kind == "leave":
@@ -127,15 +153,16 @@ class World:
         """Change the model as the spec says; whether a join or send is accepted."""
         room = self.model.get(event.room)
         if isinstance(event, Join):
+            joiner = ModelMember(event.status, event.user, event.host)
             if room is None:
                 self.model[event.room] = ModelRoom(event.topology or Topology.MESH,
-                                                   {event.conn: event.status})
+                                                   {event.conn: joiner})
                 return True
             if event.topology is not None and event.topology != room.topology:
                 return False
             if len(room.members) >= CAPACITY[room.topology]:
                 return False
-            room.members[event.conn] = event.status
+            room.members[event.conn] = joiner
             return True
         assert room is not None and event.conn in room.members
         if isinstance(event, Leave):
@@ -144,7 +171,8 @@ class World:
                 del self.model[event.room]
             return True
         if isinstance(event, UpdateStatus):
-            room.members[event.conn] = merged(room.members[event.conn], event.status)
+            member = room.members[event.conn]
+            member.status = merged(member.status, event.status)
             return True
         assert isinstance(event, SendToPeer)
         target_seen = event.peer in room.fresh_view(event.conn)
@@ -185,25 +213,27 @@ class World:
             return
         if kind == "joined_room":
             assert isinstance(event, Join) and accepted and conn == event.conn
-            client.view = {p["peer_id"]: p["status"] for p in frame["peers"]}
+            client.view = {p["peer_id"]: entry_of(p) for p in frame["peers"]}
             client.host = frame["host_id"]
             assert frame["topology"] == self.model[event.room].topology
+            assert frame.get("user", "") == event.user
+            assert frame.get("info") == (json.loads(event.info) if event.info else None)
             return
         view = client.view
         assert view is not None, f"{conn} got {frame} outside a room"
         if kind == "new_peer":
             assert frame["peer_id"] not in view
-            view[frame["peer_id"]] = frame["status"]
+            view[frame["peer_id"]] = entry_of(frame)
         elif kind == "peer_left":
             del view[frame["sender_id"]]
         elif kind == "host_changed":
-            client.view = {p["peer_id"]: p["status"] for p in frame["peers"]}
+            client.view = {p["peer_id"]: entry_of(p) for p in frame["peers"]}
             client.host = frame["host_id"]
         elif kind == "peer_updated_status":
             sender = frame["sender_id"]
             if sender != conn:
                 assert sender in view, f"{conn} told of {sender}, whom it does not see"
-                view[sender] = frame["status"]
+                view[sender]["status"] = frame["status"]
         else:
             assert kind == "message" and accepted
             assert frame["sender_id"] in view or frame["sender_id"] == conn
@@ -224,8 +254,8 @@ class World:
         book = RoomBook(CAPACITY[Topology.MESH], CAPACITY[Topology.STAR])
         for digest, members in self.stored.items():
             book.load(digest, dict(members), {})
-        assert {d: (r.topology, list(r.members)) for d, r in book.rooms.items()} == {
-            d: (r.topology, list(r.members)) for d, r in self.model.items()}
+        assert {d: (r.topology, list(r.members), r.host) for d, r in book.rooms.items()} == {
+            d: (r.topology, list(r.members), r.host) for d, r in self.model.items()}
 
 
 topologies = st.sampled_from([None, Topology.MESH, Topology.STAR])
@@ -233,7 +263,8 @@ peers = st.sampled_from(PEERS)
 # Mostly one room, and joins as often as everything else together: rooms fill up, so
 # that hosts leave full rooms and clients of star rooms try each other.
 joins = st.tuples(st.just("join"), peers, st.sampled_from([ROOMS[0]] * 3 + ROOMS[1:]),
-                  topologies, st.sampled_from(STATUSES))
+                  topologies, st.sampled_from(STATUSES), st.sampled_from(USERS),
+                  st.booleans())
 actions = st.one_of(
     joins, joins, joins,
     st.tuples(st.just("leave"), peers),
