@@ -44,6 +44,9 @@ class NextJoin(NextEvent, tag="join", frozen=True):
     topology: str | None = None
     token_digest: str = ""
     socket: str = ""
+    user: str = ""
+    info: bytes = b""
+    host: bool = False
     resumable: bool = False  # new
 
 
@@ -54,11 +57,13 @@ class NextLeave(NextEvent, tag="leave", frozen=True):
 
 class NextUpdateStatus(NextEvent, tag="status", frozen=True):
     status: NextStatus
+    socket: str = ""
 
 
 class NextSendToPeer(NextEvent, tag="send", frozen=True):
     peer: str
     data: bytes
+    socket: str = ""
     priority: int = 0  # new
 
 
@@ -77,6 +82,9 @@ class NextMember(msgspec.Struct, frozen=True):
     socket: str = ""
     detached_until: int = 0
     detached_seq: int = 0
+    user: str = ""
+    info: bytes = b""
+    host: bool = False
     resumable: bool = False  # new
 
 
