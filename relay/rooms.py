@@ -188,13 +188,18 @@ class RoomBook:
             own_id=event.conn, peers=room.view(event.conn), host_id=room.host,
             topology=room.topology, user=me.user, info=me.info))))
         if old_host:
-            new_peer = NewPeer(peer_id=event.conn, status=event.status, user=me.user,
-                               info=me.info)
-            self._to(room, room.watchers(event.conn), encode_frame(new_peer), out)
-            if room.host != old_host:
+            took_over = room.host != old_host
+            # A star room's takeover is told by host_changed alone: a new_peer would have
+            # the old host (a host until host_changed) start a link to the new one.
+            if not (took_over and room.topology is Topology.STAR):
+                new_peer = NewPeer(peer_id=event.conn, status=event.status, user=me.user,
+                                   info=me.info)
+                self._to(room, room.watchers(event.conn), encode_frame(new_peer), out)
+            if took_over:
                 # A granted joiner took over from a host without the grant: nobody left,
-                # so after new_peer (what palava clients follow) every other member learns
-                # the new host and its whole new view (docs/protocol.md, "Host").
+                # so (after new_peer in a mesh room, which palava clients follow) every
+                # other member learns the new host and its whole new view
+                # (docs/protocol.md, "Host").
                 self._host_changed(room, out, skip=event.conn)
         self.stats.joined += 1
         self.room_of[event.conn] = event.room
