@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from hmac import compare_digest
 
+import msgspec
 from msgspec.structs import replace
 
 from relay.effects import (
@@ -25,18 +26,33 @@ from relay.effects import (
     PutMember,
     Replay,
 )
-from relay.room import Members, Room, peer_entry
+from shared.admin_replies import (
+    NO_MEMBERS,
+    deadline_body,
+    delivered_body,
+    error_body,
+    removed_body,
+    room_of,
+)
 from shared.events import (
+    AdminEvent,
+    AdminReply,
     AnyEvent,
     Detach,
+    EndRoom,
+    Evicted,
     Expire,
     Join,
     JoinRefused,
     Leave,
     Member,
+    RemoveAll,
+    RemovePeers,
     Resume,
     Resumed,
     SendToPeer,
+    ServerMessage,
+    SetDeadline,
     TakenOver,
     Topology,
     UpdateStatus,
@@ -50,10 +66,14 @@ from shared.frames import (
     NewPeer,
     PeerLeft,
     PeerUpdatedStatus,
+    RemovalReason,
     encode_frame,
     error_frame,
     peer_message_frame,
 )
+from shared.frames import Removed as RemovedFrame
+from shared.frames import ServerMessage as ServerMessageFrame
+from shared.room import Members, Room, peer_entry
 from shared.stream_ids import stream_order
 
 
@@ -95,10 +115,8 @@ class RoomBook:
 
     def load(self, digest: str, members: Members, frame_seqs: Mapping[str, int]) -> None:
         """Install a room read back from Redis, ordering members by join."""
-        ordered = dict(sorted(members.items(), key=lambda item: stream_order(item[1].joined)))
-        first = next(iter(ordered.values()))
-        self.rooms[digest] = Room(first.topology, ordered, stream_order(first.joined)[0])
-        for conn, member in ordered.items():
+        room = self.rooms[digest] = room_of(members)
+        for conn, member in room.members.items():
             self.room_of[conn] = digest
             if member.resumable:
                 self.frame_seqs[conn] = frame_seqs.get(conn, 0)
@@ -122,6 +140,12 @@ class RoomBook:
                 for digest, room in self.rooms.items()
                 for conn, member in room.members.items()
                 if member.detached_until and member.detached_until <= now_ms]
+
+    def ended(self, now_ms: int) -> list[EndRoom]:
+        """Rooms whose deadline passed by `now_ms`."""
+        return [EndRoom(conn="", room=digest, at=room.ends_at)
+                for digest, room in self.rooms.items()
+                if room.ends_at and room.ends_at <= now_ms]
 
     def _now_ms(self) -> int:
         """The time of the event being applied: its stream id's milliseconds (Redis's
@@ -153,6 +177,12 @@ class RoomBook:
             self._expire(event, out)
         elif isinstance(event, Resume):
             self._resume(event, self._now_ms(), out)
+        elif isinstance(event, AdminEvent):
+            self._admin(event, out)
+        elif isinstance(event, EndRoom):
+            room = self.rooms.get(event.room)
+            if room is not None and room.ends_at == event.at:
+                self._end_room(event.room, RemovalReason.EXPIRED, out)
         while self._overflowed:
             # More frames arrived for a detached peer than are kept: it can never
             # resume, so it leaves now (docs/protocol.md, "Resume").
@@ -163,6 +193,11 @@ class RoomBook:
 
     def _join(self, event: Join, entry_id: str, out: list[Effect]) -> None:
         room = self.rooms.get(event.room)
+        if room is not None and room.ends_at and room.ends_at <= self._now_ms():
+            # Its deadline passed and the sweep has not ended it yet: it ends now, and
+            # this join starts a new room (docs/protocol.md, "Deadlines").
+            self._end_room(event.room, RemovalReason.EXPIRED, out)
+            room = None
         reply = event.socket or event.conn
         refusal = None if room is None else self._refusal(room, event)
         if refusal is not None:
@@ -172,13 +207,15 @@ class RoomBook:
             return
         if room is None:
             room = self.rooms[event.room] = Room(event.topology or Topology.MESH,
-                                                 opened_ms=self._now_ms())
+                                                 opened_ms=self._now_ms(),
+                                                 ends_at=event.ends_at, name=event.name)
             self.stats.created += 1
             out.append(OpenRoom(event.room))
         member = Member(status=event.status, gateway=event.gateway, joined=entry_id,
                         topology=room.topology, token=event.token_digest,
                         socket="" if reply == event.conn else reply,
-                        user=event.user, info=event.info, host=event.host)
+                        user=event.user, info=event.info, host=event.host,
+                        ends_at=room.ends_at, room_name=room.name)
         old_host = room.host
         room.admit(event.conn, member)
         me = peer_entry(event.conn, member)
@@ -231,6 +268,17 @@ class RoomBook:
             return  # leaving a room one is not in is no error (docs/protocol.md)
         was_host = conn == room.host
         watchers = room.watchers(conn)
+        self._drop(digest, room, conn, member, out)
+        if not room.members:
+            self._closed(digest, room, out)
+            return
+        self._to(room, watchers, encode_frame(PeerLeft(sender_id=conn)), out)
+        if was_host:
+            self._host_changed(room, out)
+
+    def _drop(self, digest: str, room: Room, conn: str, member: Member,
+              out: list[Effect]) -> None:
+        """`conn` is no longer a member: its record and kept frames go."""
         room.remove(conn)
         del self.room_of[conn]
         self.stats.left += 1
@@ -238,16 +286,13 @@ class RoomBook:
         if member.resumable:
             self.frame_seqs.pop(conn, None)
             out.append(DropKept(conn))
-        if not room.members:
-            del self.rooms[digest]
-            self.stats.closed += 1
-            self.stats.lifetimes.append(
-                (max(self._now_ms() - room.opened_ms, 0) / 1000, room.peak))
-            out.append(CloseRoom(digest))
-            return
-        self._to(room, watchers, encode_frame(PeerLeft(sender_id=conn)), out)
-        if was_host:
-            self._host_changed(room, out)
+
+    def _closed(self, digest: str, room: Room, out: list[Effect]) -> None:
+        """The room has no members left: it goes."""
+        del self.rooms[digest]
+        self.stats.closed += 1
+        self.stats.lifetimes.append((max(self._now_ms() - room.opened_ms, 0) / 1000, room.peak))
+        out.append(CloseRoom(digest))
 
     def _host_changed(self, room: Room, out: list[Effect], skip: str = "") -> None:
         """After the host changed: every member (but `skip`, the joiner that took over)
@@ -368,6 +413,89 @@ class RoomBook:
         else:
             out.append(Publish(target.socket or event.peer,
                                peer_message_frame(event.data, event.conn)))
+
+    # --- the app's actions (docs/protocol.md, "Admin API", "Removal", "Deadlines") ----
+
+    def _admin(self, event: AdminEvent, out: list[Effect]) -> None:
+        room = self.rooms.get(event.room)
+        if room is None:
+            self._reply(event, 404, error_body(NO_MEMBERS), out)
+        elif isinstance(event, RemovePeers):
+            if event.peer:
+                chosen = [event.peer] if event.peer in room.members else []
+            else:
+                chosen = [conn for conn, m in room.members.items() if m.user == event.user]
+            self._remove(event.room, room, chosen, out)
+            self._reply(event, 200, removed_body(chosen), out)
+        elif isinstance(event, RemoveAll):
+            self._reply(event, 200, removed_body(
+                self._end_room(event.room, RemovalReason.CLOSED, out)), out)
+        elif isinstance(event, ServerMessage):
+            if event.peer:
+                chosen = [event.peer] if event.peer in room.members else []
+            else:
+                chosen = list(room.members)
+            frame = encode_frame(ServerMessageFrame(data=msgspec.Raw(event.data)))
+            self._to(room, chosen, frame, out)
+            self._reply(event, 200, delivered_body(chosen), out)
+        elif isinstance(event, SetDeadline):
+            self._set_deadline(event, room, out)
+
+    @staticmethod
+    def _reply(event: AdminEvent, status: int, body: bytes, out: list[Effect]) -> None:
+        out.append(Publish(event.conn, event_encoder.encode(AdminReply(status=status,
+                                                                       body=body))))
+
+    def _remove(self, digest: str, room: Room, conns: list[str], out: list[Effect]) -> None:
+        """Members removed by the app, together: each is told and closed, then those who
+        saw them get peer_left, and every member host_changed if the host went."""
+        old_host = room.host
+        watchers = {conn: room.watchers(conn) for conn in conns}
+        for conn in conns:
+            member = room.members[conn]
+            self._tell_removed(digest, conn, member, RemovalReason.REMOVED, out)
+            self._drop(digest, room, conn, member, out)
+        if not room.members:
+            self._closed(digest, room, out)
+            return
+        for conn in conns:
+            stayed = [w for w in watchers[conn] if w in room.members]
+            self._to(room, stayed, encode_frame(PeerLeft(sender_id=conn)), out)
+        if room.host != old_host:
+            self._host_changed(room, out)
+
+    def _end_room(self, digest: str, reason: RemovalReason, out: list[Effect]) -> list[str]:
+        """Every member is removed at once: nobody hears of the others leaving, the room
+        is gone. Returns the members removed, in join order."""
+        room = self.rooms[digest]
+        removed = list(room.members)
+        for conn, member in list(room.members.items()):
+            self._tell_removed(digest, conn, member, reason, out)
+            self._drop(digest, room, conn, member, out)
+        self._closed(digest, room, out)
+        return removed
+
+    @staticmethod
+    def _tell_removed(digest: str, conn: str, member: Member, reason: RemovalReason,
+                      out: list[Effect]) -> None:
+        """The `removed` frame, then the word for its gateway to close the socket (4003).
+        A detached peer has no socket to tell: its resume will find it gone."""
+        if member.detached_until:
+            return
+        channel = channel_of(conn, member)
+        out.append(Publish(channel, encode_frame(RemovedFrame(reason=reason))))
+        out.append(Publish(channel, event_encoder.encode(Evicted(conn=conn, room=digest))))
+
+    def _set_deadline(self, event: SetDeadline, room: Room, out: list[Effect]) -> None:
+        if event.ends_at and event.ends_at <= self._now_ms():
+            self._end_room(event.room, RemovalReason.EXPIRED, out)
+        else:
+            room.ends_at = event.ends_at
+            # Each member's record carries it, so that a room read back knows it.
+            for conn, member in room.members.items():
+                member = room.members[conn] = replace(member, ends_at=event.ends_at)
+                out.append(PutMember(event.room, conn, member))
+        self._reply(event, 200, deadline_body(event.ends_at), out)
 
     # --- delivery ---------------------------------------------------------------------
 

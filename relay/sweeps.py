@@ -1,7 +1,7 @@
 """The relay's once-a-second sweeps of the rooms it holds: peers of dead gateways leave
-(docs/architecture.md, rule 4), detached peers whose grace is over expire (rule 8). Both
-write events to the shard streams, where they are applied like any other, in order and
-exactly once."""
+(docs/architecture.md, rule 4), detached peers whose grace is over expire (rule 8), rooms
+whose deadline passed end (docs/protocol.md, "Deadlines"). Each writes events to the
+shard streams, where they are applied like any other, in order and exactly once."""
 
 from __future__ import annotations
 
@@ -89,6 +89,16 @@ class Sweeps:
         if expiring:
             log.info("grace over for %d detached peers", len(expiring))
             await append_events(self.redis, expiring, self.stream_maxlen)
+
+    async def end_rooms(self, shards: Iterable[Shard]) -> None:
+        """Rooms whose deadline passed end. A deadline that passed while no relay held the
+        shard is found by the first sweep of the relay that takes it; one that the app
+        moved meanwhile changes nothing (the event names the deadline it was sent for)."""
+        now_ms = int(time.time() * 1000)
+        ending = [(shard.stream, end) for shard in shards for end in shard.book.ended(now_ms)]
+        if ending:
+            log.info("deadline passed for %d rooms", len(ending))
+            await append_events(self.redis, ending, self.stream_maxlen)
 
 
 async def append_events(redis: RedisClient, events: Sequence[tuple[str, AnyEvent]],

@@ -59,6 +59,11 @@ class Join(Event, tag="join", frozen=True, omit_defaults=True):
     user: str = ""
     info: bytes = b""
     host: bool = False
+    # Room-level facts a join brings when it starts the room (docs/protocol.md,
+    # "Deadlines", "Admin API"): when the room ends (ms, 0: never), and its name in
+    # clear, sent only while the admin API is on (so that rooms can be listed).
+    ends_at: int = 0
+    name: str = ""
 
 
 class Leave(Event, tag="leave", frozen=True, omit_defaults=True):
@@ -104,13 +109,48 @@ class SendToPeer(Event, tag="send", frozen=True, omit_defaults=True):
     socket: str = ""  # as UpdateStatus.socket
 
 
-AnyEvent = Join | Leave | UpdateStatus | SendToPeer | Detach | Expire | Resume
+class AdminEvent(Event, frozen=True):
+    """An action of the app's (docs/protocol.md, "Admin API"), applied by the room's relay
+    in order with the room's other events. `conn` names the channel its reply
+    (`AdminReply`) goes to: the gateway that took the HTTP request listens there."""
+
+
+class RemovePeers(AdminEvent, tag="remove", frozen=True, omit_defaults=True):
+    """Remove one peer, or every peer of one user."""
+
+    peer: str = ""
+    user: str = ""
+
+
+class RemoveAll(AdminEvent, tag="close", frozen=True):
+    """Remove every member: the room ends."""
+
+
+class ServerMessage(AdminEvent, tag="server_message", frozen=True, omit_defaults=True):
+    data: bytes  # a JSON object, as the app sent it
+    peer: str = ""  # "": every member
+
+
+class SetDeadline(AdminEvent, tag="deadline", frozen=True):
+    ends_at: int  # ms; 0 clears the deadline
+
+
+class EndRoom(Event, tag="end", frozen=True):
+    """A room's deadline passed (sent by the relay's sweep; `conn` is "")."""
+
+    at: int  # the deadline it was sent for: one moved since is not due
+
+
+AnyEvent = (Join | Leave | UpdateStatus | SendToPeer | Detach | Expire | Resume | RemovePeers
+            | RemoveAll | ServerMessage | SetDeadline | EndRoom)
 
 # Each event by the client event it comes from (in error frames' `received_msg` and in
 # metrics); detach (a resumable peer's socket closed) and expire are the service's own.
 EVENT_NAMES: dict[type[AnyEvent], str] = {
     Join: "join_room", Leave: "leave_room", UpdateStatus: "update_status",
     SendToPeer: "send_to_peer", Resume: "resume", Detach: "detach", Expire: "expire",
+    RemovePeers: "admin_remove", RemoveAll: "admin_close", ServerMessage: "admin_message",
+    SetDeadline: "admin_deadline", EndRoom: "deadline",
 }
 
 event_encoder = msgspec.msgpack.Encoder()
@@ -140,6 +180,9 @@ class Member(msgspec.Struct, frozen=True, omit_defaults=True):
     user: str = ""
     info: bytes = b""
     host: bool = False
+    # The room's deadline and name (see Join), kept with each member as `topology` is.
+    ends_at: int = 0
+    room_name: str = ""
 
     @property
     def resumable(self) -> bool:
@@ -180,6 +223,22 @@ class ReplayBroken(Control, tag="replay_broken", frozen=True):
     socket cannot be given what it lacks, so its peer leaves rather than miss frames."""
 
 
-AnyControl = JoinRefused | Resumed | TakenOver | ReplayBroken
+class Evicted(Control, tag="evicted", frozen=True):
+    """The app removed this socket's peer from `room` (its `removed` frame came just
+    before): close the socket (4003), no leave. A socket that left that room meanwhile
+    stays."""
+
+    conn: str
+    room: str
+
+
+class AdminReply(Control, tag="admin_reply", frozen=True):
+    """The outcome of an admin action: an HTTP status and its JSON body."""
+
+    status: int
+    body: bytes
+
+
+AnyControl = JoinRefused | Resumed | TakenOver | ReplayBroken | Evicted | AdminReply
 
 control_decoder = msgspec.msgpack.Decoder(AnyControl)

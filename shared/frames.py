@@ -118,6 +118,26 @@ class PeerUpdatedStatus(Frame, tag="peer_updated_status"):
     sender_id: str
 
 
+class RemovalReason(StrEnum):
+    """Why the app ended a peer's membership (docs/protocol.md, "Removal")."""
+
+    REMOVED = "removed"  # that peer, by the admin API
+    CLOSED = "closed"  # its whole room, by the admin API
+    EXPIRED = "expired"  # its room's deadline passed
+
+
+class Removed(Frame, tag="removed"):
+    """ext: the app removed the peer; its socket is closed (4003) right after."""
+
+    reason: RemovalReason
+
+
+class ServerMessage(Frame, tag="server_message"):
+    """ext: a message from the app, through the admin API."""
+
+    data: msgspec.Raw  # the app's JSON object, as it sent it
+
+
 _encoder = msgspec.json.Encoder()
 
 

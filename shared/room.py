@@ -1,4 +1,8 @@
-"""One room: its members in join order, its topology, and who is shown whom."""
+"""One room: its members in join order, its topology, and who is shown whom.
+
+Pure: the relay's state machine (relay/rooms.py) keeps rooms in it, and the admin API
+(gateway/admin_rooms.py) reads rooms back from Redis through it, so that both tell the
+same host."""
 
 from __future__ import annotations
 
@@ -27,12 +31,15 @@ class Room:
     host up to date; a member's record may be replaced in place, its grant never changes.
     """
 
-    __slots__ = ("members", "topology", "opened_ms", "peak", "_host")
+    __slots__ = ("members", "topology", "opened_ms", "peak", "ends_at", "name", "_host")
 
     def __init__(self, topology: Topology, members: Members | None = None,
-                 opened_ms: int = 0) -> None:
+                 opened_ms: int = 0, ends_at: int = 0, name: str = "") -> None:
         self.members: Members = {} if members is None else members
         self.topology = topology
+        # The deadline (ms, 0: none) and the name in clear ("" unless the admin API is on).
+        self.ends_at = ends_at
+        self.name = name
         # Usage statistics: when it opened (ms, Redis time) and the most members it had.
         # A room read back after a takeover counts from its oldest member's join.
         self.opened_ms = opened_ms
