@@ -15,8 +15,16 @@ export const parseObject = (text) => {
   }
   try {
     const value = JSON.parse(text);
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+    return isObject(value) ? value : null;
   } catch {
     return null;
   }
 };
+
+/**
+ * Whether `value`, parsed already, is a JSON object (not an array, not null).
+ * @param {unknown} value
+ * @returns {value is Record<string, any>}
+ */
+export const isObject = (value) => value !== null && typeof value === 'object'
+  && !Array.isArray(value);

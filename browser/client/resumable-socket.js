@@ -10,12 +10,16 @@
  * what is sent for after the resume; the resumed `joined_room` is not passed on, since
  * nothing changed for the code above. Only when a resume cannot be had (the service says
  * `cannot resume`, or none answers within `resumeWithinMs`) does the code above see the
- * socket close, and then it joins again as it would have.
+ * socket close, and then it joins again as it would have. A peer the app removed
+ * (docs/protocol.md, "Removal": a `removed` frame, then close code 4003) is never resumed:
+ * its resume token is void.
  *
  * Events besides the WebSocket ones (CustomEvent, data in `detail`): `frame`, whose detail
  * is a JSON object the code above gets, parsed (right after its `message`: a listener need
  * not parse it again); `joined`, whose detail is every joined_room but a resumed one (before
- * the code above gets it); `resuming` {code} (the socket dropped); `resumed`.
+ * the code above gets it); `resuming` {code} (the socket dropped); `resumed`; `removed`
+ * {reason} (once: after the `removed` frame was passed on, or before the `close` of a 4003
+ * that came without one; `reason` is 'removed', 'closed' or 'expired').
  * @module
  */
 
@@ -30,6 +34,9 @@ const OPEN = 1;
 const CLOSED = 3;
 /** Another socket took the peer over: nothing to resume. */
 const TAKEN_OVER = 4001;
+/** The app removed the peer, or its room ended: nothing to resume. */
+const REMOVED = 4003;
+const REMOVAL_REASONS = ['removed', 'closed', 'expired'];
 /** Delays before each new socket of a resume (ms); the last one repeats. */
 const RETRY_DELAYS_MS = [0, 250, 500, 1000, 2000];
 /** Frames sent while resuming, kept for after it; beyond, the oldest go. */
@@ -61,6 +68,7 @@ export class ResumableSocket extends EventTarget {
   #lastSeq = 0;
   #resuming = false;
   #closedByUs = false;
+  #removed = false;
   /** @type {string[]} */
   #held = [];
   #deadline = 0;  // of the resume under way
@@ -187,6 +195,23 @@ export class ResumableSocket extends EventTarget {
         emit(this, 'frame', frame);
       }
     }
+    if (frame !== null && frame.event === 'removed') {
+      this.#removal(frame.reason);
+    }
+  }
+
+  /**
+   * The app ended the peer's membership: its resume token is void, so the close that
+   * follows is passed on, not resumed.
+   * @param {unknown} reason  the `removed` frame's, or the close's
+   */
+  #removal(reason) {
+    this.#token = null;
+    if (!this.#removed) {
+      this.#removed = true;
+      const known = REMOVAL_REASONS.find((name) => name === reason);
+      emit(this, 'removed', { reason: known ?? 'removed' });
+    }
   }
 
   /**
@@ -195,6 +220,9 @@ export class ResumableSocket extends EventTarget {
    * @param {string} reason
    */
   #lost(code, reason) {
+    if (code === REMOVED) {
+      this.#removal(reason);
+    }
     const mayResume = this.#token !== null && !this.#closedByUs && code !== TAKEN_OVER
       && this.#readyState === OPEN;
     if (!mayResume) {

@@ -2,6 +2,8 @@
  * The signaling socket: one WebSocket to a Switchboard gateway, speaking the palava
  * protocol and Switchboard's extensions (docs/protocol.md). Requests go out as methods; every
  * frame the server sends comes in as a `frame` event, and the end of the socket as `close`.
+ * `removed` {reason} comes before the `close` when the app removed the peer
+ * (docs/protocol.md, "Removal"): no resume is tried then.
  * @module
  */
 
@@ -15,9 +17,19 @@ import { ResumableSocket } from './resumable-socket.js';
  */
 
 /**
- * @typedef {object} PeerEntry
+ * @typedef {object} PeerEntry  a member as the server shows it (joined_room.peers, new_peer,
+ *   host_changed.peers)
  * @property {string} peer_id
  * @property {Status} status
+ * @property {string} [user]  from its join token, when it had one: see `Identity`
+ * @property {Record<string, unknown>} [info]
+ */
+
+/**
+ * @typedef {object} Identity  who the app says a peer is (docs/protocol.md, "Identities and
+ *   roles"): set by the service from the peer's join token, never by the peer itself
+ * @property {string} [user]  the app's id for the user (several peers may share one)
+ * @property {Record<string, unknown>} [info]  public data from the app (a display name...)
  */
 
 /**
@@ -48,10 +60,10 @@ export class SignalingChannel extends EventTarget {
     return new Promise((resolve, reject) => {
       const socket = new ResumableSocket(this.url, { resumable: this.resumable });
       this.#socket = socket;
-      for (const type of ['resuming', 'resumed']) {
-        socket.addEventListener(type, () => {
+      for (const type of ['resuming', 'resumed', 'removed']) {
+        socket.addEventListener(type, (event) => {
           if (this.#socket === socket) {
-            emit(this, type);
+            emit(this, type, /** @type {CustomEvent} */ (event).detail);
           }
         });
       }

@@ -20,9 +20,18 @@
  *   host      {hostId}           the host, once joined and after every change
  *   stream    {peerId, stream}   media from the other side of a link
  *   error     {message}          the server refused something, or a link was given up
- *   closed                       the session ended (`close`, or a refusal on rejoining)
+ *   server_message  {data}       a message from the app (docs/protocol.md, "Admin API")
+ *   removed   {reason}           the app ended this peer's membership: 'removed' (this
+ *                                peer), 'closed' (the whole room) or 'expired' (the room's
+ *                                deadline); `closed` follows, and the session never rejoins
+ *   closed                       the session ended (`close`, a removal, or a refusal on
+ *                                rejoining)
  *   resuming, resumed            the signaling socket dropped and is being resumed (the
  *                                links go on; nobody else sees a thing), and then was
+ *
+ * Where the service requires join tokens, `identityOf` gives who the app says each member
+ * is (its `user` and `info`, docs/protocol.md "Identities and roles"): unlike a status,
+ * which every peer chooses for itself, that can be trusted.
  * @module
  */
 
@@ -30,11 +39,13 @@ import { Backoff } from './backoff.js';
 import { emit } from './events.js';
 import { gatewayUrl } from './gateway-url.js';
 import { iceServersFor } from './ice-servers.js';
+import { isObject } from './json.js';
 import { PeerLink } from './peer-link.js';
 import { SignalingChannel } from './signaling.js';
 
 /** @typedef {import('./signaling.js').Status} Status */
 /** @typedef {import('./signaling.js').PeerEntry} PeerEntry */
+/** @typedef {import('./signaling.js').Identity} Identity */
 /** @typedef {import('./signaling.js').Frame} Frame */
 /** @typedef {import('./peer-link.js').Heartbeat} Heartbeat */
 
@@ -67,7 +78,7 @@ export class StarSession extends EventTarget {
   #channel = null;
   /** @type {Map<string, PeerLink>} */
   #links = new Map();
-  /** @type {Map<string, Status>} the members the server shows this peer */
+  /** @type {Map<string, PeerEntry>} the members the server shows this peer */
   #members = new Map();
   /** @type {string | null} */
   #peerId = null;
@@ -75,6 +86,8 @@ export class StarSession extends EventTarget {
   #hostId = null;
   /** @type {Status} */
   #ownStatus;
+  /** @type {Identity} this peer's, from its joined_room */
+  #ownIdentity = {};
   /** @type {RTCIceServer[]} */
   #iceServers = [];
   /** @type {unknown[]} */
@@ -120,7 +133,22 @@ export class StarSession extends EventTarget {
    * @returns {Status | undefined}
    */
   statusOf(peerId) {
-    return peerId === this.#peerId ? this.#ownStatus : this.#members.get(peerId);
+    return peerId === this.#peerId ? this.#ownStatus : this.#members.get(peerId)?.status;
+  }
+
+  /**
+   * Who the app says a member is (this peer included), as the server shows it to this peer:
+   * `{user, info}` from its join token, each undefined where the token had none (and both
+   * in rooms without tokens); undefined for a peer that is not a member this peer knows of.
+   * @param {string} peerId
+   * @returns {Identity | undefined}
+   */
+  identityOf(peerId) {
+    if (peerId === this.#peerId) {
+      return { ...this.#ownIdentity };
+    }
+    const member = this.#members.get(peerId);
+    return member === undefined ? undefined : identityIn(member);
   }
 
   /**
@@ -175,14 +203,20 @@ export class StarSession extends EventTarget {
     if (this.#closed) {
       return;
     }
+    this.#channel?.send('leave_room');  // first, so that the server hands over at once
+    this.#end();
+  }
+
+  /** Close the socket and every link, for good. */
+  #end() {
+    if (this.#closed) {
+      return;
+    }
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     const channel = this.#channel;
     this.#channel = null;
-    if (channel !== null) {
-      channel.send('leave_room');  // first, so that the server hands over at once
-      channel.close();
-    }
+    channel?.close();
     for (const link of [...this.#links.values()]) {
       link.close();
     }
@@ -199,6 +233,11 @@ export class StarSession extends EventTarget {
     for (const type of ['resuming', 'resumed']) {
       channel.addEventListener(type, () => emit(this, type));
     }
+    channel.addEventListener('removed', (event) => {
+      if (channel === this.#channel) {
+        this.#onRemoved(/** @type {CustomEvent<{reason: string}>} */ (event).detail.reason);
+      }
+    });
     /** @type {Promise<void>} */
     const joined = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(
@@ -253,6 +292,20 @@ export class StarSession extends EventTarget {
     this.#retryTimer = setTimeout(() => this.#rejoin(), this.#backoff.next());
   }
 
+  /**
+   * The app removed this peer (docs/protocol.md, "Removal"): the server closes the socket
+   * (4003) and voids the resume token. Joining again would undo what the app decided, so
+   * the session ends here, its links too (the host keeps none to a removed client).
+   * @param {string} reason
+   */
+  #onRemoved(reason) {
+    const channel = this.#channel;
+    this.#channel = null;  // a `close()` from a listener sends no leave_room: nothing to leave
+    channel?.close();
+    emit(this, 'removed', { reason });
+    this.#end();
+  }
+
   /** Join again, as a new peer (a socket that closed took the old one out of the room). */
   async #rejoin() {
     this.#parked = false;
@@ -278,7 +331,7 @@ export class StarSession extends EventTarget {
         this.#onJoined(frame);
         break;
       case 'new_peer':
-        this.#members.set(frame.peer_id, frame.status);
+        this.#members.set(frame.peer_id, memberIn(frame));
         if (this.isHost) {
           this.#offerTo(frame.peer_id);
         }
@@ -292,9 +345,15 @@ export class StarSession extends EventTarget {
       case 'peer_updated_status':
         if (frame.sender_id === this.#peerId) {
           this.#ownStatus = frame.status;
-        } else if (this.#members.has(frame.sender_id)) {
-          this.#members.set(frame.sender_id, frame.status);
+        } else {
+          const member = this.#members.get(frame.sender_id);
+          if (member !== undefined) {
+            this.#members.set(frame.sender_id, { ...member, status: frame.status });
+          }
         }
+        break;
+      case 'server_message':
+        emit(this, 'server_message', { data: frame.data });
         break;
       case 'offer': case 'answer': case 'ice_candidate': case 'message':
         this.#onSignal(frame);
@@ -303,7 +362,9 @@ export class StarSession extends EventTarget {
         this.#onError(frame);
         break;
       default:
-        break;  // pong, info, shutdown (the socket closes after it, and the session rejoins)
+        // pong, info, shutdown (the socket closes after it, and the session rejoins or
+        // resumes), removed (the socket tells of it: `#onRemoved`)
+        break;
     }
   }
 
@@ -315,6 +376,7 @@ export class StarSession extends EventTarget {
     }
     this.#links.clear();
     this.#peerId = frame.own_id;
+    this.#ownIdentity = identityIn(frame);
     this.#backoff.reset();
     const ice = /** @type {import('./ice-servers.js').IceFields} */ (frame);
     this.#iceServers = iceServersFor(ice, this.options.iceServers ?? []);
@@ -328,7 +390,7 @@ export class StarSession extends EventTarget {
    */
   #onHostChanged(hostId, peers) {
     this.#hostId = hostId;
-    this.#members = new Map(peers.map((peer) => [peer.peer_id, peer.status]));
+    this.#members = new Map(peers.map((peer) => [peer.peer_id, memberIn(peer)]));
     for (const [peerId, link] of [...this.#links]) {
       if (!this.#members.has(peerId)) {
         link.close();
@@ -513,3 +575,24 @@ export class StarSession extends EventTarget {
     this.#toClients({ type: 'Data.Connection.State', data: states });
   }
 }
+
+/**
+ * A member as the server showed it: its id, status and, when its token had them, `user`
+ * and `info` (anything else the frame carried is left out).
+ * @param {Record<string, any>} entry  a `peers` entry, or a new_peer frame
+ * @returns {PeerEntry}
+ */
+const memberIn = (entry) => ({
+  peer_id: entry.peer_id, status: entry.status ?? {}, ...identityIn(entry),
+});
+
+/**
+ * The identity fields of a frame (a member's entry, or a joined_room for this peer's own),
+ * each only when it has the type the protocol gives it.
+ * @param {Record<string, unknown>} fields
+ * @returns {Identity}
+ */
+const identityIn = ({ user, info }) => ({
+  ...(typeof user === 'string' ? { user } : {}),
+  ...(isObject(info) ? { info } : {}),
+});

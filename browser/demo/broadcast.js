@@ -5,17 +5,26 @@
  * every viewer, it sees its viewers and how each link stands, and it relays the chat.
  * Viewers watch and chat. When the presenter leaves, the viewer who came first presents,
  * and everyone else connects to it, without reloading. A dropped signaling connection is
- * resumed (the media never needed it). `?token=` is passed as the join token.
+ * resumed (the media never needed it).
+ *
+ * `?token=` is passed as the join token (where the service requires one). Its identity
+ * names the peer: `info.name` (or `info.display_name`) is shown in place of the name typed
+ * in; and a token with the host grant makes its bearer the presenter whenever it is in
+ * the room, even when it joins after the viewers (docs/protocol.md, "Identities and
+ * roles"). When the app removes the peer, or ends the room, the page says so and stays out.
  *
  * What the page shows is kept on `window.broadcast`, for tests and for the curious:
- *   state        'idle' | 'joining' | 'joined' | 'left'
- *   roomId, name, peerId, hostId, isHost, hostName
+ *   state        'idle' | 'joining' | 'joined' | 'left' | 'removed'
+ *   roomId, name (as others see it), peerId, hostId, isHost, hostName
+ *   user         this peer's user id from its token, or null
+ *   removed      why the app ended this peer's membership ('removed' | 'closed' |
+ *                'expired'), or null
  *   link         a viewer's link to the presenter: 'negotiating' | 'connecting' |
  *                'connected' | 'disconnected' | null
  *   states       {peerId: connectionState}, from the presenter (StarSession's `peers`)
  *   chat         [{fromId, name, text, own, at}]
  *   notices      [{kind, text, at}]   kind: 'host' | 'error' | 'media' | 'resuming' |
- *                'resumed'
+ *                'resumed' | 'removed' | 'server'
  *   hostChanges  how many times the presenter changed since joining
  *   resumes      how many times the signaling connection dropped and was resumed
  *   timings      epoch ms: joinedAt, connectedAt, videoAt (first frame of the presenter),
@@ -39,6 +48,8 @@ class Broadcast {
       hostId: null,
       isHost: false,
       hostName: null,
+      user: null,
+      removed: null,
       link: null,
       states: {},
       chat: [],
@@ -59,7 +70,8 @@ class Broadcast {
 
   join(roomId, name) {
     const view = this.view;
-    Object.assign(view, { roomId, name, hostChanges: -1, timings: {}, states: {} });
+    Object.assign(view, { roomId, name, hostChanges: -1, timings: {}, states: {},
+                          removed: null });
     const token = new URLSearchParams(location.search).get('token') || undefined;
     const session = this.session = new StarSession({ room: roomId, status: { name }, token });
     this.listen(session);
@@ -67,7 +79,10 @@ class Broadcast {
     this.setState('joining');
     session.start().then(() => {
       view.timings.joinedAt = now();
-      view.peerId = this.session.peerId;
+      view.peerId = session.peerId;
+      const own = session.identityOf(session.peerId);
+      view.user = own?.user ?? null;
+      view.name = nameIn(own) ?? name;
       this.setState('joined');
     }).catch((error) => {
       this.notice('error', `Cannot join: ${error.message}`);
@@ -81,10 +96,7 @@ class Broadcast {
       this.session = null;
       ending.close();
     }
-    for (const stream of [this.presenting, this.camera]) {
-      stream?.getTracks().forEach((track) => track.stop());
-    }
-    this.presenting = this.camera = null;
+    this.stopPresenting();
     play($('stage-video'), null);
     Object.assign(this.view, { link: null, states: {}, isHost: false });
     this.renderAudience();
@@ -115,6 +127,17 @@ class Broadcast {
       this.view.resumes += 1;
       this.notice('resumed', 'Resumed: nothing was lost, and nobody saw you go.');
     });
+    s.addEventListener('server_message', ({ detail }) => this.notice('server',
+      `From the app: ${typeof detail.data?.text === 'string' ? detail.data.text
+        : JSON.stringify(detail.data)}`));
+    s.addEventListener('removed', ({ detail }) => {
+      if (this.session === s) {
+        this.view.removed = detail.reason;
+        this.notice('removed', detail.reason === 'removed' ? 'You were removed by the app.'
+          : `The session ended${detail.reason === 'expired' ? ': its time is up' : ''}.`);
+        this.stop('removed');
+      }
+    });
     s.addEventListener('closed', () => {
       if (this.session === s) {
         this.stop('idle');
@@ -140,6 +163,7 @@ class Broadcast {
     if (session.isHost) {
       this.present();
     } else {
+      this.stopPresenting();  // a presenter by the host grant took over
       this.showStage(null, view.hostName);
     }
     this.renderAudience();
@@ -176,11 +200,25 @@ class Broadcast {
       return;
     }
     if (!this.session || !this.session.isHost) {
+      camera.getTracks().forEach((track) => track.stop());
+      if (this.camera === camera) {
+        this.camera = null;
+      }
       return;  // the page left, or someone else presents, meanwhile
     }
     this.presenting = camera;
     this.session.setStream(camera);
     this.showStage(camera, 'you');
+  }
+
+  stopPresenting() {
+    for (const stream of [this.presenting, this.camera]) {
+      stream?.getTracks().forEach((track) => track.stop());
+    }
+    if (this.presenting) {
+      this.session?.setStream(null);
+    }
+    this.presenting = this.camera = null;
   }
 
   async shareScreen() {
@@ -239,7 +277,7 @@ class Broadcast {
       }
     } else if (session && view.hostId) {
       $('audience-title').textContent = `Presenter${others.length ? ` and ${others.length} more watching` : ''}`;
-      list.appendChild(entry(view.hostId, view.hostName, view.link || 'waiting'));
+      list.appendChild(entry(view.hostId, view.hostName, view.link || 'waiting', 'presenter'));
     }
     if (!list.children.length) {
       const empty = document.createElement('li');
@@ -249,9 +287,11 @@ class Broadcast {
     }
   }
 
+  /** The name the app gave the peer in its token, else the one it chose, else 'someone'. */
   displayName(peerId) {
-    const status = this.session && this.session.statusOf(peerId);
-    return (status && status.name) || 'someone';
+    const session = this.session;
+    return (session && (nameIn(session.identityOf(peerId)) || session.statusOf(peerId)?.name))
+      || 'someone';
   }
 
   // --- chat: through the presenter, which relays it to everyone ---
@@ -290,6 +330,7 @@ class Broadcast {
       joining: 'joining…',
       joined: `in “${view.roomId}” as ${view.name}, ${role}`,
       left: 'left the room',
+      removed: view.removed === 'removed' ? 'removed by the app' : 'the session ended',
     }[state];
     const inRoom = state === 'joining' || state === 'joined';
     $('room').disabled = inRoom;
@@ -310,7 +351,7 @@ class Broadcast {
   }
 }
 
-function entry(peerId, name, state) {
+function entry(peerId, name, state, role = '') {
   const item = document.createElement('li');
   item.id = 'peer-' + peerId;
   item.dataset.peerId = peerId;
@@ -320,8 +361,23 @@ function entry(peerId, name, state) {
   const badge = document.createElement('span');
   badge.className = 'state' + (state === 'connected' ? ' connected' : '');
   badge.textContent = state;
-  item.append(label, badge);
+  if (role) {
+    const tag = document.createElement('span');
+    tag.className = 'role';
+    tag.textContent = role;
+    item.append(label, tag, badge);
+  } else {
+    item.append(label, badge);
+  }
   return item;
+}
+
+/** The display name an identity from the app carries (`info.name`, `info.display_name`). */
+function nameIn(identity) {
+  const info = identity && identity.info;
+  const name = info && [info.name, info.display_name].find((value) => typeof value === 'string'
+    && value.trim() !== '');
+  return name ? name.slice(0, 50) : undefined;
 }
 
 function start() {

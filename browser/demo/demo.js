@@ -4,16 +4,17 @@
  * peer, offers, answers and ICE candidates through the server); this page draws what its
  * session reports and adds a chat over `send_to_peer` `message` events. Its signaling
  * socket resumes after a drop (palava-resume.js): the call goes on and the others see
- * nothing. When a resume cannot be had, it joins again as a new peer, with backoff.
+ * nothing. When a resume cannot be had, it joins again as a new peer, with backoff; not
+ * after the app removed it (docs/protocol.md, "Removal"): then it says so and stays out.
  * `?token=` is passed as the join token; `?resume=off` joins without resume.
  *
  * What the page shows is also kept on `window.demo`, for tests and for the curious:
- *   state       'idle' | 'connecting' | 'joined' | 'reconnecting' | 'left'
+ *   state       'idle' | 'connecting' | 'joined' | 'reconnecting' | 'left' | 'removed'
  *   roomId, name, ownId
  *   peers       {peerId: {name, connected, hasTrack}}    the remote peers
  *   chat        [{fromId, name, text, own, at}]
  *   notices     [{kind, text, at}]   kind: 'shutdown' | 'error' | 'connection' |
- *               'reconnected' | 'media' | 'resuming' | 'resumed'
+ *               'reconnected' | 'media' | 'resuming' | 'resumed' | 'removed'
  *   timings     {joinSentAt, joinedAt, connectedAt: {peerId: t}, videoAt: {peerId: t}} of
  *               the latest join, in epoch milliseconds: join_room sent, joined_room
  *               received, palava's peer_connection_established, first remote video frame
@@ -186,6 +187,12 @@ class MeshCall {
       this.view.resumes += 1;
       this.notice('resumed', 'Resumed: nothing was lost, and nobody saw you go.');
     });
+    // Before palava-client hears the socket close (and would join again).
+    socket.addEventListener('removed', ({ detail }) => {
+      this.notice('removed', detail.reason === 'removed' ? 'You were removed by the app.'
+        : `The session ended${detail.reason === 'expired' ? ': its time is up' : ''}.`);
+      this.stop('removed');
+    });
   }
 
   joined(room) {
@@ -325,8 +332,9 @@ class MeshCall {
       joined: `in room “${view.roomId}” as ${view.name}`,
       reconnecting: 'reconnecting…',
       left: 'left the room',
+      removed: 'removed from the room',
     }[state];
-    const inCall = state !== 'idle' && state !== 'left';
+    const inCall = state !== 'idle' && state !== 'left' && state !== 'removed';
     $('room').disabled = inCall;
     $('name').disabled = inCall;
     $('join').hidden = inCall;
