@@ -13,6 +13,7 @@ from typing import Any
 
 from sanic import Request, Sanic, response
 
+from gateway.admin_api import AdminApi
 from gateway.browser_library import library_routes
 from gateway.demo import demo_routes
 from gateway.origins import AllowedOrigins
@@ -30,6 +31,8 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
     """A gateway app; `app.ctx.gateway` is set once the server has started."""
     app: App = Sanic("switchboard", configure_logging=False)
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
+    # No route takes a large body: the admin API's are at most 64 KiB (413 past this).
+    app.config.REQUEST_MAX_SIZE = 128 * 1024
     app.ctx.settings = settings
     app.ctx.allowed_origins = AllowedOrigins(settings.allowed_origin_list)
     app.before_server_start(_starter(settings, gateway_id or process_id("gateway")))
@@ -90,6 +93,20 @@ def _add_routes(app: App, settings: Settings) -> None:
     async def readyz(request: Request) -> response.HTTPResponse:
         status, body = readiness_answer(await request.app.ctx.process.readiness_problems())
         return response.json(body, status=status)
+
+    if settings.admin_key:  # else /admin/ is 404 like any unknown path
+        async def admin(request: Request, rest: str = "") -> response.HTTPResponse:
+            api: AdminApi | None = request.app.ctx.process.admin
+            assert api is not None
+            status, body = await api.answer(request.method, request.raw_url,
+                                            request.headers.get("authorization"), request.body)
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return response.raw(body, status=status, headers=headers,
+                                content_type="application/json")
+
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        app.add_route(admin, "/admin", methods=methods, name="admin_root")
+        app.add_route(admin, "/admin/<rest:path>", methods=methods, name="admin")
 
     if not settings.metrics_port:  # else on that port alone (gateway/process.py)
         @app.get("/metrics")

@@ -7,11 +7,14 @@ with follows from its algorithm, never the other way round: a token cannot make 
 key serve as an HMAC secret.
 
 A token may also carry who its bearer is (docs/protocol.md, "Identities and roles"): `sub`,
-`info` and `host`. A claim of the wrong type or size makes the whole token not allowed.
+`info` and `host`, and when a room it starts ends (`room_ends_at`, "Deadlines"). A claim of
+the wrong type or size, or a deadline already past, makes the whole token not allowed.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
@@ -22,15 +25,19 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 LEEWAY_S = 30
 _PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256")
 MAX_INFO_BYTES = 1024  # `info`, as JSON
+# A deadline past this (unix ms of year 9999) is as good as none, and stays an int64.
+MAX_ENDS_AT_MS = 253_402_300_799_000
 
 
 class Identity(NamedTuple):
     """The bearer as the app names it: its user id ("": none), its public info as JSON
-    text (b"": none), and whether it holds the host grant."""
+    text (b"": none), whether it holds the host grant; and the deadline (ms, 0: none) of
+    a room its join starts."""
 
     user: str = ""
     info: bytes = b""
     host: bool = False
+    ends_at: int = 0
 
 
 NO_IDENTITY = Identity()
@@ -43,19 +50,29 @@ class _IdentityClaims(msgspec.Struct):
         msgspec.UNSET)
     info: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     host: bool = False
+    room_ends_at: float | msgspec.UnsetType = msgspec.UNSET  # unix seconds (ints too)
 
 
-def identity_of(claims: dict[str, Any]) -> Identity | None:
-    """The identity a token's verified claims give; None when a claim is malformed."""
+def identity_of(claims: dict[str, Any], now_s: float | None = None) -> Identity | None:
+    """The identity a token's verified claims give; None when a claim is malformed, or
+    names a deadline that has passed by `now_s` (default: now)."""
     try:
-        parsed = msgspec.convert(claims, _IdentityClaims)  # strict: `host` must be a bool
+        # Strict: `host` must be a bool, `room_ends_at` a number (not a bool, not text).
+        parsed = msgspec.convert(claims, _IdentityClaims)
     except msgspec.ValidationError:
         return None
     info = b"" if parsed.info is msgspec.UNSET else msgspec.json.encode(parsed.info)
     if len(info) > MAX_INFO_BYTES:
         return None
+    ends_at = 0
+    if parsed.room_ends_at is not msgspec.UNSET:
+        if not math.isfinite(parsed.room_ends_at):
+            return None  # PyJWT's JSON reads Infinity and NaN
+        if parsed.room_ends_at <= (time.time() if now_s is None else now_s):
+            return None  # the room it would start would end at once
+        ends_at = int(min(parsed.room_ends_at * 1000, MAX_ENDS_AT_MS))
     user = "" if parsed.sub is msgspec.UNSET else parsed.sub
-    return Identity(user, info, parsed.host)
+    return Identity(user, info, parsed.host, ends_at)
 
 
 class JoinTokens:

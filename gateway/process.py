@@ -9,6 +9,7 @@ import logging
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from gateway.admin_api import AdminApi
 from gateway.event_sink import EventSink
 from gateway.heartbeat import Heartbeat
 from gateway.sockets import Gateway
@@ -33,6 +34,7 @@ class GatewayProcess:
         self.gateway = gateway
         self.redis = redis
         self.heartbeat = heartbeat
+        self.admin: AdminApi | None = None  # when SWITCHBOARD_ADMIN_KEY is set
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_port: asyncio.Server | None = None
 
@@ -58,6 +60,9 @@ class GatewayProcess:
         subscriber = Subscriber(nodes, lost, heartbeat.register)
         gateway = Gateway(gateway_id, settings, sink, subscriber)
         process = cls(settings, gateway, redis, heartbeat)
+        if settings.admin_key:
+            process.admin = AdminApi(settings.admin_key, gateway_id, settings.shards, redis,
+                                     sink, subscriber, gateway.metrics.registry)
         if settings.metrics_port:
             # A port of its own, so that the public port need not expose the metrics.
             process._metrics_port = await serve_health_port(

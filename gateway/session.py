@@ -11,6 +11,7 @@ from shared import keys
 from shared.events import (
     AnyEvent,
     Detach,
+    Evicted,
     Join,
     JoinRefused,
     Leave,
@@ -51,10 +52,12 @@ class Session:
     """
 
     __slots__ = ("conn_id", "socket_id", "gateway_id", "shards", "room", "stream", "join_seq",
-                 "resumable", "resuming", "resuming_conn", "token", "join_tokens", "counts")
+                 "resumable", "resuming", "resuming_conn", "token", "join_tokens", "counts",
+                 "keep_names")
 
     def __init__(self, socket_id: str, gateway_id: str, shards: int,
-                 join_tokens: JoinTokens = _OPEN, counts: dict[str, int] | None = None) -> None:
+                 join_tokens: JoinTokens = _OPEN, counts: dict[str, int] | None = None,
+                 keep_names: bool = False) -> None:
         self.socket_id = socket_id
         self.conn_id = socket_id
         self.gateway_id = gateway_id
@@ -71,6 +74,8 @@ class Session:
         self.join_tokens = join_tokens
         # Frames handled, by event: the gateway's (metrics), shared by its sessions.
         self.counts = frame_counts() if counts is None else counts
+        # The admin API is on: a join names its room in clear, so that rooms can be listed.
+        self.keep_names = keep_names
 
     def handle(self, text: str | bytes) -> bytes | Forward | None:
         """A client frame in; a reply for the client, an event for a relay, or nothing."""
@@ -129,7 +134,8 @@ class Session:
             status=command.status, topology=command.topology,
             token_digest=token_digest(self.token) if self.token else "",
             socket=self._own_channel(),
-            user=identity.user, info=identity.info, host=identity.host))
+            user=identity.user, info=identity.info, host=identity.host,
+            ends_at=identity.ends_at, name=command.room_id if self.keep_names else ""))
 
     def _resume(self, command: cf.ResumeRequest) -> Forward | bytes:
         target = token_target(command.resume_token, self.shards)
@@ -196,6 +202,14 @@ class Session:
     def taken_over(self) -> None:
         """Another socket resumed this peer: this one is in no room (and is closed)."""
         self._no_room()
+
+    def evicted(self, evicted: Evicted) -> bool:
+        """The app removed a peer from a room: True (and in no room now) when that is
+        this session's membership, False when it left that room meanwhile."""
+        if (evicted.conn, evicted.room) != (self.conn_id, self.room):
+            return False
+        self._no_room()
+        return True
 
     def _no_room(self) -> None:
         self.room = None

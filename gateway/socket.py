@@ -14,7 +14,14 @@ from gateway.rate_limit import FrameRate
 from gateway.session import Forward, Session
 from gateway.ws_connection import WsConnection
 from shared.close_codes import CloseCode
-from shared.events import JoinRefused, ReplayBroken, Resumed, TakenOver, control_decoder
+from shared.events import (
+    Evicted,
+    JoinRefused,
+    ReplayBroken,
+    Resumed,
+    TakenOver,
+    control_decoder,
+)
 from shared.frame_bytes import event_prefix
 
 if TYPE_CHECKING:
@@ -74,3 +81,8 @@ class Socket:
             self.connection.close(CloseCode.TAKEN_OVER, "resumed elsewhere")
         elif isinstance(control, ReplayBroken):
             self.gateway.replay_broken(self)
+        elif isinstance(control, Evicted):
+            # Removed by the app (its `removed` frame is already in the outbox): closed
+            # without a leave, the relay has let it go (docs/protocol.md, "Removal").
+            if self.session.evicted(control):
+                self.gateway.evicted(self)

@@ -101,7 +101,7 @@ class Gateway:
             return
         settings = self.settings
         session = Session(str(uuid.uuid4()), self.id, settings.shards, self.join_tokens,
-                          self.metrics.received)
+                          self.metrics.received, keep_names=bool(settings.admin_key))
         rate = FrameRate(settings.frame_rate, settings.frame_burst, connection.last_heard)
         outbox = Outbox(connection, settings.send_buffer_bytes, self.metrics.frames_sent)
         socket = Socket(connection, session, outbox, rate, self)
@@ -224,6 +224,20 @@ class Gateway:
             self._forward(socket, leave)
         socket.outbox.push(error_frame(ErrorText.CANNOT_RESUME, "resume"))
         socket.connection.close(CloseCode.INTERNAL_ERROR, "cannot resume")
+
+    def evicted(self, socket: Socket) -> None:
+        """The app removed the socket's peer (docs/protocol.md, "Removal"): it is closed
+        with 4003 once its `removed` frame, held for this read's batch, is written."""
+        outbox = socket.outbox
+        outbox.send_batch()
+        if outbox.queue is None:
+            socket.connection.close(CloseCode.REMOVED, "removed")
+            return
+
+        async def close_when_sent() -> None:  # a slow reader: what it is owed goes first
+            await outbox.flush(1.0)
+            socket.connection.close(CloseCode.REMOVED, "removed")
+        self._spawn(close_when_sent())
 
     def _not_taken(self, socket: Socket, forward: Forward) -> None:
         event = forward.event

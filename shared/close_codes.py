@@ -14,5 +14,6 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012  # subscription lost: the client should rejoin
     TRY_AGAIN_LATER = 1013  # slow consumer
     TAKEN_OVER = 4001  # another socket resumed this socket's peer
+    REMOVED = 4003  # removed by the app, or its room's deadline passed
     SHUTDOWN = 4200  # palava: the server is stopping
     REFUSED = 4242  # palava: protocol-level refusal at open

@@ -219,6 +219,11 @@ class Settings:
     allowed_origins: str = setting(
         "", "SWITCHBOARD_ALLOWED_ORIGINS",
         "comma-separated origins, `*` wildcards: others get 403", shown_default="(unset: all)")
+    # The app's control (docs/protocol.md, "Admin API").
+    admin_key: str = setting(
+        "", "SWITCHBOARD_ADMIN_KEY",
+        "bearer key of the admin API under `/admin/` (unset: no admin API; set: room names "
+        "are kept while rooms have members, to list them)", secret=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -12,7 +12,7 @@ what other peers send); requests are typed methods.
 
 from shared.frames import PEER_EVENTS
 from switchboard_client.client import ResumeFailed, SignalingClient, SignalingError
-from switchboard_client.events import PeerMessage, ServerEvent, decode_event
+from switchboard_client.events import PeerMessage, ServerEvent, decode_event, json_of
 
 __all__ = [
     "PEER_EVENTS",
@@ -22,4 +22,5 @@ __all__ = [
     "SignalingClient",
     "SignalingError",
     "decode_event",
+    "json_of",
 ]

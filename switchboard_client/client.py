@@ -14,8 +14,8 @@ from websockets.asyncio.client import ClientConnection
 
 from shared.close_codes import CloseCode
 from shared.events import Topology
-from shared.frames import PEER_EVENTS, Error, HostChanged, JoinedRoom, Pong
-from switchboard_client.events import ServerEvent, decode_numbered
+from shared.frames import PEER_EVENTS, Error, HostChanged, JoinedRoom, Pong, Removed
+from switchboard_client.events import ServerEvent, decode_numbered, json_of
 
 E = TypeVar("E")
 
@@ -24,7 +24,7 @@ __all__ = ["ResumeFailed", "SignalingClient", "SignalingError"]
 log = logging.getLogger(__name__)
 
 # Close codes after which a resume makes no sense: another socket took the peer over.
-_NO_RESUME_CODES = frozenset({CloseCode.TAKEN_OVER})
+_NO_RESUME_CODES = frozenset({CloseCode.TAKEN_OVER, CloseCode.REMOVED})
 _RESUME_BACKOFF_S = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
@@ -46,7 +46,10 @@ class SignalingClient:
     """One peer's connection. Events that a `wait_for` skips stay queued for `next_event`.
 
     `own_id`, `host_id` and `topology` follow the room as its events are read: `joined_room`
-    sets them, `host_changed` moves the host.
+    sets them, `host_changed` moves the host. `user` and `info` are the identity the join
+    token gave (None without one). `removed` is the reason the app removed the peer
+    (`Removed` event: "removed", "closed" or "expired"); the socket is closed then, and a
+    removed peer is never resumed.
 
     After a resumable join (`join(..., resumable=True)`) a dropped socket is resumed by
     itself, on `url` again (a load balancer may send it to any gateway), within
@@ -63,6 +66,9 @@ class SignalingClient:
         self.own_id: str | None = None
         self.host_id: str | None = None
         self.topology: Topology | None = None
+        self.user: str | None = None
+        self.info: dict[str, Any] | None = None
+        self.removed: str | None = None
         self.resume_token: str | None = None  # while in a room joined resumable
         self.last_frame_seq = 0
         self.resumes = 0
@@ -183,12 +189,16 @@ class SignalingClient:
             self.last_frame_seq = frame_seq
         if isinstance(event, JoinedRoom):
             self.own_id, self.host_id, self.topology = event.own_id, event.host_id, event.topology
+            self.user, self.info = event.user, json_of(event.info)
             self.resume_token = event.resume_token
             if event.resumed:
                 return None
             self.last_frame_seq = 0
         elif isinstance(event, HostChanged):
             self.host_id = event.host_id
+        elif isinstance(event, Removed):
+            self.removed = event.reason
+            self.resume_token = None  # void: the peer is gone from its room
         return event
 
     def _may_resume(self, closed: websockets.ConnectionClosed) -> bool:

@@ -16,6 +16,8 @@ from shared.frames import (
     PeerLeft,
     PeerUpdatedStatus,
     Pong,
+    Removed,
+    ServerMessage,
     Shutdown,
 )
 
@@ -29,11 +31,17 @@ class PeerMessage(msgspec.Struct, frozen=True):
 
 
 ServerEvent = (JoinedRoom | NewPeer | PeerLeft | PeerUpdatedStatus | HostChanged | Error
-               | Shutdown | Pong | Info | PeerMessage)
+               | Shutdown | Pong | Info | Removed | ServerMessage | PeerMessage)
 
 _room_frames = msgspec.json.Decoder(
     JoinedRoom | NewPeer | PeerLeft | PeerUpdatedStatus | HostChanged | Error | Shutdown | Pong
-    | Info)
+    | Info | Removed | ServerMessage)
+
+
+def json_of(raw: msgspec.Raw | None) -> Any:
+    """The app's JSON in a frame (`info`, a server message's `data`) as Python values;
+    None when the frame has none."""
+    return None if raw is None else msgspec.json.decode(raw)
 
 
 class _Head(msgspec.Struct):

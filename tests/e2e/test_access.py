@@ -285,7 +285,9 @@ async def test_a_resume_keeps_user_info_and_the_grant(
 
 @pytest.mark.parametrize("claims", [{"sub": ""}, {"sub": "x" * 129}, {"sub": 7},
                                     {"info": [1]}, {"info": {"pad": "x" * 1100}},
-                                    {"host": "yes"}])
+                                    {"host": "yes"}, {"room_ends_at": "soon"},
+                                    {"room_ends_at": True}, {"room_ends_at": 1},
+                                    {"room_ends_at": -5}])
 async def test_a_token_with_a_malformed_claim_is_not_allowed(
         gateways: dict[str, tuple[Process, int]], room: str, claims: dict[str, Any]) -> None:
     peer = await Peer.connect(url(gateways, "secret"))
