@@ -1,5 +1,5 @@
-"""`switchboard-token --room R [--ttl S] [--sub U] [--info JSON] [--host]`: print a join token
-(docs/protocol.md, "Join tokens" and "Identities and roles").
+"""`switchboard-token --room R [--ttl S] [--sub U] [--info JSON] [--host] [--room-ends-at T]`:
+print a join token (docs/protocol.md, "Join tokens", "Identities and roles", "Deadlines").
 
 For operators and tests: signed with SWITCHBOARD_JOIN_SECRET (HS256), or with a PEM
 private key (`--private-key`, RS256 or ES256 by the key's kind) for services that check
@@ -25,7 +25,7 @@ from shared.settings import ENV_NAMES, Settings, SettingsError
 def mint_token(room: str, ttl_s: int, key: str | bytes, algorithm: str,
                now_s: float | None = None, **identity: Any) -> str:
     """A token for `room`, valid for `ttl_s` seconds from `now_s` (default: now), with the
-    identity claims given (`sub`, `info`, `host`; None leaves one out)."""
+    identity claims given (`sub`, `info`, `host`, `room_ends_at`; None leaves one out)."""
     now = int(time.time() if now_s is None else now_s)
     claims = {"room": room, "iat": now, "exp": now + ttl_s,
               **{name: value for name, value in identity.items() if value is not None}}
@@ -39,6 +39,17 @@ def _json_object(text: str) -> dict[str, Any]:
         value = None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("not a JSON object")
+    return value
+
+
+def _unix_time(text: str) -> int:
+    """Unix seconds, or `+N`: N seconds from now."""
+    try:
+        value = int(text[1:]) + int(time.time()) if text.startswith("+") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not unix seconds nor +SECONDS") from None
+    if value <= time.time():
+        raise argparse.ArgumentTypeError("in the past")
     return value
 
 
@@ -64,10 +75,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="a JSON object of public data, shown to others as `info`")
     parser.add_argument("--host", action="store_true", default=None,
                         help="grant the host role")
+    parser.add_argument("--room-ends-at", type=_unix_time, metavar="UNIX|+SECONDS",
+                        help="when a room this token's join starts ends (unix seconds, or "
+                             "+N for N seconds from now)")
     args = parser.parse_args(argv)
     if args.ttl < 1:
         parser.error("--ttl must be at least 1")
-    identity = {"sub": args.sub, "info": args.info, "host": args.host}
+    identity = {"sub": args.sub, "info": args.info, "host": args.host,
+                "room_ends_at": args.room_ends_at}
     try:
         if args.private_key:
             key, algorithm = _private_key(args.private_key)

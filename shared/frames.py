@@ -69,12 +69,19 @@ class Shutdown(Frame, tag="shutdown"):
     seconds: int
 
 
+# No `info`: this very object, as msgspec leaves a default out by identity (an empty Raw
+# made elsewhere would be encoded, as nothing).
+NO_INFO = msgspec.Raw()
+
+
 class PeerEntry(msgspec.Struct, omit_defaults=True):
     peer_id: str
     status: Status
     # ext (docs/protocol.md, "Identities and roles"): only for peers whose token had them.
     user: str | None = None
-    info: msgspec.Raw | None = None  # the app's JSON object, as its token carried it
+    # The app's JSON object, as its token carried it; empty (left out) for none. (Not
+    # `Raw | None`: msgspec cannot decode a Raw inside a union, and clients decode these.)
+    info: msgspec.Raw = NO_INFO
 
 
 class JoinedRoom(Frame, tag="joined_room"):
@@ -85,7 +92,7 @@ class JoinedRoom(Frame, tag="joined_room"):
     topology: Topology | None = None
     resumed: bool | None = None  # ext: true when a resume took the peer over
     user: str | None = None  # ext: the joiner's own identity, when its token had one
-    info: msgspec.Raw | None = None
+    info: msgspec.Raw = NO_INFO
     # ext, added by the gateway (the relay never has them): the resume token, and TURN
     # credentials and ICE servers when configured.
     resume_token: str | None = None
@@ -106,7 +113,7 @@ class NewPeer(Frame, tag="new_peer"):
     peer_id: str
     status: Status
     user: str | None = None  # ext, as in PeerEntry
-    info: msgspec.Raw | None = None
+    info: msgspec.Raw = NO_INFO
 
 
 class PeerLeft(Frame, tag="peer_left"):

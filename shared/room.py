@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from shared.events import Member, Topology
-from shared.frames import PeerEntry
+from shared.frames import NO_INFO, PeerEntry
 
 # Room members in join order (dicts keep insertion order): the first is the oldest.
 Members = dict[str, Member]
@@ -18,7 +18,7 @@ Members = dict[str, Member]
 def peer_entry(conn: str, member: Member) -> PeerEntry:
     """How `member` is shown to others: `user` and `info` only when its token had them."""
     return PeerEntry(peer_id=conn, status=member.status, user=member.user or None,
-                     info=msgspec.Raw(member.info) if member.info else None)
+                     info=msgspec.Raw(member.info) if member.info else NO_INFO)
 
 
 class Room:

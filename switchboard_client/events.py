@@ -38,10 +38,10 @@ _room_frames = msgspec.json.Decoder(
     | Info | Removed | ServerMessage)
 
 
-def json_of(raw: msgspec.Raw | None) -> Any:
+def json_of(raw: msgspec.Raw) -> Any:
     """The app's JSON in a frame (`info`, a server message's `data`) as Python values;
     None when the frame has none."""
-    return None if raw is None else msgspec.json.decode(raw)
+    return msgspec.json.decode(raw) if raw else None
 
 
 class _Head(msgspec.Struct):

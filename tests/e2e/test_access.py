@@ -176,6 +176,15 @@ def test_the_token_command_needs_a_key() -> None:
     assert result.returncode == 2 and "SWITCHBOARD_JOIN_SECRET" in result.stderr
 
 
+def test_the_token_command_mints_a_room_deadline() -> None:
+    token = token_command("--room", "r", "--room-ends-at", "+600")
+    claims = jwt.decode(token, JOIN_SECRET, algorithms=["HS256"])
+    assert abs(claims["room_ends_at"] - (time.time() + 600)) < 30
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        token_command("--room", "r", "--room-ends-at", "1")
+    assert "in the past" in refused.value.stderr
+
+
 # --- identities and roles -------------------------------------------------------------------
 
 

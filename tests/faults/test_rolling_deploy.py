@@ -47,6 +47,8 @@ class NextJoin(NextEvent, tag="join", frozen=True):
     user: str = ""
     info: bytes = b""
     host: bool = False
+    ends_at: int = 0
+    name: str = ""
     resumable: bool = False  # new
 
 
@@ -85,6 +87,8 @@ class NextMember(msgspec.Struct, frozen=True):
     user: str = ""
     info: bytes = b""
     host: bool = False
+    ends_at: int = 0
+    room_name: str = ""
     resumable: bool = False  # new
 
 

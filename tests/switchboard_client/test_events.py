@@ -16,9 +16,12 @@ from shared.frames import (
     PeerLeft,
     PeerUpdatedStatus,
     Pong,
+    RemovalReason,
+    Removed,
+    ServerMessage,
     Shutdown,
 )
-from switchboard_client import PeerMessage, decode_event
+from switchboard_client import PeerMessage, decode_event, json_of
 
 
 @pytest.mark.parametrize(("frame", "event"), [
@@ -36,6 +39,7 @@ from switchboard_client import PeerMessage, decode_event
      '"received_msg":"send_to_peer"}',
      Error(message="unknown peer", description="unknown peer", received_msg="send_to_peer")),
     ('{"event":"shutdown","seconds":3}', Shutdown(seconds=3)),
+    ('{"event":"removed","reason":"expired"}', Removed(reason=RemovalReason.EXPIRED)),
     ('{"event":"pong"}', Pong()),
     ('{"event":"info","protocol_version":"1.0.0","server":"x/1"}',
      Info(protocol_version="1.0.0", server="x/1")),
@@ -53,3 +57,15 @@ def test_frames_decode_to_typed_events(frame: str, event: object) -> None:
 def test_a_frame_of_no_known_kind_is_refused() -> None:
     with pytest.raises(msgspec.ValidationError):
         decode_event('{"event":"surprise"}')
+
+
+def test_identities_and_server_messages_decode_with_their_json() -> None:
+    joined = decode_event('{"event":"joined_room","own_id":"a","peers":[{"peer_id":"b",'
+                          '"status":{},"user":"bo","info":{"name":"Bo"}}],"user":"al"}')
+    assert isinstance(joined, JoinedRoom)
+    assert (joined.user, json_of(joined.info)) == ("al", None)
+    assert (joined.peers[0].user, json_of(joined.peers[0].info)) == ("bo", {"name": "Bo"})
+    new_peer = decode_event('{"event":"new_peer","peer_id":"c","status":{},"info":{"n":1}}')
+    assert isinstance(new_peer, NewPeer) and json_of(new_peer.info) == {"n": 1}
+    message = decode_event('{"event":"server_message","data":{"text":"hi"},"frame_seq":4}')
+    assert isinstance(message, ServerMessage) and json_of(message.data) == {"text": "hi"}
