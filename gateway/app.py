@@ -94,7 +94,8 @@ def _add_routes(app: App, settings: Settings) -> None:
         status, body = readiness_answer(await request.app.ctx.process.readiness_problems())
         return response.json(body, status=status)
 
-    if settings.admin_key:  # else /admin/ is 404 like any unknown path
+    if settings.admin_key and not settings.admin_port:
+        # Else /admin/ is 404 here like any unknown path (on its own port: admin_port.py).
         async def admin(request: Request, rest: str = "") -> response.HTTPResponse:
             api: AdminApi | None = request.app.ctx.process.admin
             assert api is not None

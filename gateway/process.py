@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from gateway.admin_api import AdminApi
+from gateway.admin_port import serve_admin_port
 from gateway.event_sink import EventSink
 from gateway.heartbeat import Heartbeat
 from gateway.sockets import Gateway
@@ -37,6 +38,7 @@ class GatewayProcess:
         self.admin: AdminApi | None = None  # when SWITCHBOARD_ADMIN_KEY is set
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_port: asyncio.Server | None = None
+        self._admin_port: asyncio.Server | None = None
 
     @classmethod
     async def start(cls, settings: Settings, gateway_id: str) -> GatewayProcess:
@@ -63,6 +65,11 @@ class GatewayProcess:
         if settings.admin_key:
             process.admin = AdminApi(settings.admin_key, gateway_id, settings.shards, redis,
                                      sink, subscriber, gateway.metrics.registry)
+            if settings.admin_port:
+                # A port of its own, so that the public port need not expose the API. A
+                # port that cannot be had stops the gateway: the app relies on it.
+                process._admin_port = await serve_admin_port(settings.host,
+                                                             settings.admin_port, process.admin)
         if settings.metrics_port:
             # A port of its own, so that the public port need not expose the metrics.
             process._metrics_port = await serve_health_port(
@@ -93,8 +100,9 @@ class GatewayProcess:
         """After the server stopped: tasks, the metrics port, Redis."""
         for task in self._tasks:
             task.cancel()
-        if self._metrics_port is not None:
-            self._metrics_port.close()
+        for port in (self._metrics_port, self._admin_port):
+            if port is not None:
+                port.close()
         await self.gateway.subscriber.close()
         await self.gateway.sink.close()
         await close_client(self.redis)

@@ -224,6 +224,10 @@ class Settings:
         "", "SWITCHBOARD_ADMIN_KEY",
         "bearer key of the admin API under `/admin/` (unset: no admin API; set: room names "
         "are kept while rooms have members, to list them)", secret=True)
+    admin_port: int = setting(
+        0, "SWITCHBOARD_ADMIN_PORT",
+        "the admin API on this port alone (else on `PORT`, beside the WebSocket)",
+        shown_default="(unset)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

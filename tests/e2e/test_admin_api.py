@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.processes import Cluster, Process, http_get
+from harness.processes import Cluster, Process, free_port, http_get
 from tests.e2e.admin_support import (
     ADMIN_KEY,
     JOIN_SECRET,
@@ -343,3 +343,29 @@ async def test_without_a_key_there_is_no_admin_api(stack: Stack) -> None:
     plain = stack.cluster.gateways[0][1]  # one of the shared gateways: no admin key
     status, _, _ = http_get(plain, "/admin/rooms")
     assert status == 404
+
+
+async def test_on_an_admin_port_of_its_own_the_api_is_there_alone(
+        cluster_on_redis_server: Cluster, room: str) -> None:
+    cluster = cluster_on_redis_server
+    admin_port = free_port()
+    process, port = cluster.start_gateway(SWITCHBOARD_ADMIN_KEY=ADMIN_KEY,
+                                          SWITCHBOARD_ADMIN_PORT=str(admin_port))
+    try:
+        assert (await Admin(port).call("GET", "/admin/rooms"))[0] == 404  # not public
+        admin = Admin(admin_port)
+        peer, _ = await joined(f"ws://127.0.0.1:{port}/", room)
+        try:
+            status, details = await admin.call("GET", room_path(room))
+            assert status == 200 and details["members"][0]["peer_id"] == peer.id
+            assert await admin.call("POST", room_path(room, "remove"),
+                                    {"peer_id": peer.id}) == (200, {"removed": [peer.id]})
+            await expect_removed(peer, "removed")
+        finally:
+            await peer.close()
+        assert await Admin(admin_port, "nope").call("GET", "/admin/rooms", key="nope") == (
+            401, {"error": "missing or wrong bearer key"})
+        assert (await admin.call("GET", "/metrics"))[0] == 404
+    finally:
+        assert process.stop() == 0
+        cluster.gateways.remove((process, port))

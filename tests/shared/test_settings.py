@@ -52,6 +52,7 @@ VARIABLES = [
     ("SWITCHBOARD_JOIN_PUBLIC_KEY", "/etc/join.pub", "join_public_key", "/etc/join.pub"),
     ("SWITCHBOARD_ALLOWED_ORIGINS", "https://a.example", "allowed_origins", "https://a.example"),
     ("SWITCHBOARD_ADMIN_KEY", "k" * 32, "admin_key", "k" * 32),
+    ("SWITCHBOARD_ADMIN_PORT", "9200", "admin_port", 9200),
 ]
 
 NUMERIC = [(env, field) for env, _, field, value in VARIABLES if not isinstance(value, str)]
