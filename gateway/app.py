@@ -14,6 +14,7 @@ from typing import Any
 from sanic import Request, Sanic, response
 
 from gateway.admin_api import AdminApi
+from gateway.admin_requests import MAX_BODY_BYTES
 from gateway.browser_library import library_routes
 from gateway.demo import demo_routes
 from gateway.origins import AllowedOrigins
@@ -31,8 +32,8 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
     """A gateway app; `app.ctx.gateway` is set once the server has started."""
     app: App = Sanic("switchboard", configure_logging=False)
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
-    # No route takes a large body: the admin API's are at most 64 KiB (413 past this).
-    app.config.REQUEST_MAX_SIZE = 128 * 1024
+    # No route takes a large body: the admin API's are at most this (413 past it).
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.ctx.settings = settings
     app.ctx.allowed_origins = AllowedOrigins(settings.allowed_origin_list)
     app.before_server_start(_starter(settings, gateway_id or process_id("gateway")))

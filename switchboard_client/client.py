@@ -76,6 +76,11 @@ class SignalingClient:
         self._closing = False
         self._resume_lock = asyncio.Lock()
 
+    @property
+    def is_host(self) -> bool:
+        """Whether this peer is its room's host now."""
+        return self.own_id is not None and self.host_id == self.own_id
+
     @classmethod
     async def connect(cls, url: str, open_timeout: float = 10.0, *, auto_resume: bool = True,
                       resume_within: float = 15.0) -> SignalingClient:

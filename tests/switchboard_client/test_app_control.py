@@ -33,10 +33,10 @@ async def test_identity_server_messages_and_a_removal_that_is_never_resumed(
             await SignalingClient.connect(url) as b:
         joined = await a.join(room, resumable=True,
                               token=minted(room, sub="ann", info={"name": "Ann"}))
-        assert (a.user, a.info) == ("ann", {"name": "Ann"})
+        assert (a.user, a.info) == ("ann", {"name": "Ann"}) and a.is_host
         assert (joined.user, json_of(joined.info)) == ("ann", {"name": "Ann"})
         await b.join(room, token=minted(room))
-        assert (b.user, b.info) == (None, None)
+        assert (b.user, b.info) == (None, None) and not b.is_host
         await a.wait_for(NewPeer)
         assert (await admin.call("POST", room_path(room, "message"),
                                  {"data": {"text": "hi"}, "peer_id": a.own_id}))[0] == 200
