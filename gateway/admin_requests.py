@@ -51,10 +51,12 @@ def authorized(header: str | None, key: str) -> bool:
 def _parse(body: bytes, kind: type[msgspec.Struct], shape: str) -> Any:
     if len(body) > MAX_BODY_BYTES:
         raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        raise BadRequest(f"empty body; expected {shape}")
     try:
-        return msgspec.json.decode(body or b"null", type=kind)
+        return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"{shape}: {exc}") from None
+        raise BadRequest(f"expected {shape}: {exc}") from None
     except msgspec.DecodeError:
         raise BadRequest(f"body is not JSON; expected {shape}") from None
 

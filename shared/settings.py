@@ -55,6 +55,9 @@ class Declaration:
     shown_default: str = ""  # the README's default, when not the field's own
 
 
+MIN_ADMIN_KEY_LENGTH = 16
+
+
 def setting(default: _T, env: str, meaning: str, *, bound: Bound | None = None,
             one_of: tuple[str, ...] = (), shown_default: str = "",
             secret: bool = False) -> _T:
@@ -222,7 +225,7 @@ class Settings:
     # The app's control (docs/protocol.md, "Admin API").
     admin_key: str = setting(
         "", "SWITCHBOARD_ADMIN_KEY",
-        "bearer key of the admin API under `/admin/` (unset: no admin API; set: room names "
+        "bearer key (16+ characters) of the admin API under `/admin/` (unset: no admin API; set: room names "
         "are kept while rooms have members, to list them)", secret=True)
     admin_port: int = setting(
         0, "SWITCHBOARD_ADMIN_PORT",
@@ -267,6 +270,11 @@ class Settings:
             if not url.startswith(("stun:", "turn:", "turns:")):
                 raise SettingsError(f"{ENV_NAMES['ice_urls']}: {url!r} is not a stun:, "
                                     "turn: or turns: URL")
+        # The admin key opens every room: one that can be guessed is no key. (The value
+        # itself is never in the message: it may be a real key mistyped.)
+        if self.admin_key and len(self.admin_key) < MIN_ADMIN_KEY_LENGTH:
+            raise SettingsError(f"{ENV_NAMES['admin_key']} must be at least "
+                                f"{MIN_ADMIN_KEY_LENGTH} characters")
 
     @property
     def ice_url_list(self) -> list[str]:

@@ -199,9 +199,17 @@ def test_ice_urls_must_be_stun_or_turn(urls: str) -> None:
         Settings.from_env({"SWITCHBOARD_ICE_URLS": urls})
 
 
+def test_an_admin_key_that_can_be_guessed_is_refused_without_being_shown() -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_ADMIN_KEY must be at least 16") as no:
+        Settings.from_env({"SWITCHBOARD_ADMIN_KEY": "hunter2"})
+    assert "hunter2" not in str(no.value)
+    assert Settings.from_env({"SWITCHBOARD_ADMIN_KEY": "x" * 16}).admin_key == "x" * 16
+
+
 def test_secrets_stay_out_of_the_settings_repr() -> None:
     settings = Settings.from_env({"SWITCHBOARD_TURN_SECRET": "turn-s3cret",
-                                  "SWITCHBOARD_JOIN_SECRET": "join-s3cret"})
+                                  "SWITCHBOARD_JOIN_SECRET": "join-s3cret",
+                                  "SWITCHBOARD_ADMIN_KEY": "admin-s3cret-0123456789"})
     assert "s3cret" not in repr(settings)
 
 
