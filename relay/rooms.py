@@ -423,8 +423,9 @@ class RoomBook:
         elif isinstance(event, RemovePeers):
             if event.peer:
                 chosen = [event.peer] if event.peer in room.members else []
-            else:
-                chosen = [conn for conn, m in room.members.items() if m.user == event.user]
+            else:  # by user; never "": that would be everyone without an identity
+                chosen = [conn for conn, m in room.members.items()
+                          if event.user and m.user == event.user]
             self._remove(event.room, room, chosen, out)
             self._reply(event, 200, removed_body(chosen), out)
         elif isinstance(event, RemoveAll):

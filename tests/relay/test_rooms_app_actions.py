@@ -119,9 +119,10 @@ def test_removal_by_user_takes_every_tab_of_that_user_and_no_other() -> None:
 
 
 @pytest.mark.parametrize("event", [RemovePeers(conn=ADMIN, room=ROOM, peer="nobody"),
-                                   RemovePeers(conn=ADMIN, room=ROOM, user="u-none")])
+                                   RemovePeers(conn=ADMIN, room=ROOM, user="u-none"),
+                                   RemovePeers(conn=ADMIN, room=ROOM)])
 def test_removing_someone_not_there_removes_nobody(event: RemovePeers) -> None:
-    book = room(("a", "u-1"))
+    book = room(("a", "u-1"), ("b", ""))
     effects = apply(book, event)
     assert reply(effects) == (200, {"removed": []})
     assert [e for e in effects if not isinstance(e, Publish)] == []
