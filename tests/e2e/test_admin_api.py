@@ -128,6 +128,37 @@ async def test_room_names_with_slashes_and_unicode_are_found(stack: Stack, room:
         await peer.close()
 
 
+# --- grants ----------------------------------------------------------------------------------
+
+
+async def test_when_the_granted_host_leaves_the_next_granted_member_takes_over_then_the_oldest(
+        stack: Stack, room: str) -> None:
+    s1, _ = await joined(stack.url(0), room, topology="star", token=minted(room, sub="s1"))
+    t1, _ = await joined(stack.url(1), room, token=minted(room, sub="t1", host=True))
+    assert (await s1.expect("host_changed"))["host_id"] == t1.id
+    s2, _ = await joined(stack.url(0), room, token=minted(room, sub="s2"))
+    t2, frame = await joined(stack.url(1), room, token=minted(room, sub="t2", host=True))
+    try:
+        assert frame["host_id"] == t1.id  # a granted host stays host
+        for _ in range(2):
+            await t1.expect("new_peer")
+        await t1.send(event="leave_room")
+        for peer in (s1, s2, t2):
+            assert await peer.expect("peer_left") == {"event": "peer_left",
+                                                      "sender_id": t1.id}
+            changed = await peer.expect("host_changed")
+            assert changed["host_id"] == t2.id, changed
+        assert (await stack.same_answer("GET", room_path(room)))[1]["host_id"] == t2.id
+        # No granted member left: the longest-present member is host.
+        await t2.send(event="leave_room")
+        for peer in (s1, s2):
+            assert (await peer.expect("peer_left"))["sender_id"] == t2.id
+            assert (await peer.expect("host_changed"))["host_id"] == s1.id
+        assert (await stack.same_answer("GET", room_path(room)))[1]["host_id"] == s1.id
+    finally:
+        await close_all(s1, t1, s2, t2)
+
+
 # --- removal ---------------------------------------------------------------------------------
 
 
