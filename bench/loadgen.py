@@ -17,6 +17,7 @@ client, and the load generator shares the 2 cores with the servers under test.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 import traceback
@@ -30,6 +31,7 @@ import orjson
 import uvloop
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from bench.identities import join_token
 from bench.protocols import ADAPTERS, HEARTBEAT_SECONDS, Adapter
 
 _now = time.monotonic_ns
@@ -58,6 +60,9 @@ class Task:
     topology: str | None = None  # rooms: "star", or None (mesh)
     resumable: bool = False  # joins ask for resume (Switchboard)
     ports: tuple[int, ...] = ()  # several gateways: clients go to each in turn
+    # Set (the servers' SWITCHBOARD_JOIN_SECRET): every join carries a token for its room
+    # with a user and its info (bench.identities); pairs mint theirs while setting up.
+    join_secret: str = ""
 
 
 class Run:
@@ -198,6 +203,7 @@ class Worker:
         self.heartbeats: asyncio.Task[None] | None = None
         self.firsts: list[tuple[int, Client]] = []  # rooms: each room's first member
         self.run: Run | None = None
+        self.users = itertools.count()  # join tokens: each join a user of its own
 
     async def connect(self) -> Client:
         adapter, client_id = self.adapter, self.adapter.new_client_id()
@@ -214,8 +220,11 @@ class Worker:
 
     async def join(self, room: str, topology: str | None = None) -> Client:
         """Connect and join `room` (PeerJS: connect and wait for OPEN)."""
+        task = self.task
+        token = (join_token(room, f"{task.tag}-{task.worker}-{next(self.users)}",
+                            task.join_secret) if task.join_secret else "")
         client = await self.connect()
-        frame = self.adapter.join_frame(room, topology, self.task.resumable)
+        frame = self.adapter.join_frame(room, topology, task.resumable, token)
         if frame is not None:
             client.send(frame)
         try:

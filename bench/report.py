@@ -47,6 +47,20 @@ ROWS = {
                Row("", "CPU s per 1000 msgs, plain peers", "plain_cpu_per_1k", "lower", 4),
                Row("", "CPU s per 1000 msgs, resumable", "resumable_cpu_per_1k", "lower", 4),
                Row("", "resumable / plain", "resumable_over_plain", "lower", 3)],
+    "admin": [Row("10 admin API under load", "GET a room: p50 ms", "get_p50_ms", "lower", 2),
+              Row("", "GET a room: p99 ms", "get_p99_ms", "lower", 2),
+              Row("", "remove a peer: p50 ms", "remove_p50_ms", "lower", 2),
+              Row("", "remove a peer: p99 ms", "remove_p99_ms", "lower", 2),
+              Row("", "load: p99 ms a message", "p99_ms", "lower", 2),
+              Row("", "load: server CPU s per 1000 msgs", "server_cpu_per_1k", "lower", 4)],
+    "identities": [Row("11 identities in tokens", "CPU s per 1000 msgs, plain joins",
+                       "plain_cpu_per_1k", "lower", 4),
+                   Row("", "CPU s per 1000 msgs, sub + info tokens", "identities_cpu_per_1k",
+                       "lower", 4),
+                   Row("", "tokens / plain (medians)", "identities_over_plain", "lower", 3),
+                   Row("", "tokens / plain, lowest round", "ratio_min", "lower", 3),
+                   Row("", "tokens / plain, highest round", "ratio_max", "lower", 3),
+                   Row("", "plain runs, highest / lowest", "plain_spread", "lower", 3)],
 }
 
 
@@ -136,6 +150,12 @@ def describe(name: str, results: dict[str, Any]) -> str:
         return f">= {r['sweep_joiners']} joiners a size, rooms full, {r['concurrency']} at once"
     if name == "idlesweep":
         return f"{r['idle_seconds']:g} s idle each; fresh servers each count"
+    if name == "admin":
+        return (f"{r['gets']} GETs, {r['removes']} removes; {r['pairs']} pairs, "
+                f"{r['offered_per_s']:,} msg/s, {r['seconds']:g} s")
+    if name == "identities":
+        return (f"{r['pairs']} pairs, {r['offered_per_s']:,} msg/s, {r['seconds']:g} s; "
+                f"A/B x{r['rounds']}")
     return ""
 
 
@@ -188,12 +208,23 @@ TARGETS = (
     Target("idle memory per connection, gateway", "idle", "main_kib_per_conn", 5.0, "lower",
            False, " KB"),
 )
+# The admin API's and the identities' goals, on Switchboard's own values.
+ADMIN_GOALS = (
+    Target("admin API under load: GET a room, p99", "admin", "get_p99_ms", 50.0, "lower",
+           False, " ms"),
+    Target("admin API under load: remove a peer, p99", "admin", "remove_p99_ms", 50.0,
+           "lower", False, " ms"),
+    Target("CPU per message, identity tokens / plain joins", "identities",
+           "identities_over_plain", 1.05, "lower", False),
+)
 
 
-def targets(scenarios: dict[str, dict[str, Any]]) -> str:
-    """The benchmark's targets, each with what this run measured and whether it met it."""
-    lines = ["Targets:"]
-    for target in TARGETS:
+def targets(scenarios: dict[str, dict[str, Any]], chosen: tuple[Target, ...] = TARGETS,
+            title: str = "Targets:") -> str:
+    """The benchmark's targets (or `chosen` ones), each with what this run measured and
+    whether it met it."""
+    lines = [title]
+    for target in chosen:
         results = scenarios.get(target.scenario) or {}
         ours = (results.get("switchboard") or {}).get(target.key)
         theirs = (results.get("peerjs") or {}).get(target.key)
@@ -247,7 +278,11 @@ tells everyone there), as n in a star (the host alone hears of each). Idle sweep
 5 at each socket count, with a shorter idle period.
 Resume (Switchboard only): a pair's resumable peer has its TCP connection reset, frames are
 sent to it, and a new socket resumes it; CPU per message as in scenario 4, plain peers and
-then resumable ones (every frame numbered and kept in Redis) on the same server."""
+then resumable ones (every frame numbered and kept in Redis) on the same server.
+Admin API (Switchboard only): round trips of one keep-alive HTTP client on loopback while
+scenario 4's load runs; each removal takes a peer alone in its room, which must be told.
+Identities (Switchboard only): scenario 4 with plain joins and no join secret, and with
+tokens carrying sub and info (a secret set), alternated, each run on fresh servers."""
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -303,8 +338,10 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
         return "no plot: matplotlib is not installed (pip install -e '.[bench]')"
     panels = [(name, row) for name, rows in ROWS.items() if name in scenarios for row in rows
               if row.key not in ("all_joined_s", "p50_ms", "star_all_joined_s",
-                                 "mesh_all_joined_s", "joined_p50_ms", "backlog_p50_ms") and
-              (name, row.key) != ("cpu", "p99_ms")]
+                                 "mesh_all_joined_s", "joined_p50_ms", "backlog_p50_ms",
+                                 "get_p50_ms", "remove_p50_ms", "ratio_min", "ratio_max",
+                                 "plain_spread") and
+              (name, row.key) not in (("cpu", "p99_ms"), ("admin", "p99_ms"))]
     curves = [curve for curve in SWEEP_PANELS if curve[0] in scenarios]
     columns = 3
     count = len(panels) + len(curves)

@@ -12,8 +12,10 @@ storms into a star room and into mesh rooms) and resume (resume latency, CPU of 
 peers against plain ones); the last two Switchboard only, as PeerJS has neither.
 Two sweeps run only when named in --only: roomsizes (join storms into mesh and star rooms
 of each size, Switchboard only) and idlesweep (the idle scenario at each socket count); so
-does attacks (hostile clients beside a bystander pair, Switchboard only:
-bench/attack_scenario.py).
+do attacks (hostile clients beside a bystander pair, Switchboard only:
+bench/attack_scenario.py), admin (the admin API's latency while the cpu scenario's load
+runs: bench/admin_latency.py) and identities (the cpu scenario with plain joins against
+joins with identity tokens, alternated, on fresh servers each run); all Switchboard only.
 """
 
 from __future__ import annotations
@@ -48,20 +50,21 @@ from bench.servers import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms", "resume", "roomsizes",
-         "idlesweep", "attacks")
+         "idlesweep", "attacks", "admin", "identities")
 # The sweeps are slow (a fresh server for every size): they run when --only names them.
 DEFAULT = ORDER[:7]
-# Sweeps: one run per size, each size on server processes of its own.
-SWEEPS = ("roomsizes", "idlesweep")
+# Sweeps: one run per size (identities: per run), each on server processes of its own.
+SWEEPS = ("roomsizes", "idlesweep", "identities")
 # Scenarios that only Switchboard can run.
-SWITCHBOARD_ONLY = ("rooms", "resume", "roomsizes", "attacks")
+SWITCHBOARD_ONLY = ("rooms", "resume", "roomsizes", "attacks", "admin", "identities")
 # About 10 s of load in all: small enough for the CI suite, large enough to catch a loss.
 SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_clients=40,
                  storm_concurrency=20, cpu_pairs=10, cpu_rate=40.0, cpu_seconds=0.5,
                  idle_clients=100, idle_seconds=0.5, star_members=40, mesh_room_size=10,
                  resume_pairs=4, resume_rounds=3, resume_backlog=3, mesh_sizes="2,5,10",
                  star_sizes="5,20", sweep_joiners=20, idle_counts="50,100",
-                 sweep_idle_seconds=0.3, attack_seconds=0.5, attack_scale=0.1)
+                 sweep_idle_seconds=0.3, attack_seconds=0.5, attack_scale=0.1,
+                 admin_gets=10, admin_removes=5, identity_rounds=1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
              "idle_counts": "idlesweep: comma-separated socket counts",
              "sweep_idle_seconds": "idlesweep: seconds of idle CPU measurement per count",
              "attack_seconds": "attacks: seconds each flood lasts",
-             "attack_scale": "attacks: factor on every attack's socket count"}
+             "attack_scale": "attacks: factor on every attack's socket count",
+             "admin_gets": "admin: room details asked for during the cpu scenario's load",
+             "admin_removes": "admin: peers removed during the cpu scenario's load",
+             "identity_rounds": "identities: plain/tokens runs, alternated"}
     for field in fields(Settings):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults,
                             field.name)), default=None,
@@ -167,9 +173,10 @@ def _available(names: list[str], smoke: bool) -> tuple[list[str], list[str]]:
     return available, notes
 
 
-def _start(name: str, settings: Settings) -> Server:
+def _start(name: str, settings: Settings, env: dict[str, str] | None = None) -> Server:
+    """`name`'s server; Switchboard's with `env` added to its settings."""
     if name == "switchboard":
-        return start_switchboard()
+        return start_switchboard(env=env)
     return start_peerjs(max(5000, settings.idle_clients, settings.storm_clients,
                             *scenarios.sizes(settings.idle_counts)) + 1000)
 
@@ -189,6 +196,14 @@ def _reproduce(args: argparse.Namespace, settings: Settings,
                          "SWITCHBOARD_WIRE_BYTE_RATE=1000000000 SWITCHBOARD_SHUTDOWN_SECONDS=0 "
                          "switchboard-relay & "
                          "PORT=P HOST=127.0.0.1 (same env) switchboard-gateway")
+        if isinstance(server, SwitchboardServer):
+            only = args.only.split(",")
+            if "admin" in only:
+                lines.append("  admin: with SWITCHBOARD_ADMIN_KEY and SWITCHBOARD_JOIN_SECRET "
+                             "set (bench/identities.py)")
+            if "identities" in only:
+                lines.append("  identities: every other run with SWITCHBOARD_JOIN_SECRET set "
+                             "(bench/identities.py)")
         if isinstance(server, PeerJSServer) and server.popen is not None:
             argv = server.popen.args
             assert isinstance(argv, list)
@@ -217,6 +232,8 @@ def _one(name: str, server: Server, settings: Settings, rate: float | None) -> d
             result = scenarios.room_storms(server, settings)
         elif name == "resume":
             result = scenarios.resume(server, settings)
+        elif name == "admin":
+            result = scenarios.admin(server, settings)
         else:
             result = scenarios.idle(server, settings)
     except (WorkerFailed, OSError, TimeoutError) as exc:
@@ -229,14 +246,18 @@ def _sweep(name: str, server_name: str, settings: Settings,
            servers: dict[str, Server]) -> dict[str, Any]:
     """A sweep: every size on fresh server processes (the last kept for the report)."""
     started = time.monotonic()
-    print(f"-- {name} / {server_name} (fresh servers for each size) ...", end=" ", flush=True)
+    each = "run" if name == "identities" else "size"
+    print(f"-- {name} / {server_name} (fresh servers for each {each}) ...", end=" ",
+          flush=True)
 
-    def start() -> Server:
-        server = servers[server_name] = _start(server_name, settings)
+    def start(env: dict[str, str] | None = None) -> Server:
+        server = servers[server_name] = _start(server_name, settings, env)
         return server
 
     if name == "roomsizes":
         result = scenarios.room_sizes(start, settings)
+    elif name == "identities":
+        result = scenarios.identities(start, settings)
     else:
         result = scenarios.idle_sweep(start, settings)
     _print_brief(result, started)
@@ -256,6 +277,8 @@ def _print_brief(result: dict[str, Any], started: float) -> None:
     brief: dict[str, Any] = {k: result.get(k) for k in ("msgs_per_s", "p99_ms", "joins_per_s",
                                         "star_joins_per_s", "star_frames_per_join",
                                         "backlog_p99_ms", "resumable_over_plain",
+                                        "get_p99_ms", "remove_p99_ms",
+                                        "identities_over_plain", "ratio_min", "ratio_max",
                                         "server_cpu_per_1k", "main_kib_per_conn", "lost",
                                         "error_count", "failed") if k in result}
     for key in ("joins_per_s", "frames_per_join", "main_kib_per_conn", "idle_cpu_percent"):
@@ -349,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             if scenario == "attacks":
                 results[scenario][name] = _attacks(settings)
                 continue
-            server = servers[name] = _start(name, settings)
+            server = servers[name] = _start(name, settings,
+                                            scenarios.ENVIRONMENTS.get(scenario))
             try:
                 results[scenario][name] = _one(scenario, server, settings, rate)
             finally:
@@ -374,8 +398,13 @@ def main(argv: list[str] | None = None) -> int:
     if set(ordered) - {"attacks"}:
         print(report.table(ordered))
         print()
-        print(report.targets(ordered))
-        print()
+        if {target.scenario for target in report.TARGETS} & set(ordered):
+            print(report.targets(ordered))
+            print()
+        goals = tuple(goal for goal in report.ADMIN_GOALS if goal.scenario in ordered)
+        if goals:
+            print(report.targets(ordered, goals, "Goals of the admin API and identities:"))
+            print()
     breakdown = report.cpu_breakdown(ordered)
     if breakdown:
         print(breakdown)

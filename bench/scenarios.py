@@ -15,8 +15,11 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
+from statistics import median
 from typing import Any
 
+from bench.admin_latency import AdminCalls, AdminCallsFailed
+from bench.identities import ADMIN_KEY, INFO_BYTES, JOIN_SECRET
 from bench.loadgen import Task, worker_main
 from bench.procstat import (
     cpu_seconds,
@@ -71,6 +74,13 @@ class Settings:
     # every attack's socket count.
     attack_seconds: float = 5.0
     attack_scale: float = 1.0
+    # Admin API (Switchboard only): room details asked for and peers removed through it,
+    # spread over the CPU scenario's measured window, while its load runs.
+    admin_gets: int = 200
+    admin_removes: int = 100
+    # Identities: the CPU scenario with plain joins, then with tokens carrying a user and
+    # its info, alternated this many times, each run on fresh servers.
+    identity_rounds: int = 3
 
 
 class WorkerFailed(RuntimeError):
@@ -206,11 +216,16 @@ def throughput(server: Server, settings: Settings) -> dict[str, Any]:
 
 
 def paced(server: Server, settings: Settings, pairs: int, rate: float,
-          seconds: float, resumable: bool = False) -> dict[str, Any]:
-    """N pairs offered `rate` messages/s in all: latency send -> receive, and server CPU."""
+          seconds: float, resumable: bool = False, join_secret: str = "") -> dict[str, Any]:
+    """N pairs offered `rate` messages/s in all: latency send -> receive, and server CPU.
+    With `join_secret`, every peer joins with a token giving it a user and info."""
     task = _task("paced", server, settings, pairs=pairs, rate=rate, seconds=seconds,
-                 resumable=resumable)
+                 resumable=resumable, join_secret=join_secret)
     measured = _run_workers(server, task, 120, settings.warmup + seconds + 60)
+    return _paced_figures(measured, rate, seconds)
+
+
+def _paced_figures(measured: Measured, rate: float, seconds: float) -> dict[str, Any]:
     samples = array("q")
     for result in measured.results:
         samples.frombytes(result["latencies"])
@@ -432,6 +447,80 @@ def resume(server: Server, settings: Settings) -> dict[str, Any]:
         "error_count": latency["error_count"] + plain["error_count"] + kept["error_count"],
         "errors": latency["errors"] + plain["errors"] + kept["errors"],
     }
+
+
+# The settings a scenario's servers start with, beside the benchmark's own.
+ENVIRONMENTS = {"admin": {"SWITCHBOARD_ADMIN_KEY": ADMIN_KEY,
+                          "SWITCHBOARD_JOIN_SECRET": JOIN_SECRET}}
+_IDENTITY_ENV = {"SWITCHBOARD_JOIN_SECRET": JOIN_SECRET}
+
+
+def admin(server: Server, settings: Settings) -> dict[str, Any]:
+    """(10) The admin API's latency under load: scenario 4's load (its peers join with
+    tokens giving each a user and info), and meanwhile `admin_gets` room details and
+    `admin_removes` removals through the gateway's admin API, one at a time, spread over
+    the measured window (bench.admin_latency). The server runs with ENVIRONMENTS["admin"]."""
+    rate, seconds = settings.cpu_rate * settings.cpu_pairs, settings.cpu_seconds
+    task = _task("paced", server, settings, pairs=settings.cpu_pairs, rate=rate,
+                 seconds=seconds, join_secret=JOIN_SECRET)
+    rooms = [f"{task.tag}-{index}" for index in range(task.pairs)]
+    try:
+        with AdminCalls(server.port, f"b{next(_tags)}", rooms, settings.admin_gets,
+                        settings.admin_removes, JOIN_SECRET) as calls:
+            # The workers start 50 ms after they are told to (_run_workers).
+            measured = _run_workers(server, task, 120, settings.warmup + seconds + 60,
+                                    at_ready=lambda: calls.go(0.05 + settings.warmup,
+                                                              0.9 * seconds))
+    except AdminCallsFailed as exc:
+        raise WorkerFailed(f"admin API calls: {exc}") from exc
+    load = _paced_figures(measured, rate, seconds)
+    calls_ = calls.result
+    return {**load, **calls_, "lost": load["lost"] + calls_["lost"],
+            "error_count": load["error_count"] + calls_["error_count"],
+            "errors": (calls_["errors"] + load["errors"])[:10]}
+
+
+def identities(start: Callable[[dict[str, str]], Server], settings: Settings) -> dict[str, Any]:
+    """(11) What identities in join tokens cost the hot path: scenario 4 with plain joins
+    on servers without a join secret, then with tokens carrying `sub` and about 200 bytes
+    of `info` on servers with one, alternated `identity_rounds` times (A/B/A/B...), each
+    run on fresh server processes. The ratio is of the medians; each round's own ratio
+    shows the spread, and the plain runs' highest over lowest this machine's noise. Each
+    run's figures are under `steps` (and flat: `plain_1_server_cpu_per_1k`...)."""
+    rate, seconds = settings.cpu_rate * settings.cpu_pairs, settings.cpu_seconds
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    for round_ in range(1, settings.identity_rounds + 1):
+        for name, env, secret in (("plain", {}, ""), ("identities", _IDENTITY_ENV, JOIN_SECRET)):
+            def measure(server: Server, secret: str = secret) -> dict[str, Any]:
+                return paced(server, settings, settings.cpu_pairs, rate, seconds,
+                             join_secret=secret)
+
+            def start_(env: dict[str, str] = env) -> Server:
+                return start(env)
+
+            steps.append((f"{name}_{round_}", _fresh(start_, measure)))
+    swept = _sweep(steps)
+    runs = swept["steps"]
+    cpu = {name: [runs[f"{name}_{r}"].get("server_cpu_per_1k")
+                  for r in range(1, settings.identity_rounds + 1)]
+           for name in ("plain", "identities")}
+    rounds = [(plain, tokens) for plain, tokens in zip(cpu["plain"], cpu["identities"],
+                                                       strict=True) if plain and tokens]
+    ratios = [tokens / plain for plain, tokens in rounds]
+    achieved = [run["achieved_per_s"] for run in runs.values() if "achieved_per_s" in run]
+    figures: dict[str, Any] = {
+        "rounds": settings.identity_rounds, "pairs": settings.cpu_pairs,
+        "offered_per_s": round(rate), "achieved_per_s": min(achieved, default=None),
+        "seconds": seconds, "info_bytes": INFO_BYTES,
+        "disorder": sum(run.get("disorder", 0) for run in runs.values())}
+    if rounds:
+        plain, tokens = (median(p for p, _ in rounds), median(t for _, t in rounds))
+        figures.update({
+            "plain_cpu_per_1k": round(plain, 4), "identities_cpu_per_1k": round(tokens, 4),
+            "identities_over_plain": round(tokens / plain, 3),
+            "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3),
+            "plain_spread": round(max(p for p, _ in rounds) / min(p for p, _ in rounds), 3)})
+    return {**figures, **swept}
 
 
 def idle(server: Server, settings: Settings) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +76,12 @@ class SwitchboardServer(Server):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_switchboard(gateways: int = 1, relays: int = 1,
-                      redis_masters: int = 0) -> SwitchboardServer:
+def start_switchboard(gateways: int = 1, relays: int = 1, redis_masters: int = 0,
+                      env: Mapping[str, str] | None = None) -> SwitchboardServer:
     """Gateways and relays on a private redis-server, or with `redis_masters` on a
     private Redis Cluster of that many masters (no replicas: the figures are the cost of
-    routing by slot, not of replication)."""
+    routing by slot, not of replication). `env` adds settings (an admin key, a join
+    secret) to every process's environment."""
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
     redis: RedisServer | RedisCluster
     if redis_masters:
@@ -98,7 +100,7 @@ def start_switchboard(gateways: int = 1, relays: int = 1,
                                 SWITCHBOARD_WIRE_FRAME_BURST="1000000",
                                 SWITCHBOARD_WIRE_BYTE_RATE="1000000000",
                                 # Stop at once: no shutdown notice to drain through.
-                                SWITCHBOARD_SHUTDOWN_SECONDS="0")
+                                SWITCHBOARD_SHUTDOWN_SECONDS="0", **(env or {}))
     except BaseException:
         SwitchboardServer("switchboard", 0, {}, "", redis=redis).stop()
         raise
