@@ -225,8 +225,8 @@ class Settings:
     # The app's control (docs/protocol.md, "Admin API").
     admin_key: str = setting(
         "", "SWITCHBOARD_ADMIN_KEY",
-        "bearer key (16+ characters) of the admin API under `/admin/` (unset: no admin API; set: room names "
-        "are kept while rooms have members, to list them)", secret=True)
+        "bearer key (16+ characters) of the admin API under `/admin/` (unset: no admin API; "
+        "set: room names are kept while rooms have members, to list them)", secret=True)
     admin_port: int = setting(
         0, "SWITCHBOARD_ADMIN_PORT",
         "the admin API on this port alone (else on `PORT`, beside the WebSocket)",
