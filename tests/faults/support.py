@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -24,6 +25,7 @@ import websockets
 from redis.asyncio import Redis
 
 from harness.processes import ROOT, Cluster, Process, eventually, start_cluster, start_redis
+from shared import keys
 from tests.peers import Peer
 
 ARTIFACTS = ROOT / "tests" / "artifacts" / "faults.jsonl"
@@ -52,6 +54,27 @@ def private_cluster(gateways: int, relays: int, **env: str) -> Iterator[Cluster]
         if cluster is not None and cluster.redis is not redis:
             cluster.redis.process.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+SHARDS = 64  # the default SWITCHBOARD_SHARDS
+
+
+async def holders(redis: Redis) -> list[str | None]:
+    """Each shard's lease holder (a relay id), None where no relay holds it."""
+    return [h.decode() if h else None for h in await redis.mget(keys.all_leases(SHARDS))]
+
+
+def rooms_held_by(lease_of: list[str | None], relay_id: str, count: int,
+                  prefix: str = "host") -> list[str]:
+    """`count` room names whose shards `relay_id` holds."""
+    names: list[str] = []
+    n = 0
+    while len(names) < count:
+        name = f"{prefix}-{os.getpid()}-{n}"
+        n += 1
+        if lease_of[keys.shard_of(keys.room_digest(name), SHARDS)] == relay_id:
+            names.append(name)
+    return names
 
 
 def processes(cluster: Cluster) -> list[Process]:

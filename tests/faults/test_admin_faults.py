@@ -24,28 +24,18 @@ from tests.e2e.admin_support import (
     minted,
     room_path,
 )
-from tests.faults.support import kill_after_renewal, pid_of, tracebacks
+from tests.faults.support import (
+    SHARDS,
+    holders,
+    kill_after_renewal,
+    pid_of,
+    rooms_held_by,
+    tracebacks,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
-SHARDS = 64
 ADMIN_ENV = {"SWITCHBOARD_ADMIN_KEY": ADMIN_KEY, "SWITCHBOARD_JOIN_SECRET": JOIN_SECRET}
-
-
-async def holders(redis: Redis) -> list[str | None]:
-    return [h.decode() if h else None for h in await redis.mget(keys.all_leases(SHARDS))]
-
-
-def rooms_in_shards_of(lease_of: list[str | None], relay_id: str, count: int,
-                       prefix: str) -> list[str]:
-    names: list[str] = []
-    n = 0
-    while len(names) < count:
-        name = f"{prefix}-{n}"
-        n += 1
-        if lease_of[keys.shard_of(keys.room_digest(name), SHARDS)] == relay_id:
-            names.append(name)
-    return names
 
 
 @pytest.mark.parametrize("own_cluster", [ADMIN_ENV], indirect=True)
@@ -64,7 +54,7 @@ async def test_a_deadline_passing_while_no_relay_holds_the_shard_is_applied_afte
         lease_of = await holders(redis)
         victim = cluster.relays[0]
         victim_id = next(h for h in lease_of if h and pid_of(h) == victim.pid)
-        ending, lasting = rooms_in_shards_of(lease_of, victim_id, 2, f"deadline-{victim.pid}")
+        ending, lasting = rooms_held_by(lease_of, victim_id, 2, "deadline")
 
         # A room that ends by its token's deadline, and a class whose teacher holds the grant.
         ends_at = time.time() + 30  # moved closer below, once the relay is dead

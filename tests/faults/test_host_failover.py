@@ -9,7 +9,6 @@ same member when the host leaves.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections import Counter
 
@@ -18,29 +17,12 @@ from redis.asyncio import Redis
 
 from harness.processes import Cluster, eventually
 from shared import keys
-from tests.faults.support import kill_after_renewal, pid_of
+from tests.faults.support import SHARDS, holders, kill_after_renewal, pid_of, rooms_held_by
 from tests.peers import Peer
 
 pytestmark = pytest.mark.timeout(90)
 
-SHARDS = 64
 LEASE_TTL_S = 4.0  # the default SWITCHBOARD_LEASE_TTL_MS
-
-
-async def holders(redis: Redis) -> list[str | None]:
-    return [h.decode() if h else None for h in await redis.mget(keys.all_leases(SHARDS))]
-
-
-def rooms_held_by(lease_of: list[str | None], relay_id: str, count: int) -> list[str]:
-    """`count` room names whose shards `relay_id` holds."""
-    names: list[str] = []
-    n = 0
-    while len(names) < count:
-        name = f"host-{os.getpid()}-{n}"
-        n += 1
-        if lease_of[keys.shard_of(keys.room_digest(name), SHARDS)] == relay_id:
-            names.append(name)
-    return names
 
 
 async def join(peer: Peer, room: str, topology: str | None = None) -> dict[str, object]:
