@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness.processes import Cluster, Process, free_port, http_get
+from shared import keys
 from tests.e2e.admin_support import (
     ADMIN_KEY,
     JOIN_SECRET,
@@ -22,7 +23,7 @@ from tests.e2e.admin_support import (
     minted,
     room_path,
 )
-from tests.e2e.both_redis import keys_of
+from tests.e2e.both_redis import command_on, keys_of
 from tests.peers import Peer
 
 
@@ -234,9 +235,14 @@ async def test_closing_a_room_removes_everyone_and_leaves_nothing_in_redis(
             404, {"error": "room has no members"})
         _, listing = await stack.admins[0].call("GET", "/admin/rooms")
         assert room not in [r["room"] for r in listing["rooms"]]
+        # Nothing of the room is left: not its members, not its record, not its name.
+        digest = keys.room_digest(room)
         leftovers = [k for k in keys_of(stack.cluster.redis)
-                     if a.id in k or b.id in k]
+                     if a.id in k or b.id in k or digest in k]
         assert leftovers == []
+        shard_rooms = keys.shard_rooms(keys.shard_of(digest, 64))
+        assert command_on(stack.cluster.redis, "SISMEMBER", shard_rooms, digest).strip() == (
+            "(integer) 0")
         # A later join starts a new room.
         c, frame = await joined(stack.url(0), room, token=minted(room))
         assert frame["peers"] == [] and frame["host_id"] == c.id
