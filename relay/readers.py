@@ -51,6 +51,8 @@ class Readers:
         # stops, so that its shards go to other relays rather than stay unread.
         self.failure: BaseException | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        # Set (and replaced) each time a reader's XREADGROUP and its commits are done.
+        self._round_done = asyncio.Event()
 
     def start(self, number: int) -> None:
         """The owned shard `number` is read from now on."""
@@ -66,6 +68,26 @@ class Readers:
         task = self._tasks.pop(number, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+
+    async def between_reads(self) -> None:
+        """Wait (within a read's bound) until a read that may be in flight now is done.
+
+        A shard given up (`stop`) may still be in an XREADGROUP sent before: on a single
+        Redis the one reader reads every owned shard at once. Entries that read hands over
+        stay pending under this relay, unapplied. Its lease must be released only after
+        that read returned, so that the next holder's takeover, which claims whatever
+        former holders left pending, sees them; released before, the next holder would
+        find them only at its next commit of the shard, and a quiet room would wait."""
+        if self._tasks:
+            try:
+                await asyncio.wait_for(self._round_done.wait(), _FINISH_BATCH_S)
+            except TimeoutError:
+                log.warning("no read ended within %.1f s before releasing shards",
+                            _FINISH_BATCH_S)
+
+    def _read_ended(self) -> None:
+        done, self._round_done = self._round_done, asyncio.Event()
+        done.set()
 
     async def finish(self) -> None:
         """Let the readers finish their batch (they stop once `stopping` is set)."""
@@ -98,7 +120,9 @@ class Readers:
                 try:
                     await self.batches.process(connection, shards)
                     backoff.reset()
+                    self._read_ended()
                 except RedisError as exc:
+                    self._read_ended()
                     connection.close()
                     redirected = is_redirect(cluster_error(exc))
                     delay = 0.0 if redirected else backoff.next()

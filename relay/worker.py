@@ -155,6 +155,7 @@ class Relay:
         if surplus:
             for shard in surplus:
                 self._forget(shard)
+            await self.readers.between_reads()
             await self.leases.release(surplus)
             log.info("released shards %s (fair share %d)", surplus, share)
         for shard in await self.leases.acquire(wanted):
