@@ -36,6 +36,9 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.ctx.settings = settings
     app.ctx.allowed_origins = AllowedOrigins(settings.allowed_origin_list)
+    # The upgrade headers a join hook is given (None: no join hook).
+    app.ctx.join_hook_headers = settings.join_hook_header_list if settings.join_hook_url \
+        else None
     app.before_server_start(_starter(settings, gateway_id or process_id("gateway")))
     app.after_server_start(_handle_signals)
     app.after_server_stop(_close)

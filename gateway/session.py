@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import msgspec
+
 from gateway import client_frames as cf
 from gateway.join_tokens import NO_IDENTITY, JoinTokens
 from gateway.resume_tokens import new_token, token_digest, token_target
@@ -53,7 +55,7 @@ class Session:
 
     __slots__ = ("conn_id", "socket_id", "gateway_id", "shards", "room", "stream", "join_seq",
                  "resumable", "resuming", "resuming_conn", "token", "join_tokens", "counts",
-                 "keep_names")
+                 "keep_names", "join_request")
 
     def __init__(self, socket_id: str, gateway_id: str, shards: int,
                  join_tokens: JoinTokens = _OPEN, counts: dict[str, int] | None = None,
@@ -76,6 +78,8 @@ class Session:
         self.counts = frame_counts() if counts is None else counts
         # The admin API is on: a join names its room in clear, so that rooms can be listed.
         self.keep_names = keep_names
+        # The last join's room name and join token (if a string): what a join hook is told.
+        self.join_request: tuple[str, str | None] = ("", None)
 
     def handle(self, text: str | bytes) -> bytes | Forward | None:
         """A client frame in; a reply for the client, an event for a relay, or nothing."""
@@ -123,6 +127,7 @@ class Session:
                     if self.join_tokens.required else NO_IDENTITY)
         if identity is None:
             return error_frame(ErrorText.NOT_ALLOWED, "join_room")
+        self.join_request = (command.room_id, _token_text(command.token))
         self.room = keys.room_digest(command.room_id)
         shard = keys.shard_of(self.room, self.shards)
         self.stream = keys.shard_stream(shard)
@@ -220,3 +225,13 @@ class Session:
 
     def _forward(self, event: AnyEvent) -> Forward:
         return Forward(self.stream, event)
+
+
+def _token_text(token: bytes) -> str | None:
+    """A join's token as the join hook is given it: the string, when it is one."""
+    if not token:
+        return None
+    try:
+        return msgspec.json.decode(token, type=str)
+    except msgspec.DecodeError:  # ValidationError is one: not a string
+        return None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from gateway.join_hook import HookRequest
 from gateway.outbox import Outbox
 from gateway.rate_limit import FrameRate
 from gateway.session import Forward, Session
@@ -36,7 +37,7 @@ class Socket:
     """One client connection: its session, its outbox, its WebSocket, its limits."""
 
     __slots__ = ("connection", "session", "outbox", "channel", "channels", "rate", "gateway",
-                 "awaiting_joined", "opened", "waiting")
+                 "awaiting_joined", "opened", "waiting", "hook_queue")
 
     def __init__(self, connection: WsConnection, session: Session, outbox: Outbox,
                  rate: FrameRate, gateway: Gateway) -> None:
@@ -55,6 +56,9 @@ class Socket:
         self.opened = time.monotonic()
         # While its channel is being subscribed: the events sent meanwhile, in order.
         self.waiting: list[Forward] | None = None
+        # While the join hook is asked about a join: what came after it, in order (joins
+        # with what the hook is to be asked about them).
+        self.hook_queue: list[tuple[Forward, HookRequest | None]] | None = None
 
     def deliver(self, payload: bytes) -> None:
         """What the relay published for this socket: a frame, or a word for the gateway.

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+from msgspec.structs import replace
 from redis.exceptions import RedisError
 
 from gateway.event_sink import EventSink
 from gateway.ice_servers import IceServers
+from gateway.join_hook import HookRequest, JoinHook
 from gateway.join_tokens import JoinTokens
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import Outbox
@@ -73,6 +75,9 @@ class Gateway:
                                       settings.wire_byte_rate, settings.wire_byte_burst,
                                       settings.max_fragments)
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
+        self.join_hook = JoinHook(settings.join_hook_url, settings.webhook_secret,
+                                  settings.join_hook_timeout_ms / 1000, self.metrics.registry
+                                  ) if settings.join_hook_url else None
         # Tasks nobody awaits (subscriptions, leave retries): the loop holds tasks weakly,
         # so each is kept here until it has run.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,7 +137,59 @@ class Gateway:
         if isinstance(result, bytes):
             socket.outbox.push(result)
             return
-        self._forward(socket, result)
+        self._route(socket, result)
+
+    # --- the join hook (docs/protocol.md, "Join hook") ----------------------------------
+
+    def _route(self, socket: Socket, forward: Forward) -> None:
+        """Forward, unless the app is to be asked about a join first: then the join, and
+        whatever the client sends after it, wait for the answer, in order."""
+        request = None
+        if self.join_hook is not None and type(forward.event) is Join:
+            room, token = socket.session.join_request
+            origin, headers = socket.connection.hook_request or (None, {})
+            request = HookRequest(room=room, peer_id=forward.event.conn,
+                                  status=forward.event.status, origin=origin,
+                                  headers=headers, token=token)
+        if socket.hook_queue is not None:
+            socket.hook_queue.append((forward, request))
+        elif request is not None:
+            socket.hook_queue = []
+            self._spawn(self._ask_hook(socket, forward, request))
+        else:
+            self._forward(socket, forward)
+
+    async def _ask_hook(self, socket: Socket, forward: Forward,
+                        request: HookRequest) -> None:
+        """Ask the app about `forward`'s join; then go on with what waited behind it."""
+        assert self.join_hook is not None
+        while True:
+            identity = await self.join_hook.ask(request)
+            if socket.session.socket_id not in self.sockets:
+                socket.hook_queue = None
+                return  # closed meanwhile: its join never went out, so nothing need leave
+            join = forward.event
+            assert isinstance(join, Join)
+            if identity is None:
+                socket.session.join_refused(JoinRefused(seq=join.seq))
+                socket.outbox.push(error_frame(ErrorText.NOT_ALLOWED, "join_room"))
+            else:
+                # The app's answer takes the place of a token's claims.
+                self._forward(socket, Forward(forward.stream, replace(
+                    join, user=identity.user, info=identity.info, host=identity.host,
+                    ends_at=identity.ends_at)))
+            queued = socket.hook_queue or []
+            socket.hook_queue = None
+            while queued:
+                forward, next_request = queued.pop(0)
+                if next_request is None:
+                    self._forward(socket, forward)
+                    continue
+                socket.hook_queue = queued  # a later join: asked in its turn
+                request = next_request
+                break
+            else:
+                return
 
     def _forward(self, socket: Socket, forward: Forward) -> None:
         """XADD the event, or tell the client the service cannot take it now (rule 5)."""
@@ -277,7 +334,7 @@ class Gateway:
             try:
                 leave = socket.session.closed()
                 if leave is not None:
-                    self._forward(socket, leave)
+                    self._route(socket, leave)
             finally:
                 for channel in socket.channels:
                     self.by_channel.pop(channel, None)

@@ -46,7 +46,7 @@ class WsConnection(asyncio.Protocol):
     __slots__ = ("transport", "max_size", "close_timeout", "_proto", "on_message", "on_lost",
                  "on_writable", "last_heard", "lost", "write_paused", "_fast", "_partial",
                  "_early", "_held", "_fragments", "_fragmented_text", "_close_timer",
-                 "_reading_on", "budget", "_counter", "_failed")
+                 "_reading_on", "budget", "_counter", "_failed", "hook_request")
 
     def __init__(self, transport: asyncio.Transport, max_size: int | None,
                  close_timeout: float) -> None:
@@ -65,6 +65,8 @@ class WsConnection(asyncio.Protocol):
         # reads. Bytes alone are not enough: one byte every few seconds would hold a socket.
         self.last_heard = time.monotonic()
         self.lost = False
+        # With a join hook: the upgrade's Origin and the headers it is to be given.
+        self.hook_request: tuple[str | None, dict[str, str]] | None = None
         self.write_paused = False  # the kernel and the transport hold too much for the client
         self._fast = True  # frames are scanned by ws_frames until one needs websockets
         self._partial = b""  # the start of a frame not complete yet (fast path)

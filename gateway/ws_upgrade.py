@@ -164,6 +164,11 @@ class GatewayHttpProtocol(HttpProtocol):
             transport.close()
             return
         connection = WsConnection(transport, max_size, CLOSE_TIMEOUT_S)
+        forwarded: list[str] | None = self.app.ctx.join_hook_headers
+        if forwarded is not None:  # docs/protocol.md, "Join hook"
+            headers = requests[0].headers
+            connection.hook_request = (headers.get("Origin"), {
+                name: value for name in forwarded if (value := headers.get(name)) is not None})
         transport.set_protocol(connection)
         self.transport = None
         gateway.open(connection)

@@ -16,6 +16,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
+
 # Where `npm install` (scripts/setup.sh) puts palava-client in a checkout of the project.
 DEFAULT_PALAVA_BUNDLE = str(
     Path(__file__).resolve().parent.parent / "node_modules" / "palava-client" / "palava.bundle.js"
@@ -231,6 +233,21 @@ class Settings:
         0, "SWITCHBOARD_ADMIN_PORT",
         "the admin API on this port alone (else on `PORT`, beside the WebSocket)",
         shown_default="(unset)")
+    # The app's hooks (docs/protocol.md, "Join hook"), signed as Standard Webhooks are.
+    webhook_secret: str = setting(
+        "", "SWITCHBOARD_WEBHOOK_SECRET",
+        "base64 secret (optionally `whsec_`-prefixed) that signs the join hook's requests",
+        secret=True)
+    join_hook_url: str = setting(
+        "", "SWITCHBOARD_JOIN_HOOK_URL",
+        "the app's URL asked before each `join_room` (a resume is not asked)")
+    join_hook_headers: str = setting(
+        "", "SWITCHBOARD_JOIN_HOOK_HEADERS",
+        "comma-separated WebSocket upgrade headers forwarded to the join hook, e.g. "
+        "`cookie,authorization`")
+    join_hook_timeout_ms: int = setting(
+        2000, "SWITCHBOARD_JOIN_HOOK_TIMEOUT_MS",
+        "no answer from the join hook within this: `not allowed`", bound=Bound.AT_LEAST_ONE)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -270,6 +287,20 @@ class Settings:
             if not url.startswith(("stun:", "turn:", "turns:")):
                 raise SettingsError(f"{ENV_NAMES['ice_urls']}: {url!r} is not a stun:, "
                                     "turn: or turns: URL")
+        if self.join_hook_url:
+            if not self.join_hook_url.startswith(("http://", "https://")):
+                raise SettingsError(f"{ENV_NAMES['join_hook_url']} must be an http:// or "
+                                    "https:// URL")
+            if not self.webhook_secret:
+                raise SettingsError(f"{ENV_NAMES['join_hook_url']} needs "
+                                    f"{ENV_NAMES['webhook_secret']}: the app must be able to "
+                                    "tell the service's requests from others")
+        if self.webhook_secret:
+            try:
+                Webhook(self.webhook_secret)
+            except (ValueError, EmptyWebhookSecretError):
+                raise SettingsError(f"{ENV_NAMES['webhook_secret']} is not base64 (with or "
+                                    "without whsec_)") from None
         # The admin key opens every room: one that can be guessed is no key. (The value
         # itself is never in the message: it may be a real key mistyped.)
         if self.admin_key and len(self.admin_key) < MIN_ADMIN_KEY_LENGTH:
@@ -279,6 +310,12 @@ class Settings:
     @property
     def ice_url_list(self) -> list[str]:
         return [url.strip() for url in self.ice_urls.split(",") if url.strip()]
+
+    @property
+    def join_hook_header_list(self) -> list[str]:
+        """The upgrade headers forwarded to the join hook, lowercase."""
+        return [name.strip().lower() for name in self.join_hook_headers.split(",")
+                if name.strip()]
 
     @property
     def allowed_origin_list(self) -> list[str]:

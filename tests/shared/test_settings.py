@@ -53,9 +53,19 @@ VARIABLES = [
     ("SWITCHBOARD_ALLOWED_ORIGINS", "https://a.example", "allowed_origins", "https://a.example"),
     ("SWITCHBOARD_ADMIN_KEY", "k" * 32, "admin_key", "k" * 32),
     ("SWITCHBOARD_ADMIN_PORT", "9200", "admin_port", 9200),
+    ("SWITCHBOARD_WEBHOOK_SECRET", "whsec_c2VjcmV0LWZvci10ZXN0cw==", "webhook_secret",
+     "whsec_c2VjcmV0LWZvci10ZXN0cw=="),
+    ("SWITCHBOARD_JOIN_HOOK_URL", "http://app.local/hook", "join_hook_url",
+     "http://app.local/hook"),
+    ("SWITCHBOARD_JOIN_HOOK_HEADERS", "cookie,authorization", "join_hook_headers",
+     "cookie,authorization"),
+    ("SWITCHBOARD_JOIN_HOOK_TIMEOUT_MS", "1500", "join_hook_timeout_ms", 1500),
 ]
 
 NUMERIC = [(env, field) for env, _, field, value in VARIABLES if not isinstance(value, str)]
+
+# What else a variable needs set to be taken.
+NEEDS = {"SWITCHBOARD_JOIN_HOOK_URL": {"SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0LWZvci10ZXN0cw=="}}
 
 # Each bounded variable: the value at its bound that it refuses, the next one that it
 # admits, and what else must be set for that one to be admitted (the wire limits are at
@@ -77,6 +87,7 @@ BOUNDS = [
     ("SWITCHBOARD_GATEWAY_TTL_MS", "0", "1", {}),
     ("SWITCHBOARD_RESUME_BUFFER_FRAMES", "0", "1", {}),
     ("SWITCHBOARD_TURN_TTL", "0", "1", {}),
+    ("SWITCHBOARD_JOIN_HOOK_TIMEOUT_MS", "0", "1", {}),
     # positive
     ("SWITCHBOARD_FRAME_RATE", "0", "1e-9", {}),
     ("SWITCHBOARD_WIRE_FRAME_RATE", "0", "1e-9", {"SWITCHBOARD_FRAME_RATE": "1e-9"}),
@@ -94,7 +105,7 @@ BOUNDS = [
 
 @pytest.mark.parametrize("env, raw, field, value", VARIABLES)
 def test_each_variable_sets_its_setting(env: str, raw: str, field: str, value: object) -> None:
-    settings = Settings.from_env({env: raw})
+    settings = Settings.from_env({**NEEDS.get(env, {}), env: raw})
     assert getattr(settings, field) == value
     assert type(getattr(settings, field)) is type(value)
 
@@ -197,6 +208,17 @@ def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatc
 def test_ice_urls_must_be_stun_or_turn(urls: str) -> None:
     with pytest.raises(SettingsError, match="SWITCHBOARD_ICE_URLS"):
         Settings.from_env({"SWITCHBOARD_ICE_URLS": urls})
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"SWITCHBOARD_JOIN_HOOK_URL": "http://app/hook"}, "needs SWITCHBOARD_WEBHOOK_SECRET"),
+    ({"SWITCHBOARD_JOIN_HOOK_URL": "ftp://app/hook", "SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0"},
+     "http:// or https://"),
+    ({"SWITCHBOARD_WEBHOOK_SECRET": "whsec_!!"}, "not base64"),
+])
+def test_a_join_hook_needs_a_url_and_a_signing_secret(env: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError, match=says):
+        Settings.from_env(env)
 
 
 def test_an_admin_key_that_can_be_guessed_is_refused_without_being_shown() -> None:

@@ -1,0 +1,75 @@
+"""An app's receiver of the service's signed requests, for the tests: a real HTTP server
+on loopback that checks every signature (the `standardwebhooks` library, as an app would)
+and answers as the test says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+SECRET = "whsec_c3dpdGNoYm9hcmQtdGVzdHMtaG9vay1zZWNyZXQ="
+
+# What the receiver answers a request with: a status and a JSON body.
+Answer = Callable[[dict[str, Any]], Awaitable[tuple[int, Any]]]
+
+
+async def allow(_: dict[str, Any]) -> tuple[int, Any]:
+    return 200, {"allow": True}
+
+
+@dataclass
+class Received:
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class HookReceiver:
+    port: int = 0
+    answer: Answer = allow
+    received: list[Received] = field(default_factory=list)
+    bad_signatures: int = 0
+    _server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        verifier = Webhook(SECRET)
+        try:
+            while True:  # keep-alive: the gateway pools its connections
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in
+                           (line.partition(":") for line in lines[1:] if line)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                try:
+                    payload = verifier.verify(body, headers)
+                except WebhookVerificationError:
+                    self.bad_signatures += 1
+                    status, answer = 401, {"error": "bad signature"}
+                else:
+                    self.received.append(Received(payload, headers))
+                    status, answer = await self.answer(payload)
+                data = json.dumps(answer).encode()
+                writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (status, len(data), data))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
