@@ -82,7 +82,7 @@ class JoinHook:
         self.url = url
         self.signer = Webhook(secret)
         self.timeout_s = timeout_s
-        self.client = httpx.AsyncClient(
+        self.http = httpx.AsyncClient(
             timeout=timeout_s, follow_redirects=False,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
         self.answers = Counter("switchboard_join_hook_answers", "Join hook answers, by "
@@ -109,7 +109,7 @@ class JoinHook:
         outcome, identity = "unreachable", None
         try:
             async with asyncio.timeout(self.timeout_s):  # httpx's bounds each phase alone
-                answer = await self.client.post(self.url, content=body,
+                answer = await self.http.post(self.url, content=body,
                                                 headers=self.signed(body))
             if answer.status_code != 200:
                 outcome = "denied"
@@ -128,4 +128,4 @@ class JoinHook:
         return identity
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.http.aclose()
