@@ -183,6 +183,12 @@ class Member(msgspec.Struct, frozen=True, omit_defaults=True):
     # The room's deadline and name (see Join), kept with each member as `topology` is.
     ends_at: int = 0
     room_name: str = ""
+    # The token the last resume spent (its digest), accepted once more while the socket
+    # that spent it is gone and `token` unused (docs/protocol.md, "Resume": the answer to
+    # that resume may have been lost with its gateway); and a resume presenting it while
+    # that socket still looks attached (a Resume, msgpack), applied when it detaches.
+    spent: str = ""
+    parked: bytes = b""
 
     @property
     def resumable(self) -> bool:

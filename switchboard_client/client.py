@@ -229,18 +229,27 @@ class SignalingClient:
                         raise ResumeFailed(_cannot_resume()) from exc
                     log.debug("resume: cannot reach %s yet: %s", self.url, exc)
                     continue
-                await ws.send(orjson.dumps({"event": "resume", "resume_token": self.resume_token,
-                                            "last_frame_seq": self.last_frame_seq}).decode())
-                while True:  # its joined_room comes first, then what the peer lacked
-                    raw = await ws.recv()
-                    event = decode_numbered(raw)[0]
-                    if isinstance(event, JoinedRoom) and event.resumed:
-                        self._read(raw)
-                        break
-                    if isinstance(event, Error) and event.received_msg == "resume":
-                        await ws.close()
-                        self.resume_token = None
-                        raise ResumeFailed(event)
+                try:
+                    await ws.send(orjson.dumps({
+                        "event": "resume", "resume_token": self.resume_token,
+                        "last_frame_seq": self.last_frame_seq}).decode())
+                    while True:  # its joined_room comes first, then what the peer lacked
+                        raw = await ws.recv()
+                        event = decode_numbered(raw)[0]
+                        if isinstance(event, JoinedRoom) and event.resumed:
+                            self._read(raw)
+                            break
+                        if isinstance(event, Error) and event.received_msg == "resume":
+                            await ws.close()
+                            self.resume_token = None
+                            raise ResumeFailed(event)
+                except websockets.ConnectionClosed as exc:
+                    # Gone before its answer (its gateway died, say): the same token again,
+                    # which the service takes once more (docs/protocol.md, "Resume").
+                    if loop.time() > deadline:
+                        raise ResumeFailed(_cannot_resume()) from exc
+                    log.debug("resume: the socket closed before its answer: %s", exc)
+                    continue
                 self.ws = ws
                 self.resumes += 1
                 return

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from gateway.resume_tokens import token_digest
 from harness.processes import Cluster, eventually
 from shared import keys
+from shared.events import member_decoder
 from tests.faults.support import kill_after_renewal, pid_of, private_cluster, record
 from tests.peers import Peer
 from tests.resume_support import ResumablePeer, Tally, pair, send_messages
@@ -229,3 +231,61 @@ async def test_a_relay_killed_while_the_peer_is_away(own_cluster: Cluster, room:
         await b.close()
     finally:
         await redis.aclose()
+
+
+# --- a resume's answer lost with its gateway ---------------------------------------------
+
+
+async def test_a_resume_whose_gateway_dies_before_the_answer_is_read_is_taken_again(
+        room: str) -> None:
+    """a is away; its resume goes to gateway 0, whose relay applies it (spending a's token)
+    and publishes the answer, and gateway 0 is killed -9 before a reads it. a, which has
+    only the old token, resumes on gateway 1 with it: the service takes it once more, once
+    the dead gateway's socket is known gone, and a misses nothing (docs/protocol.md,
+    "Resume")."""
+    with private_cluster(gateways=2, relays=2, SWITCHBOARD_GATEWAY_TTL_MS="2000",
+                         SWITCHBOARD_RESUME_GRACE_S="15") as cluster:
+        redis = Redis.from_url(cluster.redis.url)
+        victim, _ = cluster.gateways[0]
+        a = await ResumablePeer.join(cluster.url(1), room)
+        b = await Peer.connect(cluster.url(1))
+        try:
+            await b.join(room)
+            await a.expect("new_peer")
+            tally = Tally()
+            a.drop()
+            await send_messages(b, a.id, tally, 5)  # kept while a is away
+            tally.resuming()
+            shard = keys.shard_of(keys.room_digest(room), SHARDS)
+            members = keys.room_members(shard, keys.room_digest(room))
+            spent = token_digest(a.token)
+
+            async def token_spent() -> bool:
+                raw = await redis.hget(members, a.id)
+                return raw is not None and member_decoder.decode(raw).token != spent
+
+            lost = await Peer.connect(cluster.url(0))
+            await lost.send(event="resume", resume_token=a.token, last_frame_seq=a.last_seq)
+            await eventually(token_spent, 10, "the relay to apply the resume")
+            victim.signal(signal.SIGKILL)  # the answer is never read
+            killed = time.monotonic()
+            assert await asyncio.to_thread(victim.wait, 5) == -signal.SIGKILL
+            lost.ws.transport.abort()
+            await send_messages(b, a.id, tally, 5)  # while the peer's socket is the dead one
+            # The retry with the token the client has: answered once the relays know that
+            # gateway is dead (its heartbeat lapsed), then every frame a lacks, in order.
+            joined = await a.resume(cluster.url(1), timeout=15)
+            retried_after = time.monotonic() - killed
+            assert joined["own_id"] == a.id
+            await send_messages(b, a.id, tally, 5)
+            await a.messages_until(tally, tally.sent[-1])
+            record("test_a_resume_whose_gateway_dies_before_the_answer_is_read_is_taken_again",
+                   fault="gateway SIGKILL between a resume's commit and its answer",
+                   **tally.figures(), answered_after_kill_s=round(retried_after, 2))
+            assert (tally.lost, tally.duplicated, tally.in_order) == (0, 0, True)
+            # b saw nothing of it: no peer_left, no new_peer.
+            await b.assert_nothing_pending()
+        finally:
+            await a.close()
+            await b.close()
+            await redis.aclose()

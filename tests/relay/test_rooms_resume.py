@@ -230,10 +230,70 @@ def test_a_resume_is_refused_and_the_peer_stays(why: str, event: Resume) -> None
 def test_a_token_works_once() -> None:
     b = room_with_resumable()
     apply(b, resume(last=1, socket="s2", new_token="t2"))
-    assert [frame(e.payload) for e in apply(b, resume(last=1, socket="s3"))
+    assert any(isinstance(e, PutMember)
+               for e in apply(b, resume(last=1, socket="s3", token="t2", new_token="t3")))
+    # Its successor was used: the first token is void.
+    assert [frame(e.payload) for e in apply(b, resume(last=1, socket="s4"))
             if isinstance(e, Publish)][0]["message"] == "cannot resume"
-    assert any(isinstance(e, Replay) or isinstance(e, PutMember)
-               for e in apply(b, resume(last=1, socket="s3", token="t2")))
+
+
+def answers_to(effects: list[Effect], socket: str) -> list[Any]:
+    return [frame(e.payload) for e in effects if isinstance(e, Publish) and e.channel == socket]
+
+
+def test_the_spent_token_is_taken_once_more_when_its_socket_is_gone() -> None:
+    """The gateway that took a resume died before the client read the answer: the client
+    presents the token it has, which that resume spent (docs/protocol.md, "Resume")."""
+    b = room_with_resumable()
+    apply(b, resume(last=1, socket="s2", new_token="t2"))
+    apply(b, Detach(conn="r", room=ROOM, socket="s2"))  # that gateway's death, detected
+    again = answers_to(apply(b, resume(last=1, socket="s3", new_token="t3")), "s3")
+    assert isinstance(again[0], Resumed) and again[1]["resumed"] is True
+    # Once more only.
+    apply(b, Detach(conn="r", room=ROOM, socket="s3"))
+    assert answers_to(apply(b, resume(last=1, socket="s4")), "s4")[0]["message"] == (
+        "cannot resume")
+
+
+def test_the_spent_token_waits_while_its_socket_looks_attached_then_takes_over() -> None:
+    b = room_with_resumable()
+    apply(b, resume(last=1, socket="s2", new_token="t2"))
+    apply(b, message(0))  # frame 2, to s2, which the client never read
+    waiting = apply(b, resume(last=1, socket="s3", new_token="t3"))
+    assert [e for e in waiting if isinstance(e, Publish)] == []  # no answer yet
+    assert b.rooms[ROOM].members["r"].parked  # in the record: a new relay knows it too
+    effects = apply(b, Detach(conn="r", room=ROOM, socket="s2"))
+    answered = answers_to(effects, "s3")
+    assert isinstance(answered[0], Resumed) and answered[1]["resumed"] is True
+    assert Replay("r", "s3", 1) in effects  # frame 2 follows
+    assert b.rooms[ROOM].members["r"].token == "t3" and not b.rooms[ROOM].members["r"].parked
+
+
+def test_a_waiting_resume_is_refused_once_the_successor_is_used() -> None:
+    b = room_with_resumable()
+    apply(b, resume(last=1, socket="s2", new_token="t2"))
+    apply(b, resume(last=1, socket="s3", new_token="t3"))  # waits
+    effects = apply(b, resume(last=1, socket="s4", token="t2", new_token="t4"))
+    assert answers_to(effects, "s3")[0]["message"] == "cannot resume"
+    assert isinstance(answers_to(effects, "s3")[1], JoinRefused)
+    assert isinstance(answers_to(effects, "s4")[0], Resumed)
+
+
+def test_a_waiting_resume_whose_socket_closed_waits_no_more() -> None:
+    b = room_with_resumable()
+    apply(b, resume(last=1, socket="s2", new_token="t2"))
+    apply(b, resume(last=1, socket="s3", new_token="t3"))  # waits
+    apply(b, Detach(conn="r", room="", socket="s3"))  # its socket closed meanwhile
+    effects = apply(b, Detach(conn="r", room=ROOM, socket="s2"))
+    assert answers_to(effects, "s3") == [] and b.rooms[ROOM].members["r"].detached_until
+
+
+def test_a_waiting_resume_is_refused_when_the_peer_leaves() -> None:
+    b = room_with_resumable()
+    apply(b, resume(last=1, socket="s2", new_token="t2"))
+    apply(b, resume(last=1, socket="s3", new_token="t3"))  # waits
+    effects = apply(b, Leave(conn="r", room=ROOM))
+    assert answers_to(effects, "s3")[0]["message"] == "cannot resume"
 
 
 def test_a_resume_past_the_grace_period_is_refused_and_the_peer_leaves() -> None:
