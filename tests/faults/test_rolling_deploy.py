@@ -89,6 +89,8 @@ class NextMember(msgspec.Struct, frozen=True):
     host: bool = False
     ends_at: int = 0
     room_name: str = ""
+    spent: str = ""
+    parked: bytes = b""
     resumable: bool = False  # new
 
 
