@@ -263,7 +263,8 @@ async def test_the_demo_passes_a_join_token(
     browser: Browser, cluster: Cluster, netns: LoopbackNamespace, room: str
 ) -> None:
     secret = "a-join-secret-for-the-browser-test-32b"
-    process, port = cluster.start_gateway(SWITCHBOARD_JOIN_SECRET=secret)
+    process, port = cluster.start_gateway(SWITCHBOARD_JOIN_SECRET=secret,
+                                          SWITCHBOARD_SHUTDOWN_SECONDS="0")
     await netns.bridge(port)
     try:
         refused = await DemoPage.open(browser, port, room, "Gus")
@@ -276,7 +277,9 @@ async def test_the_demo_passes_a_join_token(
         await refused.close()
         await admitted.close()
     finally:
-        assert process.stop() == 0
+        # Off the event loop, which carries the namespace bridge: the pages' last closes
+        # must reach the gateway, or it waits for them until its stop times out.
+        assert await asyncio.to_thread(process.stop) == 0
         cluster.gateways.remove((process, port))
 
 
