@@ -92,14 +92,6 @@ class RoomStats:
 _NO_STATS = RoomStats()
 
 
-_resume_decoder = msgspec.msgpack.Decoder(Resume)
-
-
-def _parked(member: Member) -> Resume:
-    """The resume waiting in a member's record."""
-    return _resume_decoder.decode(member.parked)
-
-
 def channel_of(conn: str, member: Member) -> str:
     """The channel of the socket a member is on: its peer id, unless it was resumed."""
     return member.socket or conn
@@ -286,10 +278,7 @@ class RoomBook:
 
     def _drop(self, digest: str, room: Room, conn: str, member: Member,
               out: list[Effect]) -> None:
-        """`conn` is no longer a member: its record and kept frames go (and a resume
-        waiting for it is refused)."""
-        if member.parked:
-            self._refuse_resume(_parked(member), out)
+        """`conn` is no longer a member: its record and kept frames go."""
         room.remove(conn)
         del self.room_of[conn]
         self.stats.left += 1
@@ -327,13 +316,6 @@ class RoomBook:
         # A socket that closed while its resume was on the way names no room.
         digest = event.room or self.room_of.get(event.conn, "")
         member = self._member(digest, event.conn)
-        if member is not None and member.parked and (
-                _parked(member).socket == event.socket):
-            # The socket of the resume waiting for this peer closed: it waits no more.
-            member = replace(member, parked=b"")
-            self.rooms[digest].members[event.conn] = member
-            out.append(PutMember(digest, event.conn, member))
-            return
         if (member is None or member.detached_until
                 or channel_of(event.conn, member) != event.socket):
             return  # gone, detached already, or resumed by another socket meanwhile
@@ -341,13 +323,9 @@ class RoomBook:
             self._leave(digest, event.conn, out)
             return
         detached = replace(member, gateway="", detached_until=now_ms + self.grace_ms,
-                           detached_seq=self.frame_seqs.get(event.conn, 0), parked=b"")
+                           detached_seq=self.frame_seqs.get(event.conn, 0))
         self.rooms[digest].members[event.conn] = detached
         out.append(PutMember(digest, event.conn, detached))
-        if member.parked:
-            # The socket that spent the token is gone now: the resume that presented it
-            # again takes the peer over.
-            self._resume(_parked(member), now_ms, out)
 
     def _expire(self, event: Expire, out: list[Effect]) -> None:
         member = self._member(event.room, event.conn)
@@ -362,25 +340,14 @@ class RoomBook:
             return
         if compare_digest(member.token, event.token_digest):
             spent = member.token  # the successor is used: the token before it is void
-        elif member.spent and compare_digest(member.spent, event.token_digest):
-            # The token the last resume spent, presented again: that resume's answer may
-            # have been lost with its gateway. Taken once more, once the socket that
-            # spent it is gone; till then the resume waits in the member's record.
-            if not member.detached_until:
-                if member.parked:
-                    self._refuse_resume(_parked(member), out)
-                member = replace(member, parked=event_encoder.encode(event))
-                self.rooms[digest].members[event.conn] = member
-                out.append(PutMember(digest, event.conn, member))
-                return
+        elif (member.spent and member.detached_until
+              and compare_digest(member.spent, event.token_digest)):
+            # The token the last resume spent, presented again once the socket that spent
+            # it is gone: that resume's answer may have been lost with its gateway.
             spent = ""  # once more only
         else:
             self._refuse_resume(event, out)
             return
-        if member.parked:
-            self._refuse_resume(_parked(member), out)  # its token is void now
-            member = self.rooms[digest].members[event.conn] = replace(member, parked=b"")
-            out.append(PutMember(digest, event.conn, member))
         sent = self.frame_seqs.get(event.conn, 0)
         missing = sent - event.last_frame_seq
         if missing < 0:

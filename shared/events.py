@@ -185,10 +185,8 @@ class Member(msgspec.Struct, frozen=True, omit_defaults=True):
     room_name: str = ""
     # The token the last resume spent (its digest), accepted once more while the socket
     # that spent it is gone and `token` unused (docs/protocol.md, "Resume": the answer to
-    # that resume may have been lost with its gateway); and a resume presenting it while
-    # that socket still looks attached (a Resume, msgpack), applied when it detaches.
+    # that resume may have been lost with its gateway).
     spent: str = ""
-    parked: bytes = b""
 
     @property
     def resumable(self) -> bool:

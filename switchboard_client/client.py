@@ -219,6 +219,11 @@ class SignalingClient:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.resume_within
             attempt = 0
+            # Set once an attempt's socket closed before its answer: the service may have
+            # spent the token there, and takes it once more only once it knows that socket
+            # is gone (a killed gateway: when its heartbeat lapses), so `cannot resume`
+            # is retried until then (docs/protocol.md, "Resume").
+            answer_lost = False
             while True:
                 await asyncio.sleep(_RESUME_BACKOFF_S[min(attempt, len(_RESUME_BACKOFF_S) - 1)])
                 attempt += 1
@@ -241,14 +246,19 @@ class SignalingClient:
                             break
                         if isinstance(event, Error) and event.received_msg == "resume":
                             await ws.close()
+                            if answer_lost and loop.time() < deadline:
+                                raise _NotYet
                             self.resume_token = None
                             raise ResumeFailed(event)
+                except _NotYet:
+                    attempt = min(attempt, 3)  # every half second or so, not slower
+                    continue
                 except websockets.ConnectionClosed as exc:
-                    # Gone before its answer (its gateway died, say): the same token again,
-                    # which the service takes once more (docs/protocol.md, "Resume").
+                    # Gone before its answer (its gateway died, say): the same token again.
                     if loop.time() > deadline:
                         raise ResumeFailed(_cannot_resume()) from exc
                     log.debug("resume: the socket closed before its answer: %s", exc)
+                    answer_lost = True
                     continue
                 self.ws = ws
                 self.resumes += 1
@@ -278,6 +288,10 @@ class SignalingClient:
                 yield await self.next_event()
             except websockets.ConnectionClosed:
                 return
+
+
+class _NotYet(Exception):
+    """`cannot resume` for a token an attempt whose answer was lost may have spent."""
 
 
 def _cannot_resume() -> Error:

@@ -85,8 +85,10 @@ def test_join_hook_scenario_reports_its_figures(tmp_path: Path) -> None:
     assert hook["hook_refused"] == 0 and "hook-receiver" in hook["cpu_ms_per_join"], hook
     assert "hook-receiver" not in joinhook["steps"]["plain_1"]["cpu_ms_per_join"]
     for key in ("plain_p50_ms", "plain_p99_ms", "hook_p50_ms", "hook_p99_ms",
-                "hook_call_mean_ms", "receiver_cpu_ms_per_join"):
+                "hook_call_mean_ms"):
         assert joinhook[key] > 0, (key, joinhook)
+    # 40 joins may cost the receiver less than the 0.01 ms per join the report rounds to.
+    assert joinhook["receiver_cpu_ms_per_join"] >= 0, joinhook
     assert joinhook["added_p99_ms"] == joinhook["added_p99_min_ms"] == joinhook[
         "added_p99_max_ms"] == round(joinhook["hook_p99_ms"] - joinhook["plain_p99_ms"], 2)
     assert "12 join hook" in result.stdout

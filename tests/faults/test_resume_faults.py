@@ -241,7 +241,8 @@ async def test_a_resume_whose_gateway_dies_before_the_answer_is_read_is_taken_ag
     """a is away; its resume goes to gateway 0, whose relay applies it (spending a's token)
     and publishes the answer, and gateway 0 is killed -9 before a reads it. a, which has
     only the old token, resumes on gateway 1 with it: the service takes it once more, once
-    the dead gateway's socket is known gone, and a misses nothing (docs/protocol.md,
+    the dead gateway's socket is known gone (until then `cannot resume`, which a client
+    whose last attempt lost its answer retries), and a misses nothing (docs/protocol.md,
     "Resume")."""
     with private_cluster(gateways=2, relays=2, SWITCHBOARD_GATEWAY_TTL_MS="2000",
                          SWITCHBOARD_RESUME_GRACE_S="15") as cluster:
@@ -272,16 +273,34 @@ async def test_a_resume_whose_gateway_dies_before_the_answer_is_read_is_taken_ag
             assert await asyncio.to_thread(victim.wait, 5) == -signal.SIGKILL
             lost.ws.transport.abort()
             await send_messages(b, a.id, tally, 5)  # while the peer's socket is the dead one
-            # The retry with the token the client has: answered once the relays know that
-            # gateway is dead (its heartbeat lapsed), then every frame a lacks, in order.
-            joined = await a.resume(cluster.url(1), timeout=15)
+            # The retry with the token the client has: `cannot resume` while the socket
+            # that spent it may be alive, taken once the relays know that gateway is dead
+            # (its heartbeat lapsed); then every frame a lacks, in order. A client retries
+            # as the Python client does, every half second.
+            refusals = 0
+            while True:
+                a.peer = await Peer.connect(cluster.url(1))
+                a.peer.id = a.id
+                await a.peer.send(event="resume", resume_token=a.token,
+                                  last_frame_seq=a.last_seq)
+                joined = await a.peer.recv()
+                if joined["event"] == "joined_room":
+                    break
+                assert joined["message"] == "cannot resume", joined
+                await a.peer.close()
+                refusals += 1
+                assert time.monotonic() - killed < 15, "the spent token was never taken again"
+                await asyncio.sleep(0.5)  # a client's retry pace, as the Python client's
+            assert joined["resumed"] is True and "frame_seq" not in joined
+            a.token = joined["resume_token"]
             retried_after = time.monotonic() - killed
             assert joined["own_id"] == a.id
             await send_messages(b, a.id, tally, 5)
             await a.messages_until(tally, tally.sent[-1])
             record("test_a_resume_whose_gateway_dies_before_the_answer_is_read_is_taken_again",
                    fault="gateway SIGKILL between a resume's commit and its answer",
-                   **tally.figures(), answered_after_kill_s=round(retried_after, 2))
+                   **tally.figures(), answered_after_kill_s=round(retried_after, 2),
+                   refused_before=refusals)
             assert (tally.lost, tally.duplicated, tally.in_order) == (0, 0, True)
             # b saw nothing of it: no peer_left, no new_peer.
             await b.assert_nothing_pending()

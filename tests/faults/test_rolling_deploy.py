@@ -90,7 +90,6 @@ class NextMember(msgspec.Struct, frozen=True):
     ends_at: int = 0
     room_name: str = ""
     spent: str = ""
-    parked: bytes = b""
     resumable: bool = False  # new
 
 
