@@ -91,6 +91,15 @@ class Batches:
     async def process(self, reader: ShardReader, shards: list[Shard]) -> None:
         """One XREADGROUP over `shards` (every owned one on a standalone Redis), applied
         and committed per shard."""
+        stranded = [shard.number for shard in shards if shard.stranded]
+        if stranded:
+            # Entries another relay read after it lost these shards: claimed and applied
+            # now (rule 2), not at the shard's next commit, which a quiet room may not have.
+            log.warning("shards %s: entries pending under another relay, reclaiming",
+                        stranded)
+            for number in stranded:
+                await self.reclaim(number)
+            return
         conn = await self._connect(reader, shards[0])
         (response,) = _checked(await conn.request(self._xreadgroup(reader, shards), 1,
                                                   BLOCK_MS / 1000 + ROUND_TRIP_S))

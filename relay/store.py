@@ -115,6 +115,9 @@ class Shard:
     checkpoint: str  # "" before the first commit
     # After a takeover, first re-read what earlier holders were given but never acked.
     reading_pending: bool = True
+    # Entries found pending under another relay since (one that held the shard and read
+    # on, unaware it had lost it): the shard is read back before its next batch.
+    stranded: bool = False
     stream: str = field(init=False)
 
     def __post_init__(self) -> None:

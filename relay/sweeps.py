@@ -90,6 +90,29 @@ class Sweeps:
             log.info("grace over for %d detached peers", len(expiring))
             await append_events(self.redis, expiring, self.stream_maxlen)
 
+    async def find_stranded(self, shards: Iterable[Shard], relay_id: str) -> None:
+        """Mark the shards with entries pending under another relay (`Shard.stranded`).
+
+        A relay that lost a shard without knowing it yet (its Redis restarted, a lease
+        lapsed while it was held up) may read the shard's new entries, or claim them when
+        it reads the shard back, before its commit is fenced off. They wait in its pending
+        list, unapplied, where the holder's commit finds them only with its next batch of
+        the shard: a quiet room would wait for its next event. One XPENDING per shard a
+        second bounds that to the sweep."""
+        owned = [shard for shard in shards if not shard.reading_pending]
+        if not owned:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in owned:
+            pipe.xpending(shard.stream, keys.GROUP)
+        mine = relay_id.encode()
+        for shard, pending in zip(owned, await bounded(pipe.execute(raise_on_error=False),
+                                                          CALL_S), strict=True):
+            if isinstance(pending, dict) and any(
+                    consumer["name"] not in (mine, relay_id) and consumer["pending"]
+                    for consumer in pending.get("consumers") or []):
+                shard.stranded = True
+
     async def end_rooms(self, shards: Iterable[Shard]) -> None:
         """Rooms whose deadline passed end. A deadline that passed while no relay held the
         shard is found by the first sweep of the relay that takes it; one that the app

@@ -94,6 +94,7 @@ class Relay:
                     await self.sweeps.remove_dead_gateways(self.owned.values())
                     await self.sweeps.expire_detached(self.owned.values())
                     await self.sweeps.end_rooms(self.owned.values())
+                    await self.sweeps.find_stranded(self.owned.values(), self.id)
                     next_sweep = now + _SWEEP_EVERY_S
                 backoff.reset()
                 await pause(self.stopping, max(0.0, min(next_claim, next_sweep, next_renew)
