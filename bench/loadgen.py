@@ -42,8 +42,7 @@ _TEXT = WSMsgType.TEXT
 class Task:
     """What one worker does. Clients and pairs are dealt to workers by index modulo `workers`."""
 
-    # "closed" (throughput), "paced" (latency, CPU), "storm", "idle", "rooms", "joins"
-    kind: str
+    kind: str  # "closed" (throughput), "paced" (latency, CPU), "storm", "idle", "rooms"
     protocol: str
     port: int
     tag: str  # unique per scenario run: room names and client ids start with it
@@ -135,8 +134,6 @@ class Client(WSListener):
         self.last_event_ns = 0
         self.inbound: Direction | None = None
         self.closing = False
-        # Set: an error before joined_room fails the join at once (instead of its timeout).
-        self.refusable = False
 
     # picows callbacks
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -181,8 +178,6 @@ class Client(WSListener):
 
     def on_error(self, text: str) -> None:
         self.errors.append(text)
-        if self.refusable and not self.joined.done():
-            self.joined.set_exception(ConnectionError(f"join refused: {text}"))
 
     def send(self, data: bytes) -> None:
         assert self.transport is not None
@@ -209,8 +204,6 @@ class Worker:
         self.firsts: list[tuple[int, Client]] = []  # rooms: each room's first member
         self.run: Run | None = None
         self.users = itertools.count()  # join tokens: each join a user of its own
-        self.joiners: list[tuple[int, int, Client]] = []  # joins: (room, size, client)
-        self.warmed = 0  # joins: joins made before go, not timed
 
     async def connect(self) -> Client:
         adapter, client_id = self.adapter, self.adapter.new_client_id()
@@ -418,84 +411,6 @@ class Worker:
                 "latencies": latencies.tobytes(), "errors": self.errors[:20],
                 "error_count": len(self.errors)}
 
-    # joins: every client connects while setting up; at go, they join rooms of
-    # `room_size`, `concurrency` joins in flight (all workers together), each timed from
-    # its join_room sent to its joined_room received (the connection is not in it).
-
-    def _my_rooms(self) -> list[tuple[int, int]]:
-        """(room, members) of this worker's rooms: rooms dealt to workers by index."""
-        task = self.task
-        rooms = -(-task.clients // task.room_size)
-        return [(room, min(task.room_size, task.clients - room * task.room_size))
-                for room in range(task.worker, rooms, task.workers)]
-
-    async def setup_joins(self) -> None:
-        async def one() -> Client:
-            async with self.connecting:
-                client = await self.connect()
-            client.refusable = True
-            return client
-
-        members = [(room, size) for room, size in self._my_rooms() for _ in range(size)]
-        connected = await asyncio.gather(*(one() for _ in members))
-        self.joiners = [(room, size, client)
-                        for (room, size), client in zip(members, connected, strict=True)]
-        # Warm-up, not timed: twice the joins in flight, as the timed joins go (so that the
-        # server's first joins, e.g. its first connections to a join hook, are not timed).
-        in_flight = self._joins_in_flight()
-        warming = asyncio.Semaphore(in_flight)
-
-        async def warm(index: int) -> None:
-            async with warming:
-                await self.join(f"{self.task.tag}-w{self.task.worker}-{index // 2}")
-
-        self.warmed = 2 * in_flight
-        await asyncio.gather(*(warm(index) for index in range(self.warmed)))
-
-    def _joins_in_flight(self) -> int:
-        """This worker's share of `concurrency`, exactly (the scenario runs no more
-        workers than joins in flight)."""
-        task = self.task
-        return max(1, task.concurrency // task.workers +
-                   (task.worker < task.concurrency % task.workers))
-
-    async def run_joins(self, t0: int) -> dict[str, Any]:
-        task = self.task
-        joining = asyncio.Semaphore(self._joins_in_flight())
-        latencies = array("q")
-        expected = 0
-        joined: list[Client] = []
-
-        async def one(room: int, size: int, client: Client) -> None:
-            nonlocal expected
-            frame = self.adapter.join_frame(f"{task.tag}-{room}")
-            assert frame is not None
-            async with joining:
-                started = _now()
-                client.send(frame)
-                try:
-                    await asyncio.wait_for(asyncio.shield(client.joined), 30)
-                except Exception as exc:  # refused, timed out: a lost join
-                    self.errors.append(f"join failed: {exc!r}")
-                    return
-                latencies.append(client.joined_ns - started)
-            joined.append(client)
-            # The room's other members: in the joined_room's peers, or each a new_peer.
-            expected += size - 1 - len(client.peers)
-
-        await asyncio.gather(*(one(*joiner) for joiner in self.joiners))
-        timed = [client for _, _, client in self.joiners]  # not the warm-up's
-        await _poll(lambda: sum(c.new_peers for c in timed) >= expected,
-                    task.drain_timeout, None)
-        new_peers = sum(c.new_peers for c in timed)
-        return {"clients": len(timed), "joined": len(joined), "warmup_joins": self.warmed,
-                "start_ns": t0,
-                "last_joined_ns": max((c.joined_ns for c in joined), default=t0),
-                "last_event_ns": max((c.last_event_ns for c in timed), default=t0),
-                "new_peers": new_peers, "expected_new_peers": expected,
-                "lost": expected - new_peers, "latencies": latencies.tobytes(),
-                "errors": self.errors[:20], "error_count": len(self.errors)}
-
     async def setup_idle(self) -> None:
         await self.join_rooms()
         self.start_heartbeats()
@@ -547,8 +462,6 @@ async def _work(conn: Connection, task: Task) -> None:
         await worker.setup_idle()
     elif task.kind == "rooms":
         await worker.setup_rooms()
-    elif task.kind == "joins":
-        await worker.setup_joins()
     conn.send(("ready", None))
     _, t0 = await _command(conn)
     await asyncio.sleep(max(0.0, (t0 - _now()) / 1e9))
@@ -556,8 +469,6 @@ async def _work(conn: Connection, task: Task) -> None:
         result = await worker.run_storm(t0)
     elif task.kind == "rooms":
         result = await worker.run_rooms(t0)
-    elif task.kind == "joins":
-        result = await worker.run_joins(t0)
     elif task.kind == "idle":
         joined = sum(c.joined.done() for c in worker.clients)
         result = {"clients": joined, "lost": 0, "errors": worker.errors[:20],

@@ -61,23 +61,6 @@ ROWS = {
                    Row("", "tokens / plain, lowest round", "ratio_min", "lower", 3),
                    Row("", "tokens / plain, highest round", "ratio_max", "lower", 3),
                    Row("", "plain runs, highest / lowest", "plain_spread", "lower", 3)],
-    "joinhook": [Row("12 join hook", "no hook (A): join p50 ms", "plain_p50_ms", "lower", 2),
-                 Row("", "no hook (A): join p99 ms", "plain_p99_ms", "lower", 2),
-                 Row("", "hook (B): join p50 ms", "hook_p50_ms", "lower", 2),
-                 Row("", "hook (B): join p99 ms", "hook_p99_ms", "lower", 2),
-                 Row("", "p50 added, B - A (median)", "added_p50_ms", "lower", 2),
-                 Row("", "p99 added, B - A (median)", "added_p99_ms", "lower", 2),
-                 Row("", "p99 added, lowest round", "added_p99_min_ms", "lower", 2),
-                 Row("", "p99 added, highest round", "added_p99_max_ms", "lower", 2),
-                 Row("", "no hook runs: p99 highest - lowest", "plain_p99_spread_ms",
-                     "lower", 2),
-                 Row("", "hook call as the gateway times it, mean ms", "hook_call_mean_ms",
-                     "lower", 2),
-                 Row("", "gateway CPU ms per join, A", "plain_gateway_cpu_ms_per_join",
-                     "lower", 3),
-                 Row("", "gateway CPU ms per join, B", "hook_gateway_cpu_ms_per_join",
-                     "lower", 3),
-                 Row("", "receiver CPU ms per join", "receiver_cpu_ms_per_join", "lower", 3)],
 }
 
 
@@ -173,9 +156,6 @@ def describe(name: str, results: dict[str, Any]) -> str:
     if name == "identities":
         return (f"{r['pairs']} pairs, {r['offered_per_s']:,} msg/s, {r['seconds']:g} s; "
                 f"A/B x{r['rounds']}")
-    if name == "joinhook":
-        return (f"{r['clients']:,} joins, rooms of 2, {r['concurrency']} in flight; "
-                f"A/B x{r['rounds']}")
     return ""
 
 
@@ -236,11 +216,6 @@ ADMIN_GOALS = (
            "lower", False, " ms"),
     Target("CPU per message, identity tokens / plain joins", "identities",
            "identities_over_plain", 1.05, "lower", False),
-)
-# The join hook's goal: what it adds to a join's p99, against a receiver that answers at once.
-JOIN_HOOK_GOALS = (
-    Target("join p99 added by the join hook (median of the rounds' B - A)", "joinhook",
-           "added_p99_ms", 5.0, "lower", False, " ms"),
 )
 
 
@@ -307,11 +282,7 @@ then resumable ones (every frame numbered and kept in Redis) on the same server.
 Admin API (Switchboard only): round trips of one keep-alive HTTP client on loopback while
 scenario 4's load runs; each removal takes a peer alone in its room, which must be told.
 Identities (Switchboard only): scenario 4 with plain joins and no join secret, and with
-tokens carrying sub and info (a secret set), alternated, each run on fresh servers.
-Join hook (Switchboard only): clients connected beforehand join rooms of 2, timed from
-join_room sent to joined_room received, on servers without a join hook (A) and with one
-asking a receiver process that verifies each signature and allows at once (B),
-alternated, each run on fresh servers; the receiver's CPU is not in the gateway's."""
+tokens carrying sub and info (a secret set), alternated, each run on fresh servers."""
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -369,10 +340,7 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
               if row.key not in ("all_joined_s", "p50_ms", "star_all_joined_s",
                                  "mesh_all_joined_s", "joined_p50_ms", "backlog_p50_ms",
                                  "get_p50_ms", "remove_p50_ms", "ratio_min", "ratio_max",
-                                 "plain_spread", "plain_p50_ms", "hook_p50_ms",
-                                 "added_p50_ms", "added_p99_min_ms", "added_p99_max_ms",
-                                 "plain_p99_spread_ms", "receiver_cpu_ms_per_join",
-                                 "hook_call_mean_ms") and
+                                 "plain_spread") and
               (name, row.key) not in (("cpu", "p99_ms"), ("admin", "p99_ms"))]
     curves = [curve for curve in SWEEP_PANELS if curve[0] in scenarios]
     columns = 3

@@ -19,7 +19,6 @@ from statistics import median
 from typing import Any
 
 from bench.admin_latency import AdminCalls, AdminCallsFailed
-from bench.hook_receiver import WEBHOOK_SECRET, start_receiver
 from bench.identities import ADMIN_KEY, INFO_BYTES, JOIN_SECRET
 from bench.loadgen import Task, worker_main
 from bench.procstat import (
@@ -31,7 +30,6 @@ from bench.procstat import (
 )
 from bench.resume import resume_latency
 from bench.servers import Server
-from harness.processes import http_get
 
 _tags = iter(range(1_000_000))
 
@@ -83,12 +81,6 @@ class Settings:
     # Identities: the CPU scenario with plain joins, then with tokens carrying a user and
     # its info, alternated this many times, each run on fresh servers.
     identity_rounds: int = 3
-    # Join hook (Switchboard only): `joinhook_joins` clients, connected beforehand, join
-    # rooms of 2, `joinhook_concurrency` joins in flight, on servers without a join hook
-    # (A) and with one asking a receiver process (B), alternated `joinhook_rounds` times.
-    joinhook_joins: int = 1000
-    joinhook_concurrency: int = 10
-    joinhook_rounds: int = 3
 
 
 class WorkerFailed(RuntimeError):
@@ -528,155 +520,6 @@ def identities(start: Callable[[dict[str, str]], Server], settings: Settings) ->
             "identities_over_plain": round(tokens / plain, 3),
             "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3),
             "plain_spread": round(max(p for p, _ in rounds) / min(p for p, _ in rounds), 3)})
-    return {**figures, **swept}
-
-
-def joins(server: Server, settings: Settings) -> dict[str, Any]:
-    """`joinhook_joins` clients, all connected before, join rooms of 2 at go,
-    `joinhook_concurrency` joins in flight: join latency from join_room sent to
-    joined_room received, and the CPU each process used per join."""
-    clients, concurrency = settings.joinhook_joins, max(1, settings.joinhook_concurrency)
-    # No more workers than joins in flight: each worker holds its exact share of them.
-    task = _task("joins", server, replace(settings, workers=min(settings.workers,
-                                                                concurrency)),
-                 clients=clients, room_size=2, concurrency=concurrency)
-    measured = _run_workers(server, task, 120, 180)
-    runs = measured.results
-    figures = _join_figures(runs)
-    joined = figures["joined"]
-    latencies = sorted(x for r in runs for x in array("q", r["latencies"]))
-    return {
-        "clients": clients, "concurrency": concurrency, "workers": task.workers, **figures,
-        "join_max_ms": round(latencies[-1] / 1e6, 2) if latencies else None,
-        "warmup_joins": sum(r["warmup_joins"] for r in runs),
-        "new_peers": sum(r["new_peers"] for r in runs),
-        "expected_new_peers": sum(r["expected_new_peers"] for r in runs),
-        "cpu_ms_per_join": {role: round(1000 * (user + kernel) / max(joined, 1), 3)
-                            for role, (user, kernel) in measured.split_by_process.items()},
-        "wall_s": round(measured.wall, 3),
-        # The machine's CPU beside the servers' (the load generator's and anyone else's).
-        "others_cpu_s": round(measured.machine_cpu - measured.server_cpu, 3),
-        "lost": (clients - joined) + sum(r["lost"] for r in runs),
-        "error_count": sum(r["error_count"] for r in runs),
-        "errors": [e for r in runs for e in r["errors"]][:10],
-    }
-
-
-def _hook_env(url: str) -> dict[str, str]:
-    return {"SWITCHBOARD_JOIN_HOOK_URL": url, "SWITCHBOARD_WEBHOOK_SECRET": WEBHOOK_SECRET}
-
-
-def _joins_with_hook(start: Callable[[dict[str, str]], Server],
-                     settings: Settings) -> dict[str, Any]:
-    """`joins` on servers whose gateway asks a receiver process of its own
-    (bench.hook_receiver) before each join; the receiver's CPU is counted beside the
-    servers' (`hook-receiver`), and it must have verified one request per join."""
-    receiver = start_receiver()
-    try:
-        server = start(_hook_env(receiver.url))
-        try:
-            server.pids["hook-receiver"] = receiver.pid
-            result = joins(server, settings)
-            stats = receiver.stats()
-            _, _, metrics = http_get(server.port, "/metrics")
-        finally:
-            server.stop()
-    finally:
-        receiver.stop()
-    result.update({"hook_verified": stats["verified"], "hook_refused": stats["refused"],
-                   "hook_connections": stats["connections"] - 1,  # less /stats' own
-                   **_hook_seconds(metrics)})
-    # Every join let in was asked (and verified) once; a join the gateway gave up on (its
-    # timeout: `not allowed`, a lost join) may have been verified too, late.
-    admitted, tried = (result["joined"] + result["warmup_joins"],
-                       result["clients"] + result["warmup_joins"])
-    if not admitted <= stats["verified"] <= tried or stats["refused"]:
-        result["error_count"] += 1
-        result["errors"] = [f"the receiver verified {stats['verified']} requests and "
-                            f"refused {stats['refused']} for {admitted} joins let in of "
-                            f"{tried} (the warm-up's included)", *result["errors"]][:10]
-    return result
-
-
-def _hook_seconds(metrics: str) -> dict[str, Any]:
-    """From the gateway's /metrics: how long its join hook calls took (its own timing,
-    around the HTTP request), as a mean, and the share within 5 ms (a histogram bucket);
-    the warm-up's calls included."""
-    values: dict[str, float] = {}
-    for line in metrics.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name in ('switchboard_join_hook_seconds_bucket{le="0.005"}',
-                    "switchboard_join_hook_seconds_count", "switchboard_join_hook_seconds_sum"):
-            values[name.split("{")[0].rsplit("_", 1)[1]] = float(value)
-    count = values.get("count")
-    if not count:
-        return {}
-    return {"hook_calls": int(count), "hook_call_mean_ms": round(1000 * values["sum"] / count, 2),
-            "hook_calls_within_5ms": round(values.get("bucket", 0.0) / count, 3)}
-
-
-def join_hook(start: Callable[[dict[str, str]], Server], settings: Settings) -> dict[str, Any]:
-    """(12) What the join hook adds to a join: `joins` on servers without a join hook
-    (A, "plain"), then with SWITCHBOARD_JOIN_HOOK_URL pointing at a receiver process that
-    verifies each request's signature and allows at once (B, "hook"), alternated
-    `joinhook_rounds` times, each run on fresh server (and receiver) processes. The p99
-    added is the median of the rounds' own B - A; their lowest and highest show the
-    spread, and the plain runs' highest - lowest p99 this machine's noise."""
-    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
-    for round_ in range(1, settings.joinhook_rounds + 1):
-        def plain() -> dict[str, Any]:
-            server = start({})
-            try:
-                return joins(server, settings)
-            finally:
-                server.stop()
-
-        def hook() -> dict[str, Any]:
-            return _joins_with_hook(start, settings)
-
-        steps += [(f"plain_{round_}", plain), (f"hook_{round_}", hook)]
-    swept = _sweep(steps)
-    runs = swept["steps"]
-    rounds = [(runs[f"plain_{r}"], runs[f"hook_{r}"])
-              for r in range(1, settings.joinhook_rounds + 1)
-              if runs[f"plain_{r}"].get("join_p99_ms") is not None
-              and runs[f"hook_{r}"].get("join_p99_ms") is not None]
-    figures: dict[str, Any] = {"rounds": settings.joinhook_rounds,
-                               "clients": settings.joinhook_joins,
-                               "concurrency": settings.joinhook_concurrency}
-    if rounds:
-        def middle(name: str, side: int) -> float:
-            return round(float(median(pair[side][name] for pair in rounds)), 2)
-
-        added = {q: [hook_[f"join_{q}_ms"] - plain_[f"join_{q}_ms"]
-                     for plain_, hook_ in rounds] for q in ("p50", "p99")}
-        plain_p99 = [plain_["join_p99_ms"] for plain_, _ in rounds]
-        figures.update({
-            "plain_p50_ms": middle("join_p50_ms", 0), "plain_p99_ms": middle("join_p99_ms", 0),
-            "hook_p50_ms": middle("join_p50_ms", 1), "hook_p99_ms": middle("join_p99_ms", 1),
-            "added_p50_ms": round(median(added["p50"]), 2),
-            "added_p99_ms": round(median(added["p99"]), 2),
-            "added_p99_min_ms": round(min(added["p99"]), 2),
-            "added_p99_max_ms": round(max(added["p99"]), 2),
-            "plain_p99_spread_ms": round(max(plain_p99) - min(plain_p99), 2),
-            "plain_joins_per_s": middle("joins_per_s", 0),
-            "hook_joins_per_s": middle("joins_per_s", 1)})
-        for name, side in (("plain", 0), ("hook", 1)):
-            by_role: dict[str, list[float]] = {}
-            for pair in rounds:
-                for role, ms in pair[side]["cpu_ms_per_join"].items():
-                    by_role.setdefault(role, []).append(ms)
-            figures[f"{name}_cpu_ms_per_join"] = {role: round(median(values), 3)
-                                                   for role, values in by_role.items()}
-        means = [hook_["hook_call_mean_ms"] for _, hook_ in rounds
-                 if "hook_call_mean_ms" in hook_]
-        figures["hook_call_mean_ms"] = round(median(means), 2) if means else None
-        figures["plain_gateway_cpu_ms_per_join"] = figures["plain_cpu_ms_per_join"].get(
-            "gateway")
-        figures["hook_gateway_cpu_ms_per_join"] = figures["hook_cpu_ms_per_join"].get(
-            "gateway")
-        figures["receiver_cpu_ms_per_join"] = figures["hook_cpu_ms_per_join"].get(
-            "hook-receiver")
     return {**figures, **swept}
 
 

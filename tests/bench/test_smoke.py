@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +12,24 @@ from pathlib import Path
 from harness.processes import ROOT
 
 
+def bench(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m bench ARGS`, in a process group of its own: on a timeout the servers it
+    started go with it (else they outlive the test, and slow down every test after)."""
+    process = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"bench {args} still running after {timeout:g} s:\n"
+                             f"{stdout[-3000:]}{stderr[-3000:]}") from None
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--results-dir",
-                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=90)
+    result = bench("--smoke", "--results-dir", str(tmp_path), timeout=150)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     [path] = tmp_path.glob("bench-*.json")
@@ -54,9 +70,8 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
 def test_sweeps_show_mesh_growing_with_the_room_and_star_not(tmp_path: Path) -> None:
     """`--only roomsizes,idlesweep` (the growth scenarios), small: a mesh join
     costs 1 + n/2 frames, a star join 2; the idle sweep runs at each socket count."""
-    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only",
-                             "roomsizes,idlesweep", "--results-dir", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=90)
+    result = bench("--smoke", "--only", "roomsizes,idlesweep", "--results-dir", str(tmp_path),
+                   timeout=150)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     [path] = tmp_path.glob("bench-*.json")
@@ -72,9 +87,9 @@ def test_attacks_run_each_beside_bystanders_and_report_the_goals(tmp_path: Path)
     """`--only attacks` (Switchboard only), small and short: every attack ran on servers of
     its own and was measured; the table and the goals are printed (met or not: that is the
     gateway's business, tests/faults/test_attacks.py holds it to them)."""
-    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only", "attacks",
-                             "--servers", "switchboard", "--results-dir", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=100)
+    # About 35 s on a quiet machine: the bound leaves room for a loaded one.
+    result = bench("--smoke", "--only", "attacks", "--servers", "switchboard",
+                   "--results-dir", str(tmp_path), timeout=180)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     [path] = tmp_path.glob("bench-*.json")
