@@ -144,8 +144,11 @@ class Gateway:
     def _route(self, socket: Socket, forward: Forward) -> None:
         """Forward, unless the app is to be asked about a join first: then the join, and
         whatever the client sends after it, wait for the answer, in order."""
+        if self.join_hook is None:  # the hot path: no hook, nothing ever waits for one
+            self._forward(socket, forward)
+            return
         request = None
-        if self.join_hook is not None and type(forward.event) is Join:
+        if type(forward.event) is Join:
             room, token = socket.session.join_request
             origin, headers = socket.connection.hook_request or (None, {})
             request = HookRequest(room=room, peer_id=forward.event.conn,

@@ -92,6 +92,11 @@ class RoomStats:
 _NO_STATS = RoomStats()
 
 
+def _named(room: Room, peer: str) -> list[str]:
+    """The peer an admin action names, if it is a member (else nobody)."""
+    return [peer] if peer in room.members else []
+
+
 def channel_of(conn: str, member: Member) -> str:
     """The channel of the socket a member is on: its peer id, unless it was resumed."""
     return member.socket or conn
@@ -432,7 +437,7 @@ class RoomBook:
             self._reply(event, 404, error_body(NO_MEMBERS), out)
         elif isinstance(event, RemovePeers):
             if event.peer:
-                chosen = [event.peer] if event.peer in room.members else []
+                chosen = _named(room, event.peer)
             else:  # by user; never "": that would be everyone without an identity
                 chosen = [conn for conn, m in room.members.items()
                           if event.user and m.user == event.user]
@@ -442,10 +447,7 @@ class RoomBook:
             self._reply(event, 200, removed_body(
                 self._end_room(event.room, RemovalReason.CLOSED, out)), out)
         elif isinstance(event, ServerMessage):
-            if event.peer:
-                chosen = [event.peer] if event.peer in room.members else []
-            else:
-                chosen = list(room.members)
+            chosen = _named(room, event.peer) if event.peer else list(room.members)
             frame = encode_frame(ServerMessageFrame(data=msgspec.Raw(event.data)))
             self._to(room, chosen, frame, out)
             self._reply(event, 200, delivered_body(chosen), out)

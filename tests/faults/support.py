@@ -64,6 +64,12 @@ async def holders(redis: Redis) -> list[str | None]:
     return [h.decode() if h else None for h in await redis.mget(keys.all_leases(SHARDS))]
 
 
+async def relays_hold_every_shard(redis: Redis, relays: int) -> bool:
+    """Whether every shard has a holder, and `relays` relays share them."""
+    held = set(await holders(redis))
+    return None not in held and len(held) == relays
+
+
 def rooms_held_by(lease_of: list[str | None], relay_id: str, count: int,
                   prefix: str = "host") -> list[str]:
     """`count` room names whose shards `relay_id` holds."""

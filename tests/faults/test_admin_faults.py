@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import Counter
 
 import pytest
 from redis.asyncio import Redis
@@ -29,6 +28,7 @@ from tests.faults.support import (
     holders,
     kill_after_renewal,
     pid_of,
+    relays_hold_every_shard,
     rooms_held_by,
     tracebacks,
 )
@@ -46,11 +46,8 @@ async def test_a_deadline_passing_while_no_relay_holds_the_shard_is_applied_afte
     admin = Admin(cluster.gateways[1][1])
     peers = []
     try:
-        async def balanced() -> bool:
-            held = Counter(await holders(redis))
-            return held[None] == 0 and len(held) == 2
-
-        await eventually(balanced, 20, "both relays to hold shards")
+        await eventually(lambda: relays_hold_every_shard(redis, 2), 20,
+                         "both relays to hold shards")
         lease_of = await holders(redis)
         victim = cluster.relays[0]
         victim_id = next(h for h in lease_of if h and pid_of(h) == victim.pid)

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections import Counter
 
 import pytest
 from redis.asyncio import Redis
 
 from harness.processes import Cluster, eventually
 from shared import keys
-from tests.faults.support import SHARDS, holders, kill_after_renewal, pid_of, rooms_held_by
+from tests.faults.support import (
+    SHARDS,
+    holders,
+    kill_after_renewal,
+    pid_of,
+    relays_hold_every_shard,
+    rooms_held_by,
+)
 from tests.peers import Peer
 
 pytestmark = pytest.mark.timeout(90)
@@ -45,11 +51,8 @@ async def test_the_host_is_unchanged_across_a_relay_kill_and_a_takeover(
         return more
 
     try:
-        async def balanced() -> bool:
-            held = Counter(await holders(redis))
-            return held[None] == 0 and len(held) == 2
-
-        await eventually(balanced, 20, "both relays to hold shards")
+        await eventually(lambda: relays_hold_every_shard(redis, 2), 20,
+                         "both relays to hold shards")
         lease_of = await holders(redis)
         victim = cluster.relays[0]
         victim_id = next(h for h in lease_of if h and pid_of(h) == victim.pid)
