@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.processes import ROOT
 
 
@@ -83,6 +85,7 @@ def test_sweeps_show_mesh_growing_with_the_room_and_star_not(tmp_path: Path) -> 
     assert set(results["scenarios"]["idlesweep"]) == {"switchboard", "peerjs"}
 
 
+@pytest.mark.timeout(200)  # the bench call's own bound (180 s) kills its servers first
 def test_attacks_run_each_beside_bystanders_and_report_the_goals(tmp_path: Path) -> None:
     """`--only attacks` (Switchboard only), small and short: every attack ran on servers of
     its own and was measured; the table and the goals are printed (met or not: that is the
