@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -24,6 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from gateway.join_tokens import Identity, identity_of
 from shared.events import Status
+from shared.webhook_signing import signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +93,15 @@ class JoinHook:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                           0.25, 0.5, 1, 2.5, 5))
 
-    def signed(self, body: bytes) -> dict[str, str]:
-        """The Standard Webhooks headers for `body`, sent now."""
-        message_id = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(UTC)
-        return {"webhook-id": message_id, "webhook-timestamp": str(int(now.timestamp())),
-                "webhook-signature": self.signer.sign(message_id, now, body.decode()),
-                "content-type": "application/json"}
-
     async def ask(self, request: HookRequest) -> Identity | None:
         """The identity the app gives the joiner; None when the join is not allowed."""
         body = _request_encoder.encode(request)
+        headers = signed_headers(self.signer, f"msg_{uuid.uuid4().hex}", body)
         started = time.perf_counter()
         outcome, identity = "unreachable", None
         try:
             async with asyncio.timeout(self.timeout_s), self._session().post(
-                    self.url, data=body, headers=self.signed(body),
+                    self.url, data=body, headers=headers,
                     allow_redirects=False) as answer:
                 content = await answer.content.read(_MAX_ANSWER_BYTES + 1)
                 if answer.status != 200:

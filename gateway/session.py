@@ -17,6 +17,7 @@ from shared.events import (
     Join,
     JoinRefused,
     Leave,
+    LeaveReason,
     Resume,
     Resumed,
     SendToPeer,
@@ -157,14 +158,16 @@ class Session:
             new_token_digest=token_digest(self.token),
             last_frame_seq=command.last_frame_seq))
 
-    def leave(self) -> Forward | None:
-        """leave_room: leave the current room; None when in none."""
+    def leave(self, reason: LeaveReason = LeaveReason.LEFT) -> Forward | None:
+        """leave_room (or a socket that closed): leave the current room; None when in
+        none."""
         if self.room is None:
             return None
         # A resumable member's leave names this socket: if another socket has taken the
         # peer over meanwhile, the peer stays.
         forward = self._forward(Leave(conn=self.conn_id, room=self.room,
-                                      socket=self.socket_id if self.resumable else ""))
+                                      socket=self.socket_id if self.resumable else "",
+                                      reason=reason))
         self._no_room()
         return forward
 
@@ -184,7 +187,7 @@ class Session:
             self._no_room()
             return forward
         if self.room is None or not self.resumable:
-            return self.leave()
+            return self.leave(LeaveReason.CLOSED)
         forward = self._forward(Detach(conn=self.conn_id, room=self.room,
                                        socket=self.socket_id))
         self._no_room()

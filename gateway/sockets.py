@@ -36,6 +36,7 @@ from shared.events import (
     Join,
     JoinRefused,
     Leave,
+    LeaveReason,
     Resume,
     event_encoder,
 )
@@ -106,7 +107,7 @@ class Gateway:
             return
         settings = self.settings
         session = Session(str(uuid.uuid4()), self.id, settings.shards, self.join_tokens,
-                          self.metrics.received, keep_names=bool(settings.admin_key))
+                          self.metrics.received, keep_names=settings.keeps_room_names)
         rate = FrameRate(settings.frame_rate, settings.frame_burst, connection.last_heard)
         outbox = Outbox(connection, settings.send_buffer_bytes, self.metrics.frames_sent)
         socket = Socket(connection, session, outbox, rate, self)
@@ -279,7 +280,7 @@ class Gateway:
         """The resumed socket cannot be given every frame it lacks (never expected): its
         peer leaves, as if it could not resume, rather than miss frames in silence."""
         log.error("kept frames missing for resumed peer %s: it leaves", socket.session.conn_id)
-        leave = socket.session.leave()
+        leave = socket.session.leave(LeaveReason.CLOSED)
         if leave is not None:
             self._forward(socket, leave)
         socket.outbox.push(error_frame(ErrorText.CANNOT_RESUME, "resume"))

@@ -58,7 +58,7 @@ class Batches:
     def __init__(self, relay_id: str, batch_size: int, nodes: RedisNodes,
                  owned: dict[int, Shard], committer: Committer, metrics: RelayMetrics,
                  reclaim: Callable[[int], Awaitable[None]], drop: Callable[[int], None],
-                 shards: int) -> None:
+                 shards: int, recorded: Callable[[int], None] = lambda _: None) -> None:
         self.relay_id = relay_id
         self.batch_size = batch_size
         self.nodes = nodes
@@ -67,6 +67,7 @@ class Batches:
         self.metrics = metrics
         self.reclaim = reclaim
         self.drop = drop
+        self.recorded = recorded  # a commit recorded webhooks: the shard's number
         self.by_stream: dict[bytes, int] = {
             keys.shard_stream(s).encode(): s for s in range(shards)
         }
@@ -142,6 +143,9 @@ class Batches:
                 shard.checkpoint = new_checkpoint
                 committed += events
                 self.metrics.committed(applied, shard.book.take_stats())
+                if shard.book.hooks.recorded:
+                    shard.book.hooks.recorded = 0
+                    self.recorded(shard.number)
                 continue
             if result == ENTRIES_MISSED:
                 log.warning("shard %d: entries read by a former holder, reclaiming",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from shared.events import Member
+from shared.webhook_events import RoomLife
 
 
 class Publish(NamedTuple):
@@ -58,5 +59,25 @@ class CloseRoom(NamedTuple):
     room: str
 
 
-Effect = Publish | Keep | Replay | DropKept | PutMember | DropMember | OpenRoom | CloseRoom
+class Hook(NamedTuple):
+    """A lifecycle event for the app (docs/protocol.md, "Webhooks"), into the shard's
+    outbox: `body` is its JSON, as it is sent."""
+
+    room: str
+    body: bytes
+
+
+class PutLife(NamedTuple):
+    """The room's life as numbered so far (keys.room_lives)."""
+
+    room: str
+    life: RoomLife
+
+
+class DropLife(NamedTuple):
+    room: str
+
+
+Effect = (Publish | Keep | Replay | DropKept | PutMember | DropMember | OpenRoom | CloseRoom
+          | Hook | PutLife | DropLife)
 

@@ -26,6 +26,7 @@ from relay.effects import (
     PutMember,
     Replay,
 )
+from relay.lifecycle import Lifecycle
 from shared.admin_replies import (
     NO_MEMBERS,
     deadline_body,
@@ -45,6 +46,7 @@ from shared.events import (
     Join,
     JoinRefused,
     Leave,
+    LeaveReason,
     Member,
     RemoveAll,
     RemovePeers,
@@ -75,6 +77,7 @@ from shared.frames import Removed as RemovedFrame
 from shared.frames import ServerMessage as ServerMessageFrame
 from shared.room import Members, Room, peer_entry
 from shared.stream_ids import stream_order
+from shared.webhook_events import RoomLife
 
 
 @dataclass
@@ -91,6 +94,11 @@ class RoomStats:
 
 _NO_STATS = RoomStats()
 
+# peer.left's reason for each member of a room that the app or its deadline ended.
+_LEFT_FOR_REMOVAL = {RemovalReason.REMOVED: LeaveReason.REMOVED,
+                     RemovalReason.CLOSED: LeaveReason.ROOM_CLOSED,
+                     RemovalReason.EXPIRED: LeaveReason.EXPIRED}
+
 
 def _named(room: Room, peer: str) -> list[str]:
     """The peer an admin action names, if it is a member (else nobody)."""
@@ -106,7 +114,7 @@ class RoomBook:
     """The rooms of one shard, in memory, and the rules that change them."""
 
     def __init__(self, capacity: int, star_capacity: int, keep_frames: int = 1000,
-                 grace_ms: int = 15_000) -> None:
+                 grace_ms: int = 15_000, webhooks: bool = False) -> None:
         self.capacity = capacity
         self.star_capacity = star_capacity
         self.keep_frames = keep_frames  # SWITCHBOARD_RESUME_BUFFER_FRAMES
@@ -116,11 +124,15 @@ class RoomBook:
         self.frame_seqs: dict[str, int] = {}  # resumable member -> last frame_seq sent
         self._overflowed: list[str] = []  # detached members sent more than is kept
         self.stats = RoomStats()
+        self.hooks = Lifecycle(webhooks)  # the rooms' lives as webhook events
         self._entry_id = "0-0"  # of the event being applied: its time is the ms part
 
-    def load(self, digest: str, members: Members, frame_seqs: Mapping[str, int]) -> None:
+    def load(self, digest: str, members: Members, frame_seqs: Mapping[str, int],
+             life: RoomLife | None = None) -> None:
         """Install a room read back from Redis, ordering members by join."""
         room = self.rooms[digest] = room_of(members)
+        if life is not None:
+            self.hooks.load(digest, life)
         for conn, member in room.members.items():
             self.room_of[conn] = digest
             if member.resumable:
@@ -136,7 +148,8 @@ class RoomBook:
                 if member.gateway:
                     out.setdefault(member.gateway, []).append(
                         Detach(conn=conn, room=digest, socket=channel_of(conn, member))
-                        if member.resumable else Leave(conn=conn, room=digest))
+                        if member.resumable
+                        else Leave(conn=conn, room=digest, reason=LeaveReason.GATEWAY_LOST))
         return out
 
     def expired(self, now_ms: int) -> list[Expire]:
@@ -192,7 +205,7 @@ class RoomBook:
             # More frames arrived for a detached peer than are kept: it can never
             # resume, so it leaves now (docs/protocol.md, "Resume").
             conn = self._overflowed.pop()
-            self._leave(self.room_of.get(conn, ""), conn, out)
+            self._leave(self.room_of.get(conn, ""), conn, LeaveReason.OVERFLOW, out)
 
     # --- joining and leaving ---------------------------------------------------------
 
@@ -216,6 +229,7 @@ class RoomBook:
                                                  ends_at=event.ends_at, name=event.name)
             self.stats.created += 1
             out.append(OpenRoom(event.room))
+            self.hooks.started(event.room, room, self._now_ms(), out)
         member = Member(status=event.status, gateway=event.gateway, joined=entry_id,
                         topology=room.topology, token=event.token_digest,
                         socket="" if reply == event.conn else reply,
@@ -224,6 +238,7 @@ class RoomBook:
         old_host = room.host
         room.admit(event.conn, member)
         me = peer_entry(event.conn, member)
+        self.hooks.joined(event.room, room, event.conn, member, self._now_ms(), out)
         # joined_room is the answer to the join, so never numbered: frame_seq starts
         # after it.
         out.append(Publish(reply, encode_frame(JoinedRoom(
@@ -242,7 +257,7 @@ class RoomBook:
                 # so (after new_peer in a mesh room, which palava clients follow) every
                 # other member learns the new host and its whole new view
                 # (docs/protocol.md, "Host").
-                self._host_changed(room, out, skip=event.conn)
+                self._host_changed(event.room, room, out, skip=event.conn)
         self.stats.joined += 1
         self.room_of[event.conn] = event.room
         if member.resumable:
@@ -264,27 +279,28 @@ class RoomBook:
         member = self._member(event.room, event.conn)
         if member is not None and event.socket and channel_of(event.conn, member) != event.socket:
             return  # that socket's peer was resumed by another socket, which stays
-        self._leave(event.room, event.conn, out)
+        self._leave(event.room, event.conn, event.reason, out)
 
-    def _leave(self, digest: str, conn: str, out: list[Effect]) -> None:
+    def _leave(self, digest: str, conn: str, reason: LeaveReason, out: list[Effect]) -> None:
         room = self.rooms.get(digest)
         member = None if room is None else room.members.get(conn)
         if room is None or member is None:
             return  # leaving a room one is not in is no error (docs/protocol.md)
         was_host = conn == room.host
         watchers = room.watchers(conn)
-        self._drop(digest, room, conn, member, out)
+        self._drop(digest, room, conn, member, reason, out)
         if not room.members:
             self._closed(digest, room, out)
             return
         self._to(room, watchers, encode_frame(PeerLeft(sender_id=conn)), out)
         if was_host:
-            self._host_changed(room, out)
+            self._host_changed(digest, room, out)
 
-    def _drop(self, digest: str, room: Room, conn: str, member: Member,
+    def _drop(self, digest: str, room: Room, conn: str, member: Member, reason: LeaveReason,
               out: list[Effect]) -> None:
         """`conn` is no longer a member: its record and kept frames go."""
         room.remove(conn)
+        self.hooks.left(digest, room, conn, member, reason, self._now_ms(), out)
         del self.room_of[conn]
         self.stats.left += 1
         out.append(DropMember(digest, conn))
@@ -298,11 +314,13 @@ class RoomBook:
         self.stats.closed += 1
         self.stats.lifetimes.append((max(self._now_ms() - room.opened_ms, 0) / 1000, room.peak))
         out.append(CloseRoom(digest))
+        self.hooks.finished(digest, room, self._now_ms(), out)
 
-    def _host_changed(self, room: Room, out: list[Effect], skip: str = "") -> None:
+    def _host_changed(self, digest: str, room: Room, out: list[Effect], skip: str = "") -> None:
         """After the host changed: every member (but `skip`, the joiner that took over)
         learns the new host and its own new view."""
         host = room.host
+        self.hooks.host_changed(digest, room, self._now_ms(), out)
         shared_view: bytes | None = None  # in a star room, every non-host's is the same
         for conn in room.members:
             if conn == skip:
@@ -325,7 +343,7 @@ class RoomBook:
                 or channel_of(event.conn, member) != event.socket):
             return  # gone, detached already, or resumed by another socket meanwhile
         if not member.resumable:
-            self._leave(digest, event.conn, out)
+            self._leave(digest, event.conn, LeaveReason.CLOSED, out)
             return
         detached = replace(member, gateway="", detached_until=now_ms + self.grace_ms,
                            detached_seq=self.frame_seqs.get(event.conn, 0))
@@ -335,7 +353,7 @@ class RoomBook:
     def _expire(self, event: Expire, out: list[Effect]) -> None:
         member = self._member(event.room, event.conn)
         if member is not None and member.detached_until == event.until:
-            self._leave(event.room, event.conn, out)
+            self._leave(event.room, event.conn, LeaveReason.GRACE_EXPIRED, out)
 
     def _resume(self, event: Resume, now_ms: int, out: list[Effect]) -> None:
         digest = self.room_of.get(event.conn, "")
@@ -363,7 +381,8 @@ class RoomBook:
             # Frames it lacks are no longer kept, or its grace period is over: it leaves
             # as usual.
             self._refuse_resume(event, out)
-            self._leave(digest, event.conn, out)
+            self._leave(digest, event.conn, LeaveReason.OVERFLOW if missing > self.keep_frames
+                        else LeaveReason.GRACE_EXPIRED, out)
             return
         room = self.rooms[digest]
         if not member.detached_until:
@@ -467,7 +486,7 @@ class RoomBook:
         for conn in conns:
             member = room.members[conn]
             self._tell_removed(digest, conn, member, RemovalReason.REMOVED, out)
-            self._drop(digest, room, conn, member, out)
+            self._drop(digest, room, conn, member, LeaveReason.REMOVED, out)
         if not room.members:
             self._closed(digest, room, out)
             return
@@ -475,16 +494,17 @@ class RoomBook:
             stayed = [w for w in watchers[conn] if w in room.members]
             self._to(room, stayed, encode_frame(PeerLeft(sender_id=conn)), out)
         if room.host != old_host:
-            self._host_changed(room, out)
+            self._host_changed(digest, room, out)
 
     def _end_room(self, digest: str, reason: RemovalReason, out: list[Effect]) -> list[str]:
         """Every member is removed at once: nobody hears of the others leaving, the room
         is gone. Returns the members removed, in join order."""
         room = self.rooms[digest]
         removed = list(room.members)
+        left = _LEFT_FOR_REMOVAL[reason]
         for conn, member in list(room.members.items()):
             self._tell_removed(digest, conn, member, reason, out)
-            self._drop(digest, room, conn, member, out)
+            self._drop(digest, room, conn, member, left, out)
         self._closed(digest, room, out)
         return removed
 

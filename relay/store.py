@@ -12,11 +12,14 @@ from redis_io.clients import CALL_S, LOAD_S, RedisClient, bounded
 from relay.effects import (
     CloseRoom,
     DropKept,
+    DropLife,
     DropMember,
     Effect,
+    Hook,
     Keep,
     OpenRoom,
     Publish,
+    PutLife,
     PutMember,
     Replay,
 )
@@ -24,6 +27,7 @@ from relay.rooms import RoomBook
 from relay.scripts import LuaScript
 from shared import keys
 from shared.events import ReplayBroken, event_encoder, member_decoder
+from shared.webhook_events import life_decoder, life_encoder
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,9 @@ _member_encoder = msgspec.msgpack.Encoder()
 # K channel key# frame (publish unless channel is "", and keep) |
 # T key# peer seq max ttl_ms (after a batch's K: trim, expire, count) |
 # Y channel key# count broken (replay the last count kept frames; `broken` if fewer) |
-# X key# peer (drop the kept frames and the counter).
+# X key# peer (drop the kept frames and the counter) |
+# W key# room body (a lifecycle event into the shard's webhook outbox) |
+# B key# counter# max (after a batch's W: bound the outbox, counting what that drops).
 # Channels are shard channels in the shard's slot (SPUBLISH): on a cluster a frame then
 # costs the one node that runs the script.
 #
@@ -84,6 +90,17 @@ while i <= #ARGV do
   elseif op == 'X' then
     redis.call('DEL', KEYS[tonumber(ARGV[i + 1])])
     redis.call('HDEL', KEYS[5], ARGV[i + 2]); i = i + 3
+  elseif op == 'W' then
+    redis.call('XADD', KEYS[tonumber(ARGV[i + 1])], '*', 'r', ARGV[i + 2], 'b', ARGV[i + 3])
+    i = i + 4
+  elseif op == 'B' then
+    local outbox = KEYS[tonumber(ARGV[i + 1])]
+    local over = redis.call('XLEN', outbox) - tonumber(ARGV[i + 3])
+    if over > 0 then
+      redis.call('XTRIM', outbox, 'MAXLEN', ARGV[i + 3])
+      redis.call('INCRBY', KEYS[tonumber(ARGV[i + 2])], over)
+    end
+    i = i + 4
   elseif op == 'A' then
     redis.call('SADD', KEYS[4], ARGV[i + 1]); i = i + 2
   elseif op == 'R' then
@@ -153,7 +170,8 @@ async def load_shard(redis: RedisClient, number: int, book: RoomBook) -> Shard:
     pipe.get(keys.shard_checkpoint(number))
     pipe.smembers(keys.shard_rooms(number))
     pipe.hgetall(keys.frame_counters(number))
-    checkpoint, digests, counters = await bounded(pipe.execute(), LOAD_S)
+    pipe.hgetall(keys.room_lives(number))
+    checkpoint, digests, counters, lives = await bounded(pipe.execute(), LOAD_S)
     frame_seqs = {conn.decode(): int(seq) for conn, seq in counters.items()}
     rooms = sorted(d.decode() for d in digests)
     pipe = redis.pipeline(transaction=False)
@@ -161,18 +179,21 @@ async def load_shard(redis: RedisClient, number: int, book: RoomBook) -> Shard:
         pipe.hgetall(keys.room_members(number, digest))
     for digest, raw in zip(rooms, await bounded(pipe.execute(), LOAD_S), strict=True):
         if raw:
+            life = lives.get(digest.encode())
             book.load(digest, {k.decode(): member_decoder.decode(v) for k, v in raw.items()},
-                      frame_seqs)
+                      frame_seqs, None if life is None else life_decoder.decode(life))
     return Shard(number, book, checkpoint.decode() if checkpoint else "")
 
 
 class Committer:
     """Turns a batch's effects into one atomic script call per shard."""
 
-    def __init__(self, relay_id: str, keep_frames: int, kept_ttl_ms: int) -> None:
+    def __init__(self, relay_id: str, keep_frames: int, kept_ttl_ms: int,
+                 webhook_backlog: int = 100_000) -> None:
         self.relay_id = relay_id
         self.keep_frames = keep_frames  # the newest frames a resumable peer's list keeps
         self.kept_ttl_ms = kept_ttl_ms  # and how long after the last one it stays
+        self.webhook_backlog = webhook_backlog  # the outbox's bound
 
     def command(
         self, shard: Shard, first_new: str, new_checkpoint: str, ids: list[bytes],
@@ -202,6 +223,7 @@ class Committer:
         ]
         prefix = keys.connection_channel(number, "")
         last_kept: dict[str, int] = {}  # peer -> its batch's last frame_seq, for 'T'
+        hooked = False
         for effect in effects:
             if type(effect) is Publish:
                 args += ("P", prefix + effect.channel, effect.payload)
@@ -226,9 +248,20 @@ class Committer:
                 args += ("A", effect.room)
             elif type(effect) is CloseRoom:
                 args += ("R", effect.room)
+            elif type(effect) is Hook:
+                args += ("W", key_index(keys.webhook_outbox(number)), effect.room, effect.body)
+                hooked = True
+            elif type(effect) is PutLife:
+                args += ("H", key_index(keys.room_lives(number)), effect.room,
+                         life_encoder.encode(effect.life))
+            elif type(effect) is DropLife:
+                args += ("D", key_index(keys.room_lives(number)), effect.room)
         for conn, seq in last_kept.items():
             args += ("T", key_index(keys.kept_frames(number, conn)), conn, seq,
                      self.keep_frames, self.kept_ttl_ms)
+        if hooked:
+            args += ("B", key_index(keys.webhook_outbox(number)),
+                     key_index(keys.webhooks_dropped(number)), self.webhook_backlog)
         return COMMIT.command(key_list, args)
 
 

@@ -22,6 +22,7 @@ from relay.rooms import RoomBook
 from relay.scripts import load_scripts
 from relay.store import COMMIT, Committer, Shard, take_over
 from relay.sweeps import Sweeps
+from relay.webhook_sender import WebhookSender
 from shared.linger import Linger
 from shared.process_id import process_id
 from shared.settings import Settings
@@ -50,9 +51,13 @@ class Relay:
         # its grace period, and a margin.
         kept_ttl_ms = int(1000 * (settings.resume_grace_s + settings.idle_timeout_s
                                   + settings.ping_interval_s) + 60_000)
-        committer = Committer(self.id, settings.resume_buffer_frames, kept_ttl_ms)
+        committer = Committer(self.id, settings.resume_buffer_frames, kept_ttl_ms,
+                              settings.webhook_backlog)
         self.owned: dict[int, Shard] = {}
         self.metrics = RelayMetrics(lambda: [shard.book for shard in self.owned.values()])
+        # Delivery of the held shards' webhooks, off the hot path (rule 11).
+        self.webhooks = (WebhookSender(settings, redis, self.metrics.registry)
+                         if settings.webhook_url_list else None)
         self.stopping = asyncio.Event()
         # A live gateway sets its key again within one beat (ttl/3) and one failing call
         # (CALL_S) of its master answering again; a sweep may come a second later.
@@ -60,7 +65,8 @@ class Relay:
             settle_s=settings.gateway_ttl_ms / 3000 + CALL_S + _SWEEP_EVERY_S,
             max_gap_s=_WATCH_GAP_S))
         self.batches = Batches(self.id, settings.batch_size, topology, self.owned, committer,
-                               self.metrics, self._reclaim, self._forget, settings.shards)
+                               self.metrics, self._reclaim, self._forget, settings.shards,
+                               self._recorded)
         self.readers = Readers(self.owned, self.batches, topology, self.stopping,
                                self._new_reader, self._reclaim, self.load_scripts,
                                self.sweeps.watch.failed)
@@ -112,6 +118,8 @@ class Relay:
         if renewing is not None:
             renewing.cancel()
         await self.readers.finish()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         try:
             await bounded(self.leases.leave(list(self.owned)), STOP_S)
         except RedisError as exc:
@@ -144,16 +152,27 @@ class Relay:
     def _forget(self, number: int) -> None:
         self.owned.pop(number, None)
         self.readers.stop(number)
+        if self.webhooks is not None:
+            self.webhooks.stop(number)
 
     def _own(self, shard: Shard) -> None:
         self.owned[shard.number] = shard
         self.readers.start(shard.number)
+        if self.webhooks is not None:
+            self.webhooks.start(shard.number)
+
+    def _recorded(self, number: int) -> None:
+        """A commit of the shard recorded lifecycle events: deliver them now."""
+        if self.webhooks is not None:
+            self.webhooks.wake(number)
 
     async def claim_shards(self) -> None:
         """Take free shards up to our fair share, give back any surplus."""
         share = await self.leases.fair_share()
         surplus, wanted = rebalance(self.owned, share)
         if surplus:
+            if self.webhooks is not None:
+                await self.webhooks.release(surplus)
             for shard in surplus:
                 self._forget(shard)
             await self.readers.between_reads()
@@ -167,7 +186,8 @@ class Relay:
         """Read the shard back into new rooms, claiming what its previous holder left."""
         settings = self.settings
         book = RoomBook(settings.room_capacity, settings.star_room_capacity,
-                        settings.resume_buffer_frames, int(settings.resume_grace_s * 1000))
+                        settings.resume_buffer_frames, int(settings.resume_grace_s * 1000),
+                        webhooks=bool(settings.webhook_url_list))
         return await take_over(self.redis, self.id, number, book)
 
     async def _reclaim(self, number: int) -> None:

@@ -66,9 +66,25 @@ class Join(Event, tag="join", frozen=True, omit_defaults=True):
     name: str = ""
 
 
+class LeaveReason(StrEnum):
+    """Why a member left (docs/protocol.md, "Webhooks": `peer.left`'s `reason`)."""
+
+    LEFT = "left"  # leave_room
+    CLOSED = "closed"  # its socket closed, and it was not resumable
+    GRACE_EXPIRED = "grace_expired"  # a resumable peer did not come back in time
+    OVERFLOW = "overflow"  # more was sent to it while away than is kept
+    GATEWAY_LOST = "gateway_lost"  # its gateway stopped heartbeating
+    REMOVED = "removed"  # by the admin API
+    ROOM_CLOSED = "room_closed"  # its room, by the admin API
+    EXPIRED = "expired"  # its room's deadline passed
+
+
 class Leave(Event, tag="leave", frozen=True, omit_defaults=True):
     # When set, the leave is that socket's: a member another socket resumed stays.
     socket: str = ""
+    # Why (only `left`, `closed` and `gateway_lost` come as a Leave); an older gateway's
+    # leaves say nothing, as leave_room's.
+    reason: LeaveReason = LeaveReason.LEFT
 
 
 class Detach(Event, tag="detach", frozen=True):

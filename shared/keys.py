@@ -66,6 +66,23 @@ def frame_counters(shard: int) -> str:
     return f"sig:fseq:{_tag(shard)}"
 
 
+def room_lives(shard: int) -> str:
+    """Hash: room digest -> msgpack RoomLife, while webhooks are on: what the room's next
+    lifecycle event is numbered, and its usage so far (docs/protocol.md, "Webhooks")."""
+    return f"sig:lives:{_tag(shard)}"
+
+
+def webhook_outbox(shard: int) -> str:
+    """Stream of the shard's lifecycle events not delivered yet (fields `r`: room digest,
+    `b`: the JSON body), at most SWITCHBOARD_WEBHOOK_BACKLOG long."""
+    return f"sig:hooks:{_tag(shard)}"
+
+
+def webhooks_dropped(shard: int) -> str:
+    """How many of the shard's lifecycle events the outbox's bound dropped, ever."""
+    return f"sig:hooks-dropped:{_tag(shard)}"
+
+
 def gateway_alive(gateway_id: str) -> str:
     """Present while the gateway heartbeats (value: the time of its beat; TTL:
     gateway_ttl_ms); `GATEWAY_DEAD` once a relay declared it dead."""

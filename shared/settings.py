@@ -236,8 +236,23 @@ class Settings:
     # The app's hooks (docs/protocol.md, "Join hook"), signed as Standard Webhooks are.
     webhook_secret: str = setting(
         "", "SWITCHBOARD_WEBHOOK_SECRET",
-        "base64 secret (optionally `whsec_`-prefixed) that signs the join hook's requests",
-        secret=True)
+        "base64 secret (optionally `whsec_`-prefixed) that signs webhooks and the join "
+        "hook's requests", secret=True)
+    webhook_url: str = setting(
+        "", "SWITCHBOARD_WEBHOOK_URL",
+        "the app's URL (or several, comma-separated) that each room's lifecycle is POSTed "
+        "to (unset: no webhooks; set: room names are kept while rooms have members)")
+    webhook_timeout_ms: int = setting(
+        5000, "SWITCHBOARD_WEBHOOK_TIMEOUT_MS",
+        "no 2xx answer to a webhook within this: it is retried", bound=Bound.AT_LEAST_ONE)
+    webhook_retry_s: float = setting(
+        3600.0, "SWITCHBOARD_WEBHOOK_RETRY_S",
+        "a webhook not delivered this long after its event is dropped (and counted)",
+        bound=Bound.POSITIVE)
+    webhook_backlog: int = setting(
+        100_000, "SWITCHBOARD_WEBHOOK_BACKLOG",
+        "undelivered webhooks kept in Redis per shard; past it the oldest are dropped",
+        bound=Bound.AT_LEAST_ONE)
     join_hook_url: str = setting(
         "", "SWITCHBOARD_JOIN_HOOK_URL",
         "the app's URL asked before each `join_room` (a resume is not asked)")
@@ -287,14 +302,16 @@ class Settings:
             if not url.startswith(("stun:", "turn:", "turns:")):
                 raise SettingsError(f"{ENV_NAMES['ice_urls']}: {url!r} is not a stun:, "
                                     "turn: or turns: URL")
-        if self.join_hook_url:
-            if not self.join_hook_url.startswith(("http://", "https://")):
-                raise SettingsError(f"{ENV_NAMES['join_hook_url']} must be an http:// or "
-                                    "https:// URL")
-            if not self.webhook_secret:
-                raise SettingsError(f"{ENV_NAMES['join_hook_url']} needs "
-                                    f"{ENV_NAMES['webhook_secret']}: the app must be able to "
-                                    "tell the service's requests from others")
+        for name, urls in (("join_hook_url", [self.join_hook_url] if self.join_hook_url
+                            else []), ("webhook_url", self.webhook_url_list)):
+            for url in urls:
+                if not url.startswith(("http://", "https://")):
+                    raise SettingsError(f"{ENV_NAMES[name]}: {url!r} is not an http:// or "
+                                        "https:// URL")
+            if urls and not self.webhook_secret:
+                raise SettingsError(f"{ENV_NAMES[name]} needs {ENV_NAMES['webhook_secret']}: "
+                                    "the app must be able to tell the service's requests "
+                                    "from others")
         if self.webhook_secret:
             try:
                 Webhook(self.webhook_secret)
@@ -310,6 +327,16 @@ class Settings:
     @property
     def ice_url_list(self) -> list[str]:
         return [url.strip() for url in self.ice_urls.split(",") if url.strip()]
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [url.strip() for url in self.webhook_url.split(",") if url.strip()]
+
+    @property
+    def keeps_room_names(self) -> bool:
+        """Room names are kept in clear while rooms have members only for the admin API
+        (to list them) and webhooks (to name them)."""
+        return bool(self.admin_key or self.webhook_url)
 
     @property
     def join_hook_header_list(self) -> list[str]:

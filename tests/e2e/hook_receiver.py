@@ -35,6 +35,7 @@ class HookReceiver:
     received: list[Received] = field(default_factory=list)
     bad_signatures: int = 0
     _server: asyncio.Server | None = None
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -47,6 +48,17 @@ class HookReceiver:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+
+    def bodies(self, room: str) -> list[dict[str, Any]]:
+        """The webhooks received for `room`, in the order they came."""
+        return [r.body for r in self.received if r.body.get("room") == room]
+
+    async def until(self, ready: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until `ready()` holds after some request came (or fail at `timeout`)."""
+        async with asyncio.timeout(timeout):
+            while not ready():
+                self._arrived.clear()
+                await self._arrived.wait()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         verifier = Webhook(SECRET)
@@ -64,6 +76,7 @@ class HookReceiver:
                     status, answer = 401, {"error": "bad signature"}
                 else:
                     self.received.append(Received(payload, headers))
+                    self._arrived.set()
                     status, answer = await self.answer(payload)
                 data = json.dumps(answer).encode()
                 writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"

@@ -17,6 +17,7 @@ from shared.events import (
     Join,
     JoinRefused,
     Leave,
+    LeaveReason,
     Resume,
     Resumed,
     SendToPeer,
@@ -215,7 +216,7 @@ def test_a_closing_resumable_socket_detaches_and_a_plain_one_leaves() -> None:
     plain = session()
     join(plain, "lobby")
     assert plain.closed() == Forward(stream_of("lobby", 8), Leave(
-        conn=CONN, room=room_digest("lobby")))
+        conn=CONN, room=room_digest("lobby"), reason=LeaveReason.CLOSED))
 
 
 def test_a_resumable_members_leave_names_its_socket() -> None:

@@ -18,6 +18,7 @@ from shared.events import (
     Join,
     JoinRefused,
     Leave,
+    LeaveReason,
     Resume,
     Resumed,
     SendToPeer,
@@ -163,10 +164,12 @@ def test_more_frames_than_are_kept_while_detached_and_the_peer_leaves() -> None:
 def test_a_gateways_death_detaches_resumable_members_and_removes_the_rest() -> None:
     b = room_with_resumable()
     assert b.departures() == {GW: [Detach(conn="r", room=ROOM, socket="r"),
-                                   Leave(conn="p", room=ROOM)]}
+                                   Leave(conn="p", room=ROOM,
+                                         reason=LeaveReason.GATEWAY_LOST)]}
     apply(b, Detach(conn="r", room=ROOM, socket="r"))
     # The detached member is on no gateway any more.
-    assert b.departures() == {GW: [Leave(conn="p", room=ROOM)]}
+    assert b.departures() == {GW: [Leave(conn="p", room=ROOM,
+                                         reason=LeaveReason.GATEWAY_LOST)]}
 
 
 # -- resume -----------------------------------------------------------------------------

@@ -55,6 +55,11 @@ VARIABLES = [
     ("SWITCHBOARD_ADMIN_PORT", "9200", "admin_port", 9200),
     ("SWITCHBOARD_WEBHOOK_SECRET", "whsec_c2VjcmV0LWZvci10ZXN0cw==", "webhook_secret",
      "whsec_c2VjcmV0LWZvci10ZXN0cw=="),
+    ("SWITCHBOARD_WEBHOOK_URL", "http://app.local/a,https://b.example/h", "webhook_url",
+     "http://app.local/a,https://b.example/h"),
+    ("SWITCHBOARD_WEBHOOK_TIMEOUT_MS", "2500", "webhook_timeout_ms", 2500),
+    ("SWITCHBOARD_WEBHOOK_RETRY_S", "60", "webhook_retry_s", 60.0),
+    ("SWITCHBOARD_WEBHOOK_BACKLOG", "500", "webhook_backlog", 500),
     ("SWITCHBOARD_JOIN_HOOK_URL", "http://app.local/hook", "join_hook_url",
      "http://app.local/hook"),
     ("SWITCHBOARD_JOIN_HOOK_HEADERS", "cookie,authorization", "join_hook_headers",
@@ -65,7 +70,8 @@ VARIABLES = [
 NUMERIC = [(env, field) for env, _, field, value in VARIABLES if not isinstance(value, str)]
 
 # What else a variable needs set to be taken.
-NEEDS = {"SWITCHBOARD_JOIN_HOOK_URL": {"SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0LWZvci10ZXN0cw=="}}
+NEEDS = {"SWITCHBOARD_JOIN_HOOK_URL": {"SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0LWZvci10ZXN0cw=="},
+         "SWITCHBOARD_WEBHOOK_URL": {"SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0LWZvci10ZXN0cw=="}}
 
 # Each bounded variable: the value at its bound that it refuses, the next one that it
 # admits, and what else must be set for that one to be admitted (the wire limits are at
@@ -88,7 +94,10 @@ BOUNDS = [
     ("SWITCHBOARD_RESUME_BUFFER_FRAMES", "0", "1", {}),
     ("SWITCHBOARD_TURN_TTL", "0", "1", {}),
     ("SWITCHBOARD_JOIN_HOOK_TIMEOUT_MS", "0", "1", {}),
+    ("SWITCHBOARD_WEBHOOK_TIMEOUT_MS", "0", "1", {}),
+    ("SWITCHBOARD_WEBHOOK_BACKLOG", "0", "1", {}),
     # positive
+    ("SWITCHBOARD_WEBHOOK_RETRY_S", "0", "1e-9", {}),
     ("SWITCHBOARD_FRAME_RATE", "0", "1e-9", {}),
     ("SWITCHBOARD_WIRE_FRAME_RATE", "0", "1e-9", {"SWITCHBOARD_FRAME_RATE": "1e-9"}),
     ("SWITCHBOARD_WIRE_BYTE_RATE", "0", "1e-9", {}),
@@ -215,8 +224,12 @@ def test_ice_urls_must_be_stun_or_turn(urls: str) -> None:
     ({"SWITCHBOARD_JOIN_HOOK_URL": "ftp://app/hook", "SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0"},
      "http:// or https://"),
     ({"SWITCHBOARD_WEBHOOK_SECRET": "whsec_!!"}, "not base64"),
+    ({"SWITCHBOARD_WEBHOOK_URL": "http://app/a"}, "SWITCHBOARD_WEBHOOK_URL needs "
+     "SWITCHBOARD_WEBHOOK_SECRET"),
+    ({"SWITCHBOARD_WEBHOOK_URL": "http://app/a, app.example/b",
+      "SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0"}, "'app.example/b' is not an http://"),
 ])
-def test_a_join_hook_needs_a_url_and_a_signing_secret(env: dict[str, str], says: str) -> None:
+def test_hooks_need_http_urls_and_a_signing_secret(env: dict[str, str], says: str) -> None:
     with pytest.raises(SettingsError, match=says):
         Settings.from_env(env)
 

@@ -1,0 +1,265 @@
+"""Delivering the webhooks of the shards a relay holds (docs/protocol.md, "Webhooks";
+docs/architecture.md, rule 11).
+
+A shard's commits record its rooms' lifecycle events in the shard's outbox (a Redis
+stream); this reads them, off the hot path, and POSTs each to every URL, signed. A room's
+next event goes only once the previous one is answered 2xx by every URL, so each room's
+events arrive in order; rooms have a task each and never wait for each other. A delivered
+event is deleted from the outbox at once: what the outbox holds is what is not delivered
+yet, which the relay that takes the shard over sends again (the same `id`: at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from redis.exceptions import RedisError
+from standardwebhooks.webhooks import Webhook
+
+from redis_io.clients import CALL_S, RedisClient, bounded
+from shared import keys
+from shared.settings import Settings
+from shared.stream_ids import stream_order
+from shared.webhook_events import delivery_decoder
+from shared.webhook_signing import signed_headers
+
+log = logging.getLogger(__name__)
+
+# How one POST ended (a metrics label).
+OUTCOMES = ("delivered", "failed", "timeout", "unreachable")
+FIRST_RETRY_S, LAST_RETRY_S = 1.0, 300.0
+# The outbox is read this many entries at a time, and looked at this often when no commit
+# of ours said there is something new (after a takeover, a Redis error...).
+_READ_COUNT = 500
+_POLL_S = 1.0
+# A relay that stops or gives a shard away lets the POSTs in flight end this long first:
+# their events would otherwise be sent again by the next holder.
+FINISH_S = 1.0
+
+
+@dataclass(slots=True)
+class Pending:
+    entry_id: str
+    body: bytes
+
+
+class WebhookSender:
+    """The relay's deliveries: an outbox reader per shard held, a task per room with
+    events waiting, and one pool of keep-alive connections to the app (aiohttp)."""
+
+    def __init__(self, settings: Settings, redis: RedisClient,
+                 registry: CollectorRegistry) -> None:
+        self.urls = settings.webhook_url_list
+        self.signer = Webhook(settings.webhook_secret)
+        self.timeout_s = settings.webhook_timeout_ms / 1000
+        self.retry_ms = settings.webhook_retry_s * 1000
+        self.backlog = settings.webhook_backlog
+        self.redis = redis
+        self.outboxes: dict[int, Outbox] = {}
+        self._http: aiohttp.ClientSession | None = None
+        self.deliveries = Counter("switchboard_webhook_deliveries", "Webhook POSTs, by "
+                                  "outcome (a retry is another POST).", ["outcome"],
+                                  registry=registry)
+        for outcome in OUTCOMES:
+            self.deliveries.labels(outcome)
+        self.dropped = Counter("switchboard_webhooks_dropped", "Webhooks given up: not "
+                               "delivered within SWITCHBOARD_WEBHOOK_RETRY_S "
+                               "(retry_window), or pushed out of a full outbox (backlog).",
+                               ["reason"], registry=registry)
+        for reason in ("retry_window", "backlog"):
+            self.dropped.labels(reason)
+        self.latency = Histogram("switchboard_webhook_delivery_seconds", "From the state "
+                                 "change to the app's 2xx answer.", registry=registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                          5, 10, 30, 60, 300, 900, 3600))
+        backlog = Gauge("switchboard_webhook_backlog", "Webhooks waiting in the outboxes "
+                        "of the shards this relay holds.", registry=registry)
+        backlog.set_function(lambda: sum(o.length for o in self.outboxes.values()))
+
+    def start(self, number: int) -> None:
+        """Deliver the shard's outbox (the relay took the shard)."""
+        if number not in self.outboxes:
+            self.outboxes[number] = Outbox(self, number)
+
+    def stop(self, number: int) -> None:
+        """Stop at once (the shard was lost: another relay holds it now)."""
+        outbox = self.outboxes.pop(number, None)
+        if outbox is not None:
+            outbox.cancel()
+
+    async def release(self, numbers: list[int]) -> None:
+        """Stop, letting POSTs in flight end first (the relay gives the shards away)."""
+        outboxes = [self.outboxes.pop(n) for n in numbers if n in self.outboxes]
+        await asyncio.gather(*(outbox.finish() for outbox in outboxes))
+
+    def wake(self, number: int) -> None:
+        """A commit of ours recorded events there."""
+        outbox = self.outboxes.get(number)
+        if outbox is not None:
+            outbox.woken.set()
+
+    async def close(self) -> None:
+        await self.release(list(self.outboxes))
+        if self._http is not None:
+            await self._http.close()
+
+    async def deliver(self, pending: Pending) -> None:
+        """POST the event to every URL until each answered 2xx, retrying with backoff
+        until the retry window (from the event's time) is over: then it is dropped."""
+        head = delivery_decoder.decode(pending.body)
+        waiting = self.urls
+        delay = FIRST_RETRY_S
+        while True:
+            answered = await asyncio.gather(*(self._post(url, head.id, pending.body)
+                                              for url in waiting))
+            waiting = [url for url, ok in zip(waiting, answered, strict=True) if not ok]
+            now_ms = time.time() * 1000
+            if not waiting:
+                self.latency.observe(max(now_ms - head.at, 0) / 1000)
+                return
+            if now_ms + delay * 1000 > head.at + self.retry_ms:
+                self.dropped.labels("retry_window").inc()
+                log.warning("webhook %s (%s) not delivered within the retry window: "
+                            "dropped", head.id, head.type)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LAST_RETRY_S)
+
+    async def _post(self, url: str, message_id: str, body: bytes) -> bool:
+        outcome = "unreachable"
+        try:
+            async with asyncio.timeout(self.timeout_s), self._session().post(
+                    url, data=body, headers=signed_headers(self.signer, message_id, body),
+                    allow_redirects=False) as answer:
+                outcome = "delivered" if 200 <= answer.status < 300 else "failed"
+        except TimeoutError:
+            outcome = "timeout"
+        except aiohttp.ClientError as exc:
+            log.debug("webhook endpoint unreachable: %s", type(exc).__name__)
+        self.deliveries.labels(outcome).inc()
+        return outcome == "delivered"
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30))
+        return self._http
+
+
+@dataclass(eq=False)
+class Outbox:
+    """One shard's outbox: read in order, each room's events queued for its task."""
+
+    sender: WebhookSender
+    number: int
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    rooms: dict[str, deque[Pending]] = field(default_factory=dict)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    held = 0  # events read and not yet delivered or dropped
+    length = 0  # the outbox's length when last read
+    last = ""  # the id of the last entry read
+    dropped_seen: int | None = None  # the outbox's drop counter when last read
+    finishing = False
+
+    def __post_init__(self) -> None:
+        self.stream = keys.webhook_outbox(self.number)
+        self.reader = asyncio.get_running_loop().create_task(self._read_forever())
+
+    def cancel(self) -> None:
+        self.reader.cancel()
+        for task in self.tasks.values():
+            task.cancel()
+
+    async def finish(self) -> None:
+        """No further POST starts; those in flight get FINISH_S to end."""
+        self.finishing = True
+        self.reader.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=FINISH_S)
+        self.cancel()
+
+    async def _read_forever(self) -> None:
+        while True:
+            self.woken.clear()
+            try:
+                while await self._read():
+                    pass
+            except RedisError as exc:
+                log.warning("shard %d: reading the webhook outbox failed: %s",
+                            self.number, exc)
+            try:
+                await asyncio.wait_for(self.woken.wait(), _POLL_S)
+            except TimeoutError:
+                pass
+
+    async def _read(self) -> bool:
+        """Queue what was recorded since the last read; True when there may be more."""
+        sender = self.sender
+        redis = sender.redis
+        pipe = redis.pipeline(transaction=False)
+        reading = self.held < sender.backlog  # else wait for deliveries to catch up
+        if reading:
+            pipe.xrange(self.stream, f"({self.last}" if self.last else "-", "+",
+                        count=_READ_COUNT)
+        pipe.xlen(self.stream)
+        pipe.get(keys.webhooks_dropped(self.number))
+        replies = await bounded(pipe.execute(), CALL_S)
+        entries = replies.pop(0) if reading else []
+        self.length, dropped = replies[0], int(replies[1] or 0)
+        if self.dropped_seen is not None and dropped > self.dropped_seen:
+            sender.dropped.labels("backlog").inc(dropped - self.dropped_seen)
+            await self._forget_trimmed()
+        self.dropped_seen = dropped
+        for entry_id, fields in entries:
+            pending = Pending(entry_id.decode(), fields[b"b"])
+            room = fields[b"r"].decode()
+            queue = self.rooms.get(room)
+            if queue is None:
+                queue = self.rooms[room] = deque()
+            queue.append(pending)
+            self.held += 1
+            if room not in self.tasks:
+                self.tasks[room] = asyncio.get_running_loop().create_task(
+                    self._deliver_room(room, queue))
+        if entries:
+            self.last = entries[-1][0].decode()
+        return len(entries) == _READ_COUNT
+
+    async def _forget_trimmed(self) -> None:
+        """The outbox's bound dropped its oldest events: those read already go too (but
+        any being sent now)."""
+        first = await bounded(self.sender.redis.xrange(self.stream, "-", "+", count=1),
+                              CALL_S)
+        oldest = stream_order(first[0][0] or b"0" if first else self.last or "0")
+        for queue in self.rooms.values():
+            kept = [queue[0]] + [p for p in list(queue)[1:]
+                                 if stream_order(p.entry_id) >= oldest]
+            self.held -= len(queue) - len(kept)
+            queue.clear()
+            queue.extend(kept)
+
+    async def _deliver_room(self, room: str, queue: deque[Pending]) -> None:
+        sender = self.sender
+        try:
+            while queue and not self.finishing:
+                pending = queue[0]
+                await sender.deliver(pending)
+                queue.popleft()
+                self.held -= 1
+                try:
+                    self.length -= await bounded(sender.redis.xdel(self.stream,
+                                                                   pending.entry_id), CALL_S)
+                except RedisError as exc:  # then the next holder sends it again
+                    log.warning("shard %d: could not delete a delivered webhook: %s",
+                                self.number, exc)
+        finally:
+            if self.rooms.get(room) is queue and not queue:
+                del self.rooms[room]
+            if self.tasks.get(room) is asyncio.current_task():
+                del self.tasks[room]
