@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ async def allow(_: dict[str, Any]) -> tuple[int, Any]:
 class Received:
     body: dict[str, Any]
     headers: dict[str, str]
+    when: float = field(default_factory=time.time)  # unix seconds
 
 
 @dataclass
