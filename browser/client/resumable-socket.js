@@ -10,7 +10,9 @@
  * what is sent for after the resume; the resumed `joined_room` is not passed on, since
  * nothing changed for the code above. Only when a resume cannot be had (the service says
  * `cannot resume`, or none answers within `resumeWithinMs`) does the code above see the
- * socket close, and then it joins again as it would have. A peer the app removed
+ * socket close, and then it joins again as it would have. (After an attempt whose socket
+ * closed before its answer, `cannot resume` may only mean that the service has not yet seen
+ * that socket go: it tries again within `resumeWithinMs`.) A peer the app removed
  * (docs/protocol.md, "Removal": a `removed` frame, then close code 4003) is never resumed:
  * its resume token is void.
  *
@@ -74,6 +76,8 @@ export class ResumableSocket extends EventTarget {
   #deadline = 0;  // of the resume under way
   #attempt = 0;
   #closeCode = 1006;  // of the socket that dropped, told if the resume fails
+  #asked = false;  // a resume is sent on this socket, and not answered yet
+  #answerLost = false;  // a socket closed with its resume unanswered, in this resume
 
   /**
    * @param {string} url
@@ -141,6 +145,7 @@ export class ResumableSocket extends EventTarget {
       if (this.#resuming) {
         socket.send(JSON.stringify({ event: 'resume', resume_token: this.#token,
                                      last_frame_seq: this.#lastSeq }));
+        this.#asked = true;
         return;
       }
       this.#readyState = OPEN;
@@ -178,7 +183,15 @@ export class ResumableSocket extends EventTarget {
         this.#lastSeq = 0;
         emit(this, 'joined', frame);
       } else if (frame.event === 'error' && frame.received_msg === 'resume' && this.#resuming) {
-        this.#giveUp();
+        this.#asked = false;
+        if (this.#answerLost && Date.now() < this.#deadline) {
+          // An earlier attempt may have been taken, its answer lost with its gateway: the
+          // token it spent is taken once more when the service has seen that socket go
+          // (docs/protocol.md, "Resume"), so try again (the close below does) until then.
+          this.#socket.close();
+        } else {
+          this.#giveUp();
+        }
         return;
       }
       if (typeof frame.frame_seq === 'number') {
@@ -220,6 +233,10 @@ export class ResumableSocket extends EventTarget {
    * @param {string} reason
    */
   #lost(code, reason) {
+    if (this.#asked) {
+      this.#asked = false;
+      this.#answerLost = true;
+    }
     if (code === REMOVED) {
       this.#removal(reason);
     }
@@ -233,6 +250,7 @@ export class ResumableSocket extends EventTarget {
       this.#resuming = true;
       this.#deadline = Date.now() + this.resumeWithinMs;
       this.#attempt = 0;
+      this.#answerLost = false;
       this.#closeCode = code;
       emit(this, 'resuming', { code });
     }
@@ -251,6 +269,7 @@ export class ResumableSocket extends EventTarget {
 
   #resumed() {
     this.#resuming = false;
+    this.#asked = false;
     const held = this.#held;
     this.#held = [];
     for (const text of held) {
