@@ -77,7 +77,9 @@ class Lifecycle:
              at: int, out: list[Effect]) -> None:
         if not self.enabled:
             return
-        self._record(digest, room, self._life(digest, room, at, out), at, out,
+        # It is no member any more: a life begun now counts it among the peak.
+        life = self._life(digest, room, at, out, present=len(room.members) + 1)
+        self._record(digest, room, life, at, out,
                      lambda head: PeerLeft(**head, peer_id=conn, user=member.user or None,
                                            reason=reason))
 
@@ -91,13 +93,19 @@ class Lifecycle:
         if self.lives.pop(digest, None) is not None:
             out.append(DropLife(digest))
 
-    def _life(self, digest: str, room: Room, at: int, out: list[Effect]) -> RoomLife:
-        """The room's life; a room that began while webhooks were off begins one now."""
+    def _life(self, digest: str, room: Room, at: int, out: list[Effect],
+              present: int | None = None) -> RoomLife:
+        """The room's life; a room that began while webhooks were off begins one now, with
+        the members it has (`present`, when not all of `room.members`) as its peak."""
         life = self.lives.get(digest)
-        return life if life is not None else self._begin(digest, room, at, out)
+        if life is not None:
+            return life
+        return self._begin(digest, room, at, out,
+                           len(room.members) if present is None else present)
 
-    def _begin(self, digest: str, room: Room, at: int, out: list[Effect]) -> RoomLife:
-        life = RoomLife(name=self.new_name(), seq=0, started=at, peak=0, joins=0)
+    def _begin(self, digest: str, room: Room, at: int, out: list[Effect],
+               peak: int = 0) -> RoomLife:
+        life = RoomLife(name=self.new_name(), seq=0, started=at, peak=peak, joins=0)
         return self._record(digest, room, life, at, out,
                             lambda head: RoomStarted(**head, topology=room.topology))
 
