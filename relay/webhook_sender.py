@@ -47,6 +47,7 @@ FINISH_S = 1.0
 class Pending:
     entry_id: str
     body: bytes
+    dropped: bool = False  # pushed out of the outbox by its bound: no further attempt
 
 
 class WebhookSender:
@@ -115,7 +116,7 @@ class WebhookSender:
         head = delivery_decoder.decode(pending.body)
         waiting = self.urls
         delay = FIRST_RETRY_S
-        while True:
+        while not pending.dropped:
             answered = await asyncio.gather(*(self._post(url, head.id, pending.body)
                                               for url in waiting))
             waiting = [url for url, ok in zip(waiting, answered, strict=True) if not ok]
@@ -130,6 +131,8 @@ class WebhookSender:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, LAST_RETRY_S)
+        log.warning("webhook %s (%s) pushed out of a full outbox while it was retried: "
+                    "dropped", head.id, head.type)
 
     async def _post(self, url: str, message_id: str, body: bytes) -> bool:
         outcome = "unreachable"
@@ -193,6 +196,8 @@ class Outbox:
             except RedisError as exc:
                 log.warning("shard %d: reading the webhook outbox failed: %s",
                             self.number, exc)
+            except Exception:  # a bug: logged, and the reader goes on (deliveries stop else)
+                log.exception("shard %d: reading the webhook outbox failed", self.number)
             try:
                 await asyncio.wait_for(self.woken.wait(), _POLL_S)
             except TimeoutError:
@@ -232,14 +237,16 @@ class Outbox:
         return len(entries) == _READ_COUNT
 
     async def _forget_trimmed(self) -> None:
-        """The outbox's bound dropped its oldest events: those read already go too (but
-        any being sent now)."""
+        """The outbox's bound dropped its oldest events (the commit counted them): those
+        read already go too. A room's first is its task's: marked, it is not tried again
+        (one being POSTed now may still be delivered)."""
         first = await bounded(self.sender.redis.xrange(self.stream, "-", "+", count=1),
                               CALL_S)
         oldest = stream_order(first[0][0] or b"0" if first else self.last or "0")
         for queue in self.rooms.values():
-            kept = [queue[0]] + [p for p in list(queue)[1:]
-                                 if stream_order(p.entry_id) >= oldest]
+            for pending in queue:
+                pending.dropped = stream_order(pending.entry_id) < oldest
+            kept = [p for i, p in enumerate(queue) if i == 0 or not p.dropped]
             self.held -= len(queue) - len(kept)
             queue.clear()
             queue.extend(kept)
