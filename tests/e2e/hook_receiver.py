@@ -51,6 +51,13 @@ class HookReceiver:
         if self._server is not None:
             self._server.close()
 
+    async def __aenter__(self) -> HookReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
     def bodies(self, room: str) -> list[dict[str, Any]]:
         """The webhooks received for `room`, in the order they came."""
         return [r.body for r in self.received if r.body.get("room") == room]

@@ -47,10 +47,8 @@ async def by_session_cookie(request: dict[str, Any]) -> tuple[int, Any]:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[HookReceiver]:
-    started = HookReceiver(answer=by_session_cookie)
-    await started.start()
-    yield started
-    await started.stop()
+    async with HookReceiver(answer=by_session_cookie) as started:
+        yield started
 
 
 @pytest.fixture

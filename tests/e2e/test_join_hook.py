@@ -23,10 +23,8 @@ COOKIE = "session=s3cr3t-cookie-value"
 
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[HookReceiver]:
-    started = HookReceiver()
-    await started.start()
-    yield started
-    await started.stop()
+    async with HookReceiver() as started:
+        yield started
 
 
 @pytest.fixture

@@ -32,10 +32,8 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[HookReceiver]:
-    started = HookReceiver()
-    await started.start()
-    yield started
-    await started.stop()
+    async with HookReceiver() as started:
+        yield started
 
 
 @pytest.fixture(scope="module", params=["redis_server", "redis_cluster"])
