@@ -39,8 +39,10 @@ async def serve(settings: Settings, relay_id: str) -> None:
         try:
             relay.metrics.stream_lag = await stream_lag(
                 redis, [shard.stream for shard in relay.owned.values()])
+            if relay.webhooks is not None:
+                await relay.webhooks.measure_backlog()
         except RedisError as exc:  # the rest of the metrics are still worth having
-            log.warning("stream lag unknown: %s", exc)
+            log.warning("stream lag or webhook backlog unknown: %s", exc)
         return generate_latest(relay.metrics.registry), CONTENT_TYPE_LATEST
 
     health = None

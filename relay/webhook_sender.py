@@ -34,10 +34,13 @@ log = logging.getLogger(__name__)
 # How one POST ended (a metrics label).
 OUTCOMES = ("delivered", "failed", "timeout", "unreachable")
 FIRST_RETRY_S, LAST_RETRY_S = 1.0, 300.0
-# The outbox is read this many entries at a time, and looked at this often when no commit
-# of ours said there is something new (after a takeover, a Redis error...).
+# The outbox is read this many entries at a time. Only our own commits add to it, and each
+# that does wakes its reader; else it is looked at again after a second when that is
+# wanted (a Redis error, reading held back by the backlog), and after ten anyway (a relay
+# holds dozens of shards: polling them all each second cost as much CPU as idling).
 _READ_COUNT = 500
-_POLL_S = 1.0
+_RETRY_S = 1.0
+_POLL_S = 10.0
 # A relay that stops or gives a shard away lets the POSTs in flight end this long first:
 # their events would otherwise be sent again by the next holder.
 FINISH_S = 1.0
@@ -60,7 +63,7 @@ class WebhookSender:
         self.signer = Webhook(settings.webhook_secret)
         self.timeout_s = settings.webhook_timeout_ms / 1000
         self.retry_ms = settings.webhook_retry_s * 1000
-        self.backlog = settings.webhook_backlog
+        self.bound = settings.webhook_backlog
         self.redis = redis
         self.outboxes: dict[int, Outbox] = {}
         self._http: aiohttp.ClientSession | None = None
@@ -79,9 +82,15 @@ class WebhookSender:
                                  "change to the app's 2xx answer.", registry=registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                                           5, 10, 30, 60, 300, 900, 3600))
-        backlog = Gauge("switchboard_webhook_backlog", "Webhooks waiting in the outboxes "
-                        "of the shards this relay holds.", registry=registry)
-        backlog.set_function(lambda: sum(o.length for o in self.outboxes.values()))
+        self.backlog = Gauge("switchboard_webhook_backlog", "Webhooks waiting in the "
+                             "outboxes of the shards this relay holds.", registry=registry)
+
+    async def measure_backlog(self) -> None:
+        """Read the outboxes' lengths into the backlog gauge (when metrics are scraped)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for outbox in self.outboxes.values():
+            pipe.xlen(outbox.stream)
+        self.backlog.set(sum(await bounded(pipe.execute(), CALL_S)))
 
     def start(self, number: int) -> None:
         """Deliver the shard's outbox (the relay took the shard)."""
@@ -165,7 +174,6 @@ class Outbox:
     rooms: dict[str, deque[Pending]] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     held = 0  # events read and not yet delivered or dropped
-    length = 0  # the outbox's length when last read
     last = ""  # the id of the last entry read
     dropped_seen: int | None = None  # the outbox's drop counter when last read
     finishing = False
@@ -190,16 +198,19 @@ class Outbox:
     async def _read_forever(self) -> None:
         while True:
             self.woken.clear()
+            quiet_s = _RETRY_S
             try:
                 while await self._read():
                     pass
+                if self.held < self.sender.bound:
+                    quiet_s = _POLL_S
             except RedisError as exc:
                 log.warning("shard %d: reading the webhook outbox failed: %s",
                             self.number, exc)
             except Exception:  # a bug: logged, and the reader goes on (deliveries stop else)
                 log.exception("shard %d: reading the webhook outbox failed", self.number)
             try:
-                await asyncio.wait_for(self.woken.wait(), _POLL_S)
+                await asyncio.wait_for(self.woken.wait(), quiet_s)
             except TimeoutError:
                 pass
 
@@ -208,15 +219,14 @@ class Outbox:
         sender = self.sender
         redis = sender.redis
         pipe = redis.pipeline(transaction=False)
-        reading = self.held < sender.backlog  # else wait for deliveries to catch up
+        reading = self.held < sender.bound  # else wait for deliveries to catch up
         if reading:
             pipe.xrange(self.stream, f"({self.last}" if self.last else "-", "+",
                         count=_READ_COUNT)
-        pipe.xlen(self.stream)
         pipe.get(keys.webhooks_dropped(self.number))
         replies = await bounded(pipe.execute(), CALL_S)
         entries = replies.pop(0) if reading else []
-        self.length, dropped = replies[0], int(replies[1] or 0)
+        dropped = int(replies[0] or 0)
         if self.dropped_seen is not None and dropped > self.dropped_seen:
             sender.dropped.labels("backlog").inc(dropped - self.dropped_seen)
             await self._forget_trimmed()
@@ -260,8 +270,7 @@ class Outbox:
                 queue.popleft()
                 self.held -= 1
                 try:
-                    self.length -= await bounded(sender.redis.xdel(self.stream,
-                                                                   pending.entry_id), CALL_S)
+                    await bounded(sender.redis.xdel(self.stream, pending.entry_id), CALL_S)
                 except RedisError as exc:  # then the next holder sends it again
                     log.warning("shard %d: could not delete a delivered webhook: %s",
                                 self.number, exc)
