@@ -22,6 +22,7 @@ import os
 import time
 import traceback
 from array import array
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -36,13 +37,15 @@ from bench.protocols import ADAPTERS, HEARTBEAT_SECONDS, Adapter
 
 _now = time.monotonic_ns
 _TEXT = WSMsgType.TEXT
+_LEAVE = b'{"event":"leave_room"}'  # Switchboard's (the churn runs on it alone)
 
 
 @dataclass(frozen=True)
 class Task:
     """What one worker does. Clients and pairs are dealt to workers by index modulo `workers`."""
 
-    kind: str  # "closed" (throughput), "paced" (latency, CPU), "storm", "idle", "rooms"
+    # "closed" (throughput), "paced" (latency, CPU), "storm", "idle", "rooms", "joins"
+    kind: str
     protocol: str
     port: int
     tag: str  # unique per scenario run: room names and client ids start with it
@@ -63,6 +66,11 @@ class Task:
     # Set (the servers' SWITCHBOARD_JOIN_SECRET): every join carries a token for its room
     # with a user and its info (bench.identities); pairs mint theirs while setting up.
     join_secret: str = ""
+    # Paced runs (Switchboard): besides the pairs, `churn_rooms` rooms of 2 (all workers
+    # together) whose two members join and leave over and over, `churn_rate` joins/s in
+    # all: every join and leave a room event (with webhooks on, a webhook each).
+    churn_rate: float = 0.0
+    churn_rooms: int = 0
 
 
 class Run:
@@ -134,6 +142,8 @@ class Client(WSListener):
         self.last_event_ns = 0
         self.inbound: Direction | None = None
         self.closing = False
+        # Set: an error before joined_room fails the join at once (instead of its timeout).
+        self.refusable = False
 
     # picows callbacks
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -178,6 +188,8 @@ class Client(WSListener):
 
     def on_error(self, text: str) -> None:
         self.errors.append(text)
+        if self.refusable and not self.joined.done():
+            self.joined.set_exception(ConnectionError(f"join refused: {text}"))
 
     def send(self, data: bytes) -> None:
         assert self.transport is not None
@@ -204,6 +216,11 @@ class Worker:
         self.firsts: list[tuple[int, Client]] = []  # rooms: each room's first member
         self.run: Run | None = None
         self.users = itertools.count()  # join tokens: each join a user of its own
+        self.joiners: list[tuple[int, int, Client]] = []  # joins: (room, size, client)
+        self.warmed = 0  # joins: joins made before go, not timed
+        self.churners: list[tuple[str, Client, Client]] = []  # churn: (room, a, b)
+        self.churn = {"joins": 0, "leaves": 0, "late": 0}
+        self.churn_latencies = array("q")
 
     async def connect(self) -> Client:
         adapter, client_id = self.adapter, self.adapter.new_client_id()
@@ -283,7 +300,11 @@ class Worker:
                     direction.send()
             await asyncio.sleep(max(0.0, (stop - _now()) / 1e9))
         else:
+            churn = (asyncio.get_running_loop().create_task(self._churn(t0, stop))
+                     if self.churners else None)
             await self._paced(t0, stop, task.rate / task.workers)
+            if churn is not None:
+                await churn
         await _poll(lambda: all(d.received >= d.sent for d in self.directions),
                     task.drain_timeout, None)
         after = os.times()
@@ -296,7 +317,9 @@ class Worker:
                 "counted": run.counted, "sent_in_window": run.sent_in_window,
                 "latencies": run.latencies.tobytes(), "errors": self.errors[:20],
                 "error_count": len(self.errors),
-                "client_cpu": after.user + after.system - usage.user - usage.system}
+                "client_cpu": after.user + after.system - usage.user - usage.system,
+                **{f"churn_{key}": value for key, value in self.churn.items()},
+                "churn_latencies": self.churn_latencies.tobytes()}
 
     async def _paced(self, t0: int, stop: int, rate: float) -> None:
         """Offer `rate` messages/s from t0 to stop, round robin over the directions."""
@@ -314,6 +337,64 @@ class Worker:
             sent += max(due, 0)
             # At least 1 ms: the loop's timers have that resolution, a shorter sleep spins.
             await asyncio.sleep(max(0.001, (t0 + sent * period - _now()) / 1e9))
+
+    # churn: rooms of 2 whose members join and leave over and over, beside paced pairs
+
+    async def setup_churn(self) -> None:
+        """Connect this worker's churning clients, two a room (not joined yet)."""
+        task = self.task
+
+        async def two(index: int) -> tuple[str, Client, Client]:
+            async with self.connecting:
+                return f"{task.tag}-churn-{index}", await self.connect(), await self.connect()
+
+        self.churners = list(await asyncio.gather(
+            *(two(index) for index in range(task.worker, task.churn_rooms, task.workers))))
+
+    async def _churn(self, t0: int, stop: int) -> None:
+        """From t0 to stop, start a cycle (both join, both leave) of a free room every
+        period, `churn_rate` joins/s over all workers; a cycle due when no room is free
+        is counted late (and not made up)."""
+        if self.task.churn_rate <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        period = 1e9 / (self.task.churn_rate / 2 / self.task.workers)
+        free = deque(self.churners)
+        cycles: set[asyncio.Task[None]] = set()
+        due_so_far = 0
+        while (now := _now()) < stop:
+            due = int((now - t0) / period) + 1 - due_so_far
+            for _ in range(due):
+                if not free:
+                    self.churn["late"] += 1
+                    continue
+                cycle = loop.create_task(self._cycle(free.popleft(), free))
+                cycles.add(cycle)
+                cycle.add_done_callback(cycles.discard)
+            due_so_far += max(due, 0)
+            await asyncio.sleep(max(0.001, (t0 + due_so_far * period - _now()) / 1e9))
+        await asyncio.gather(*list(cycles))
+
+    async def _cycle(self, slot: tuple[str, Client, Client],
+                     free: deque[tuple[str, Client, Client]]) -> None:
+        room, a, b = slot
+        frame = self.adapter.join_frame(room)
+        assert frame is not None
+        try:
+            for client in (a, b):
+                client.joined = asyncio.get_running_loop().create_future()
+                started = _now()
+                client.send(frame)
+                await asyncio.wait_for(client.joined, 30)
+                self.churn_latencies.append(client.joined_ns - started)
+                self.churn["joins"] += 1
+            for client in (a, b):
+                client.send(_LEAVE)
+                self.churn["leaves"] += 1
+        except Exception as exc:  # timed out, closed: counted, the room not used again
+            self.errors.append(f"churn: {exc!r}")
+            return
+        free.append(slot)
 
     # join storm and idle connections: clients join rooms of `room_size`
 
@@ -411,6 +492,84 @@ class Worker:
                 "latencies": latencies.tobytes(), "errors": self.errors[:20],
                 "error_count": len(self.errors)}
 
+    # joins: every client connects while setting up; at go, they join rooms of
+    # `room_size`, `concurrency` joins in flight (all workers together), each timed from
+    # its join_room sent to its joined_room received (the connection is not in it).
+
+    def _my_rooms(self) -> list[tuple[int, int]]:
+        """(room, members) of this worker's rooms: rooms dealt to workers by index."""
+        task = self.task
+        rooms = -(-task.clients // task.room_size)
+        return [(room, min(task.room_size, task.clients - room * task.room_size))
+                for room in range(task.worker, rooms, task.workers)]
+
+    async def setup_joins(self) -> None:
+        async def one() -> Client:
+            async with self.connecting:
+                client = await self.connect()
+            client.refusable = True
+            return client
+
+        members = [(room, size) for room, size in self._my_rooms() for _ in range(size)]
+        connected = await asyncio.gather(*(one() for _ in members))
+        self.joiners = [(room, size, client)
+                        for (room, size), client in zip(members, connected, strict=True)]
+        # Warm-up, not timed: twice the joins in flight, as the timed joins go (so that the
+        # server's first joins, e.g. its first connections to a join hook, are not timed).
+        in_flight = self._joins_in_flight()
+        warming = asyncio.Semaphore(in_flight)
+
+        async def warm(index: int) -> None:
+            async with warming:
+                await self.join(f"{self.task.tag}-w{self.task.worker}-{index // 2}")
+
+        self.warmed = 2 * in_flight
+        await asyncio.gather(*(warm(index) for index in range(self.warmed)))
+
+    def _joins_in_flight(self) -> int:
+        """This worker's share of `concurrency`, exactly (the scenario runs no more
+        workers than joins in flight)."""
+        task = self.task
+        return max(1, task.concurrency // task.workers +
+                   (task.worker < task.concurrency % task.workers))
+
+    async def run_joins(self, t0: int) -> dict[str, Any]:
+        task = self.task
+        joining = asyncio.Semaphore(self._joins_in_flight())
+        latencies = array("q")
+        expected = 0
+        joined: list[Client] = []
+
+        async def one(room: int, size: int, client: Client) -> None:
+            nonlocal expected
+            frame = self.adapter.join_frame(f"{task.tag}-{room}")
+            assert frame is not None
+            async with joining:
+                started = _now()
+                client.send(frame)
+                try:
+                    await asyncio.wait_for(asyncio.shield(client.joined), 30)
+                except Exception as exc:  # refused, timed out: a lost join
+                    self.errors.append(f"join failed: {exc!r}")
+                    return
+                latencies.append(client.joined_ns - started)
+            joined.append(client)
+            # The room's other members: in the joined_room's peers, or each a new_peer.
+            expected += size - 1 - len(client.peers)
+
+        await asyncio.gather(*(one(*joiner) for joiner in self.joiners))
+        timed = [client for _, _, client in self.joiners]  # not the warm-up's
+        await _poll(lambda: sum(c.new_peers for c in timed) >= expected,
+                    task.drain_timeout, None)
+        new_peers = sum(c.new_peers for c in timed)
+        return {"clients": len(timed), "joined": len(joined), "warmup_joins": self.warmed,
+                "start_ns": t0,
+                "last_joined_ns": max((c.joined_ns for c in joined), default=t0),
+                "last_event_ns": max((c.last_event_ns for c in timed), default=t0),
+                "new_peers": new_peers, "expected_new_peers": expected,
+                "lost": expected - new_peers, "latencies": latencies.tobytes(),
+                "errors": self.errors[:20], "error_count": len(self.errors)}
+
     async def setup_idle(self) -> None:
         await self.join_rooms()
         self.start_heartbeats()
@@ -458,10 +617,14 @@ async def _work(conn: Connection, task: Task) -> None:
     worker = Worker(task)
     if task.kind in ("closed", "paced"):
         await worker.setup_pairs()
+        if task.churn_rooms:
+            await worker.setup_churn()
     elif task.kind == "idle":
         await worker.setup_idle()
     elif task.kind == "rooms":
         await worker.setup_rooms()
+    elif task.kind == "joins":
+        await worker.setup_joins()
     conn.send(("ready", None))
     _, t0 = await _command(conn)
     await asyncio.sleep(max(0.0, (t0 - _now()) / 1e9))
@@ -469,6 +632,8 @@ async def _work(conn: Connection, task: Task) -> None:
         result = await worker.run_storm(t0)
     elif task.kind == "rooms":
         result = await worker.run_rooms(t0)
+    elif task.kind == "joins":
+        result = await worker.run_joins(t0)
     elif task.kind == "idle":
         joined = sum(c.joined.done() for c in worker.clients)
         result = {"clients": joined, "lost": 0, "errors": worker.errors[:20],

@@ -61,6 +61,47 @@ ROWS = {
                    Row("", "tokens / plain, lowest round", "ratio_min", "lower", 3),
                    Row("", "tokens / plain, highest round", "ratio_max", "lower", 3),
                    Row("", "plain runs, highest / lowest", "plain_spread", "lower", 3)],
+    "joinhook": [Row("12 join hook", "no hook (A): join p50 ms", "plain_p50_ms", "lower", 2),
+                 Row("", "no hook (A): join p99 ms", "plain_p99_ms", "lower", 2),
+                 Row("", "hook (B): join p50 ms", "hook_p50_ms", "lower", 2),
+                 Row("", "hook (B): join p99 ms", "hook_p99_ms", "lower", 2),
+                 Row("", "p50 added, B - A (median)", "added_p50_ms", "lower", 2),
+                 Row("", "p99 added, B - A (median)", "added_p99_ms", "lower", 2),
+                 Row("", "p99 added, lowest round", "added_p99_min_ms", "lower", 2),
+                 Row("", "p99 added, highest round", "added_p99_max_ms", "lower", 2),
+                 Row("", "no hook runs: p99 highest - lowest", "plain_p99_spread_ms",
+                     "lower", 2),
+                 Row("", "hook call as the gateway times it, mean ms", "hook_call_mean_ms",
+                     "lower", 2),
+                 Row("", "gateway CPU ms per join, A", "plain_gateway_cpu_ms_per_join",
+                     "lower", 3),
+                 Row("", "gateway CPU ms per join, B", "hook_gateway_cpu_ms_per_join",
+                     "lower", 3),
+                 Row("", "receiver CPU ms per join", "receiver_cpu_ms_per_join", "lower", 3)],
+    "webhooks": [Row("13 webhooks", "CPU s per 1000 msgs, webhooks off", "off_cpu_per_1k",
+                     "lower", 4),
+                 Row("", "CPU s per 1000 msgs, webhooks on", "on_cpu_per_1k", "lower", 4),
+                 Row("", "on / off (medians)", "on_over_off", "lower", 3),
+                 Row("", "on / off, lowest round", "ratio_min", "lower", 3),
+                 Row("", "on / off, highest round", "ratio_max", "lower", 3),
+                 Row("", "off runs, highest / lowest", "off_spread", "lower", 3),
+                 Row("", "with churn: CPU s per 1000 msgs, off", "churn_off_cpu_per_1k",
+                     "lower", 4),
+                 Row("", "with churn: CPU s per 1000 msgs, on", "churn_on_cpu_per_1k",
+                     "lower", 4),
+                 Row("", "with churn: on / off (medians)", "churn_on_over_off", "lower", 3),
+                 Row("", "with churn: webhooks/s delivered", "webhooks_per_s", "higher", 1),
+                 Row("", "delivery (at -> receiver) p50 ms", "delivery_p50_ms", "lower", 2),
+                 Row("", "delivery p99 ms (all rounds' events)", "delivery_p99_ms", "lower",
+                     2),
+                 Row("", "delivery p99 ms, lowest round", "delivery_p99_min_ms", "lower", 2),
+                 Row("", "delivery p99 ms, highest round", "delivery_p99_max_ms", "lower",
+                     2),
+                 Row("", "delivery max ms", "delivery_max_ms", "lower", 2),
+                 Row("", "churn join p99 ms, off", "off_churn_join_p99_ms", "lower", 2),
+                 Row("", "churn join p99 ms, on", "on_churn_join_p99_ms", "lower", 2),
+                 Row("", "receiver CPU ms per webhook", "receiver_cpu_ms_per_webhook",
+                     "lower", 3)],
 }
 
 
@@ -156,6 +197,13 @@ def describe(name: str, results: dict[str, Any]) -> str:
     if name == "identities":
         return (f"{r['pairs']} pairs, {r['offered_per_s']:,} msg/s, {r['seconds']:g} s; "
                 f"A/B x{r['rounds']}")
+    if name == "joinhook":
+        return (f"{r['clients']:,} joins, rooms of 2, {r['concurrency']} in flight; "
+                f"A/B x{r['rounds']}")
+    if name == "webhooks":
+        return (f"{r['pairs']} pairs, {r['offered_per_s']:,} msg/s, {r['seconds']:g} s; "
+                f"churn {r['churn_rate']:g} joins/s in {r['churn_rooms']} rooms; "
+                f"off/on x{r['rounds']}")
     return ""
 
 
@@ -216,6 +264,19 @@ ADMIN_GOALS = (
            "lower", False, " ms"),
     Target("CPU per message, identity tokens / plain joins", "identities",
            "identities_over_plain", 1.05, "lower", False),
+)
+# The join hook's goal: what it adds to a join's p99, against a receiver that answers at once.
+JOIN_HOOK_GOALS = (
+    Target("join p99 added by the join hook (median of the rounds' B - A)", "joinhook",
+           "added_p99_ms", 5.0, "lower", False, " ms"),
+)
+# The webhooks' goals: delivery under the CPU scenario's load with churn, and what having
+# them on costs a message (which makes no webhook).
+WEBHOOK_GOALS = (
+    Target("webhook delivery p99, state change -> receiver (load + churn)", "webhooks",
+           "delivery_p99_ms", 100.0, "lower", False, " ms"),
+    Target("CPU per message, webhooks on / off (medians)", "webhooks", "on_over_off", 1.05,
+           "lower", False),
 )
 
 
@@ -282,7 +343,15 @@ then resumable ones (every frame numbered and kept in Redis) on the same server.
 Admin API (Switchboard only): round trips of one keep-alive HTTP client on loopback while
 scenario 4's load runs; each removal takes a peer alone in its room, which must be told.
 Identities (Switchboard only): scenario 4 with plain joins and no join secret, and with
-tokens carrying sub and info (a secret set), alternated, each run on fresh servers."""
+tokens carrying sub and info (a secret set), alternated, each run on fresh servers.
+Join hook (Switchboard only): clients connected beforehand join rooms of 2, timed from
+join_room sent to joined_room received, on servers without a join hook (A) and with one
+asking a receiver process that verifies each signature and allows at once (B),
+alternated, each run on fresh servers; the receiver's CPU is not in the gateway's.
+Webhooks (Switchboard only): scenario 4 on servers without webhooks (off) and with them
+posting to a receiver process (on), alternated, fresh servers each; each run alone, then
+with rooms of 2 whose members join and leave (churn). Delivery: the event's `at` (the
+Redis entry's millisecond) to the receiver reading it; the receiver's CPU is not counted."""
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -340,7 +409,15 @@ def plot(path: Path, scenarios: dict[str, dict[str, Any]]) -> str | None:
               if row.key not in ("all_joined_s", "p50_ms", "star_all_joined_s",
                                  "mesh_all_joined_s", "joined_p50_ms", "backlog_p50_ms",
                                  "get_p50_ms", "remove_p50_ms", "ratio_min", "ratio_max",
-                                 "plain_spread") and
+                                 "plain_spread", "plain_p50_ms", "hook_p50_ms",
+                                 "added_p50_ms", "added_p99_min_ms", "added_p99_max_ms",
+                                 "plain_p99_spread_ms", "receiver_cpu_ms_per_join",
+                                 "hook_call_mean_ms", "ratio_min", "ratio_max",
+                                 "off_spread", "delivery_p99_min_ms", "delivery_p99_max_ms",
+                                 "delivery_max_ms", "off_churn_join_p99_ms",
+                                 "on_churn_join_p99_ms", "receiver_cpu_ms_per_webhook",
+                                 "churn_off_cpu_per_1k", "churn_on_cpu_per_1k",
+                                 "webhooks_per_s") and
               (name, row.key) not in (("cpu", "p99_ms"), ("admin", "p99_ms"))]
     curves = [curve for curve in SWEEP_PANELS if curve[0] in scenarios]
     columns = 3

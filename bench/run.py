@@ -15,7 +15,12 @@ of each size, Switchboard only) and idlesweep (the idle scenario at each socket 
 do attacks (hostile clients beside a bystander pair, Switchboard only:
 bench/attack_scenario.py), admin (the admin API's latency while the cpu scenario's load
 runs: bench/admin_latency.py) and identities (the cpu scenario with plain joins against
-joins with identity tokens, alternated, on fresh servers each run); all Switchboard only.
+joins with identity tokens, alternated, on fresh servers each run), joinhook (join
+latency without and with a join hook asking a local receiver process, alternated, on
+fresh servers each run: bench/hook_receiver.py) and webhooks (the cpu scenario without
+and with webhooks to a local receiver process, alone and with join/leave churn: CPU per
+message of each and how late the webhooks came: bench/webhook_receiver.py); all
+Switchboard only.
 """
 
 from __future__ import annotations
@@ -50,13 +55,14 @@ from bench.servers import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms", "resume", "roomsizes",
-         "idlesweep", "attacks", "admin", "identities")
+         "idlesweep", "attacks", "admin", "identities", "joinhook", "webhooks")
 # The sweeps are slow (a fresh server for every size): they run when --only names them.
 DEFAULT = ORDER[:7]
 # Sweeps: one run per size (identities: per run), each on server processes of its own.
-SWEEPS = ("roomsizes", "idlesweep", "identities")
+SWEEPS = ("roomsizes", "idlesweep", "identities", "joinhook", "webhooks")
 # Scenarios that only Switchboard can run.
-SWITCHBOARD_ONLY = ("rooms", "resume", "roomsizes", "attacks", "admin", "identities")
+SWITCHBOARD_ONLY = ("rooms", "resume", "roomsizes", "attacks", "admin", "identities",
+                    "joinhook", "webhooks")
 # About 10 s of load in all: small enough for the CI suite, large enough to catch a loss.
 SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_clients=40,
                  storm_concurrency=20, cpu_pairs=10, cpu_rate=40.0, cpu_seconds=0.5,
@@ -64,7 +70,9 @@ SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_c
                  resume_pairs=4, resume_rounds=3, resume_backlog=3, mesh_sizes="2,5,10",
                  star_sizes="5,20", sweep_joiners=20, idle_counts="50,100",
                  sweep_idle_seconds=0.3, attack_seconds=0.5, attack_scale=0.1,
-                 admin_gets=10, admin_removes=5, identity_rounds=1)
+                 admin_gets=10, admin_removes=5, identity_rounds=1, joinhook_joins=40,
+                 joinhook_concurrency=10, joinhook_rounds=1, webhook_rounds=1,
+                 churn_rate=40.0, churn_rooms=4)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,7 +114,13 @@ def _parser() -> argparse.ArgumentParser:
              "attack_scale": "attacks: factor on every attack's socket count",
              "admin_gets": "admin: room details asked for during the cpu scenario's load",
              "admin_removes": "admin: peers removed during the cpu scenario's load",
-             "identity_rounds": "identities: plain/tokens runs, alternated"}
+             "identity_rounds": "identities: plain/tokens runs, alternated",
+             "joinhook_joins": "joinhook: joins (rooms of 2) per run",
+             "joinhook_concurrency": "joinhook: joins in flight, all workers together",
+             "joinhook_rounds": "joinhook: without/with hook runs, alternated",
+             "webhook_rounds": "webhooks: off/on runs, alternated",
+             "churn_rate": "webhooks: churn joins/s (and as many leaves), all rooms",
+             "churn_rooms": "webhooks: rooms of 2 whose members join and leave"}
     for field in fields(Settings):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults,
                             field.name)), default=None,
@@ -204,6 +218,14 @@ def _reproduce(args: argparse.Namespace, settings: Settings,
             if "identities" in only:
                 lines.append("  identities: every other run with SWITCHBOARD_JOIN_SECRET set "
                              "(bench/identities.py)")
+            if "joinhook" in only:
+                lines.append("  joinhook: every other run with SWITCHBOARD_JOIN_HOOK_URL (a "
+                             "receiver process: python -m bench.hook_receiver SECRET) and "
+                             "SWITCHBOARD_WEBHOOK_SECRET set (bench/hook_receiver.py)")
+            if "webhooks" in only:
+                lines.append("  webhooks: every other run with SWITCHBOARD_WEBHOOK_URL (a "
+                             "receiver process: python -m bench.webhook_receiver SECRET) and "
+                             "SWITCHBOARD_WEBHOOK_SECRET set (bench/webhook_receiver.py)")
         if isinstance(server, PeerJSServer) and server.popen is not None:
             argv = server.popen.args
             assert isinstance(argv, list)
@@ -246,7 +268,7 @@ def _sweep(name: str, server_name: str, settings: Settings,
            servers: dict[str, Server]) -> dict[str, Any]:
     """A sweep: every size on fresh server processes (the last kept for the report)."""
     started = time.monotonic()
-    each = "run" if name == "identities" else "size"
+    each = "run" if name in ("identities", "joinhook", "webhooks") else "size"
     print(f"-- {name} / {server_name} (fresh servers for each {each}) ...", end=" ",
           flush=True)
 
@@ -258,6 +280,10 @@ def _sweep(name: str, server_name: str, settings: Settings,
         result = scenarios.room_sizes(start, settings)
     elif name == "identities":
         result = scenarios.identities(start, settings)
+    elif name == "webhooks":
+        result = scenarios.webhooks(start, settings)
+    elif name == "joinhook":
+        result = scenarios.join_hook(start, settings)
     else:
         result = scenarios.idle_sweep(start, settings)
     _print_brief(result, started)
@@ -279,6 +305,10 @@ def _print_brief(result: dict[str, Any], started: float) -> None:
                                         "backlog_p99_ms", "resumable_over_plain",
                                         "get_p99_ms", "remove_p99_ms",
                                         "identities_over_plain", "ratio_min", "ratio_max",
+                                        "plain_p99_ms", "hook_p99_ms", "added_p99_ms",
+                                        "added_p99_min_ms", "added_p99_max_ms",
+                                        "on_over_off", "churn_on_over_off",
+                                        "delivery_p50_ms", "delivery_p99_ms",
                                         "server_cpu_per_1k", "main_kib_per_conn", "lost",
                                         "error_count", "failed") if k in result}
     for key in ("joins_per_s", "frames_per_join", "main_kib_per_conn", "idle_cpu_percent"):
@@ -404,6 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         goals = tuple(goal for goal in report.ADMIN_GOALS if goal.scenario in ordered)
         if goals:
             print(report.targets(ordered, goals, "Goals of the admin API and identities:"))
+            print()
+        if "joinhook" in ordered:
+            print(report.targets(ordered, report.JOIN_HOOK_GOALS, "Goal of the join hook:"))
+            print()
+        if "webhooks" in ordered:
+            print(report.targets(ordered, report.WEBHOOK_GOALS, "Goals of the webhooks:"))
             print()
     breakdown = report.cpu_breakdown(ordered)
     if breakdown:

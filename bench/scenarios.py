@@ -19,6 +19,7 @@ from statistics import median
 from typing import Any
 
 from bench.admin_latency import AdminCalls, AdminCallsFailed
+from bench.hook_receiver import WEBHOOK_SECRET, start_receiver
 from bench.identities import ADMIN_KEY, INFO_BYTES, JOIN_SECRET
 from bench.loadgen import Task, worker_main
 from bench.procstat import (
@@ -30,6 +31,8 @@ from bench.procstat import (
 )
 from bench.resume import resume_latency
 from bench.servers import Server
+from bench.webhook_receiver import WebhookReceiver, start_webhook_receiver
+from harness.processes import http_get
 
 _tags = iter(range(1_000_000))
 
@@ -81,6 +84,19 @@ class Settings:
     # Identities: the CPU scenario with plain joins, then with tokens carrying a user and
     # its info, alternated this many times, each run on fresh servers.
     identity_rounds: int = 3
+    # Join hook (Switchboard only): `joinhook_joins` clients, connected beforehand, join
+    # rooms of 2, `joinhook_concurrency` joins in flight, on servers without a join hook
+    # (A) and with one asking a receiver process (B), alternated `joinhook_rounds` times.
+    joinhook_joins: int = 1000
+    joinhook_concurrency: int = 10
+    joinhook_rounds: int = 3
+    # Webhooks (Switchboard only): the CPU scenario on servers without webhooks and with
+    # them (a receiver process of the bench's own), alternated `webhook_rounds` times; each
+    # run then again with `churn_rooms` rooms of 2 whose members join and leave,
+    # `churn_rate` joins/s in all.
+    webhook_rounds: int = 3
+    churn_rate: float = 100.0
+    churn_rooms: int = 20
 
 
 class WorkerFailed(RuntimeError):
@@ -523,6 +539,155 @@ def identities(start: Callable[[dict[str, str]], Server], settings: Settings) ->
     return {**figures, **swept}
 
 
+def joins(server: Server, settings: Settings) -> dict[str, Any]:
+    """`joinhook_joins` clients, all connected before, join rooms of 2 at go,
+    `joinhook_concurrency` joins in flight: join latency from join_room sent to
+    joined_room received, and the CPU each process used per join."""
+    clients, concurrency = settings.joinhook_joins, max(1, settings.joinhook_concurrency)
+    # No more workers than joins in flight: each worker holds its exact share of them.
+    task = _task("joins", server, replace(settings, workers=min(settings.workers,
+                                                                concurrency)),
+                 clients=clients, room_size=2, concurrency=concurrency)
+    measured = _run_workers(server, task, 120, 180)
+    runs = measured.results
+    figures = _join_figures(runs)
+    joined = figures["joined"]
+    latencies = sorted(x for r in runs for x in array("q", r["latencies"]))
+    return {
+        "clients": clients, "concurrency": concurrency, "workers": task.workers, **figures,
+        "join_max_ms": round(latencies[-1] / 1e6, 2) if latencies else None,
+        "warmup_joins": sum(r["warmup_joins"] for r in runs),
+        "new_peers": sum(r["new_peers"] for r in runs),
+        "expected_new_peers": sum(r["expected_new_peers"] for r in runs),
+        "cpu_ms_per_join": {role: round(1000 * (user + kernel) / max(joined, 1), 3)
+                            for role, (user, kernel) in measured.split_by_process.items()},
+        "wall_s": round(measured.wall, 3),
+        # The machine's CPU beside the servers' (the load generator's and anyone else's).
+        "others_cpu_s": round(measured.machine_cpu - measured.server_cpu, 3),
+        "lost": (clients - joined) + sum(r["lost"] for r in runs),
+        "error_count": sum(r["error_count"] for r in runs),
+        "errors": [e for r in runs for e in r["errors"]][:10],
+    }
+
+
+def _hook_env(url: str) -> dict[str, str]:
+    return {"SWITCHBOARD_JOIN_HOOK_URL": url, "SWITCHBOARD_WEBHOOK_SECRET": WEBHOOK_SECRET}
+
+
+def _joins_with_hook(start: Callable[[dict[str, str]], Server],
+                     settings: Settings) -> dict[str, Any]:
+    """`joins` on servers whose gateway asks a receiver process of its own
+    (bench.hook_receiver) before each join; the receiver's CPU is counted beside the
+    servers' (`hook-receiver`), and it must have verified one request per join."""
+    receiver = start_receiver()
+    try:
+        server = start(_hook_env(receiver.url))
+        try:
+            server.pids["hook-receiver"] = receiver.pid
+            result = joins(server, settings)
+            stats = receiver.stats()
+            _, _, metrics = http_get(server.port, "/metrics")
+        finally:
+            server.stop()
+    finally:
+        receiver.stop()
+    result.update({"hook_verified": stats["verified"], "hook_refused": stats["refused"],
+                   "hook_connections": stats["connections"] - 1,  # less /stats' own
+                   **_hook_seconds(metrics)})
+    # Every join let in was asked (and verified) once; a join the gateway gave up on (its
+    # timeout: `not allowed`, a lost join) may have been verified too, late.
+    admitted, tried = (result["joined"] + result["warmup_joins"],
+                       result["clients"] + result["warmup_joins"])
+    if not admitted <= stats["verified"] <= tried or stats["refused"]:
+        result["error_count"] += 1
+        result["errors"] = [f"the receiver verified {stats['verified']} requests and "
+                            f"refused {stats['refused']} for {admitted} joins let in of "
+                            f"{tried} (the warm-up's included)", *result["errors"]][:10]
+    return result
+
+
+def _hook_seconds(metrics: str) -> dict[str, Any]:
+    """From the gateway's /metrics: how long its join hook calls took (its own timing,
+    around the HTTP request), as a mean, and the share within 5 ms (a histogram bucket);
+    the warm-up's calls included."""
+    values: dict[str, float] = {}
+    for line in metrics.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in ('switchboard_join_hook_seconds_bucket{le="0.005"}',
+                    "switchboard_join_hook_seconds_count", "switchboard_join_hook_seconds_sum"):
+            values[name.split("{")[0].rsplit("_", 1)[1]] = float(value)
+    count = values.get("count")
+    if not count:
+        return {}
+    return {"hook_calls": int(count), "hook_call_mean_ms": round(1000 * values["sum"] / count, 2),
+            "hook_calls_within_5ms": round(values.get("bucket", 0.0) / count, 3)}
+
+
+def join_hook(start: Callable[[dict[str, str]], Server], settings: Settings) -> dict[str, Any]:
+    """(12) What the join hook adds to a join: `joins` on servers without a join hook
+    (A, "plain"), then with SWITCHBOARD_JOIN_HOOK_URL pointing at a receiver process that
+    verifies each request's signature and allows at once (B, "hook"), alternated
+    `joinhook_rounds` times, each run on fresh server (and receiver) processes. The p99
+    added is the median of the rounds' own B - A; their lowest and highest show the
+    spread, and the plain runs' highest - lowest p99 this machine's noise."""
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    for round_ in range(1, settings.joinhook_rounds + 1):
+        def plain() -> dict[str, Any]:
+            server = start({})
+            try:
+                return joins(server, settings)
+            finally:
+                server.stop()
+
+        def hook() -> dict[str, Any]:
+            return _joins_with_hook(start, settings)
+
+        steps += [(f"plain_{round_}", plain), (f"hook_{round_}", hook)]
+    swept = _sweep(steps)
+    runs = swept["steps"]
+    rounds = [(runs[f"plain_{r}"], runs[f"hook_{r}"])
+              for r in range(1, settings.joinhook_rounds + 1)
+              if runs[f"plain_{r}"].get("join_p99_ms") is not None
+              and runs[f"hook_{r}"].get("join_p99_ms") is not None]
+    figures: dict[str, Any] = {"rounds": settings.joinhook_rounds,
+                               "clients": settings.joinhook_joins,
+                               "concurrency": settings.joinhook_concurrency}
+    if rounds:
+        def middle(name: str, side: int) -> float:
+            return round(float(median(pair[side][name] for pair in rounds)), 2)
+
+        added = {q: [hook_[f"join_{q}_ms"] - plain_[f"join_{q}_ms"]
+                     for plain_, hook_ in rounds] for q in ("p50", "p99")}
+        plain_p99 = [plain_["join_p99_ms"] for plain_, _ in rounds]
+        figures.update({
+            "plain_p50_ms": middle("join_p50_ms", 0), "plain_p99_ms": middle("join_p99_ms", 0),
+            "hook_p50_ms": middle("join_p50_ms", 1), "hook_p99_ms": middle("join_p99_ms", 1),
+            "added_p50_ms": round(median(added["p50"]), 2),
+            "added_p99_ms": round(median(added["p99"]), 2),
+            "added_p99_min_ms": round(min(added["p99"]), 2),
+            "added_p99_max_ms": round(max(added["p99"]), 2),
+            "plain_p99_spread_ms": round(max(plain_p99) - min(plain_p99), 2),
+            "plain_joins_per_s": middle("joins_per_s", 0),
+            "hook_joins_per_s": middle("joins_per_s", 1)})
+        for name, side in (("plain", 0), ("hook", 1)):
+            by_role: dict[str, list[float]] = {}
+            for pair in rounds:
+                for role, ms in pair[side]["cpu_ms_per_join"].items():
+                    by_role.setdefault(role, []).append(ms)
+            figures[f"{name}_cpu_ms_per_join"] = {role: round(median(values), 3)
+                                                   for role, values in by_role.items()}
+        means = [hook_["hook_call_mean_ms"] for _, hook_ in rounds
+                 if "hook_call_mean_ms" in hook_]
+        figures["hook_call_mean_ms"] = round(median(means), 2) if means else None
+        figures["plain_gateway_cpu_ms_per_join"] = figures["plain_cpu_ms_per_join"].get(
+            "gateway")
+        figures["hook_gateway_cpu_ms_per_join"] = figures["hook_cpu_ms_per_join"].get(
+            "gateway")
+        figures["receiver_cpu_ms_per_join"] = figures["hook_cpu_ms_per_join"].get(
+            "hook-receiver")
+    return {**figures, **swept}
+
+
 def idle(server: Server, settings: Settings) -> dict[str, Any]:
     """(5) C idle sockets (in rooms of 2 where there are rooms): memory and CPU per socket."""
     clients = settings.idle_clients
@@ -559,3 +724,223 @@ def idle(server: Server, settings: Settings) -> dict[str, Any]:
         "error_count": sum(r["error_count"] for r in measured.results),
         "errors": [e for r in measured.results for e in r["errors"]][:10],
     }
+
+
+# The servers' SWITCHBOARD_WEBHOOK_SECRET in the webhooks scenario ("whsec_" + base64 of
+# 32 bytes).
+WEBHOOKS_SECRET = "whsec_YmVuY2gtd2ViaG9va3Mtc2VjcmV0LTAxMjM0NTY3ODk="
+
+
+def _until(check: Callable[[], bool], timeout: float) -> bool:
+    """Poll `check` every 50 ms until it holds (True) or `timeout` s passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else None
+
+
+class _Deliveries:
+    """What the receiver must have had by the end of each run on one server: a
+    `peer.joined` for every join made there (the pairs' and the churn's), every room's life
+    finished (all sockets closed), nothing refused, no room_seq skipped."""
+
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        self.receiver = receiver
+        self.joins = 0  # joins made on the server so far
+        self.delivered = 0  # webhooks the receiver had by the end of the last run
+
+    def joined(self) -> int:
+        by_type: dict[str, int] = self.receiver.stats()["by_type"]
+        return by_type.get("peer.joined", 0)
+
+    def wait_joined(self, joins: int, timeout: float = 30) -> None:
+        if not _until(lambda: self.joined() >= joins, timeout):
+            raise WorkerFailed(f"the webhook receiver had {self.joined()} peer.joined of "
+                               f"{joins} joins after {timeout:g} s")
+
+    def check(self, joins: int, timeout: float = 30) -> tuple[dict[str, Any], list[str]]:
+        """Wait for every webhook of the run; the receiver's counts, and what was wrong."""
+        self.joins = joins
+
+        def done() -> bool:
+            stats = self.receiver.stats()
+            return stats["by_type"].get("peer.joined", 0) >= joins and not stats["open_lives"]
+
+        _until(done, timeout)
+        stats = self.receiver.stats()
+        by_type = stats["by_type"]
+        wrong = []
+        if by_type.get("peer.joined", 0) != joins or by_type.get("peer.left", 0) != joins:
+            wrong.append(f"webhooks: {by_type.get('peer.joined', 0)} peer.joined and "
+                         f"{by_type.get('peer.left', 0)} peer.left for {joins} joins")
+        if stats["open_lives"] or by_type.get("room.started") != by_type.get("room.finished"):
+            wrong.append(f"webhooks: {stats['open_lives']} room lives not finished")
+        for key in ("refused", "malformed", "gaps"):
+            if stats[key]:
+                wrong.append(f"webhooks: {stats[key]} {key}")
+        return stats, wrong
+
+
+def _webhook_load(server: Server, settings: Settings, churn: bool,
+                  deliveries: _Deliveries | None) -> dict[str, Any]:
+    """The CPU scenario's load (with `churn`: and the churn rooms) on `server`. With
+    webhooks on (`deliveries`), the measured part starts once the receiver had the pairs'
+    joins (their webhooks are not in it); after it, how late the webhooks of events in the
+    measured window came, and whether every webhook of the run arrived."""
+    rate, seconds = settings.cpu_rate * settings.cpu_pairs, settings.cpu_seconds
+    task = _task("paced", server, settings, pairs=settings.cpu_pairs, rate=rate,
+                 seconds=seconds, churn_rate=settings.churn_rate if churn else 0.0,
+                 churn_rooms=settings.churn_rooms if churn else 0)
+    window: list[int] = []
+
+    def at_ready() -> None:
+        if deliveries is not None:
+            deliveries.wait_joined(deliveries.joins + 2 * settings.cpu_pairs)
+        # The workers start 50 ms after this (_run_workers), and measure after the warm-up.
+        start = time.time() + 0.05 + settings.warmup
+        window[:] = [int(1000 * start), int(1000 * (start + seconds))]
+
+    receiver_pid = [deliveries.receiver.pid] if deliveries is not None else []
+    receiver_cpu = cpu_seconds(receiver_pid)
+    measured = _run_workers(server, task, 120, settings.warmup + seconds + 60,
+                            at_ready=at_ready)
+    result = _paced_figures(measured, rate, seconds)
+    runs = measured.results
+    churn_joins = sum(r["churn_joins"] for r in runs)
+    joins = sorted(x / 1e6 for r in runs for x in array("q", r["churn_latencies"]))
+    result.update({"churn_joins": churn_joins,
+                   "churn_leaves": sum(r["churn_leaves"] for r in runs),
+                   "churn_late": sum(r["churn_late"] for r in runs),
+                   "churn_join_rate": round(churn_joins / (settings.warmup + seconds), 1),
+                   "churn_join_p50_ms": _percentile(joins, 0.5),
+                   "churn_join_p99_ms": _percentile(joins, 0.99)})
+    if deliveries is None:
+        return result
+    stats, wrong = deliveries.check(deliveries.joins + 2 * settings.cpu_pairs + churn_joins)
+    late = sorted(deliveries.receiver.latencies(*window))
+    result.update({
+        "webhooks": stats, "delivered_in_window": len(late),
+        "webhooks_per_s": round(len(late) / seconds, 1),
+        "delivery_p50_ms": _percentile(late, 0.5), "delivery_p99_ms": _percentile(late, 0.99),
+        "delivery_max_ms": _percentile(late, 1.0),
+        "delivery_samples": late,
+        "receiver_cpu_ms_per_webhook": round(
+            1000 * (cpu_seconds(receiver_pid) - receiver_cpu) / max(stats["received"] -
+                                                                    deliveries.delivered, 1),
+            3)})
+    deliveries.delivered = stats["received"]
+    result["error_count"] += len(wrong)
+    result["errors"] = (wrong + result["errors"])[:10]
+    return result
+
+
+def _webhook_env(url: str) -> dict[str, str]:
+    return {"SWITCHBOARD_WEBHOOK_URL": url, "SWITCHBOARD_WEBHOOK_SECRET": WEBHOOKS_SECRET}
+
+
+def _webhook_variant(start: Callable[[dict[str, str]], Server], settings: Settings, on: bool,
+                     samples: list[float]) -> dict[str, Any]:
+    """One round's runs of one variant, on fresh servers (with webhooks: and a fresh
+    receiver): the CPU scenario's load alone ("plain"), then with churn ("churn"). The
+    churn run's delivery latencies are added to `samples`."""
+    receiver = start_webhook_receiver(WEBHOOKS_SECRET) if on else None
+    try:
+        server = start(_webhook_env(receiver.url) if receiver is not None else {})
+        try:
+            deliveries = _Deliveries(receiver) if receiver is not None else None
+            plain = _webhook_load(server, settings, False, deliveries)
+            churn = _webhook_load(server, settings, True, deliveries)
+        finally:
+            server.stop()
+    finally:
+        if receiver is not None:
+            receiver.stop()
+    samples += churn.pop("delivery_samples", [])
+    plain.pop("delivery_samples", None)
+    flat = {f"{name}_{key}": value for name, run in (("plain", plain), ("churn", churn))
+            for key, value in run.items() if isinstance(value, int | float)}
+    return {**flat, "plain": plain, "churn": churn,
+            "lost": plain["lost"] + churn["lost"],
+            "disorder": plain["disorder"] + churn["disorder"],
+            "error_count": plain["error_count"] + churn["error_count"],
+            "errors": (plain["errors"] + churn["errors"])[:10]}
+
+
+def webhooks(start: Callable[[dict[str, str]], Server], settings: Settings) -> dict[str, Any]:
+    """(13) What webhooks cost and how late they come. Each round runs on servers without
+    webhooks ("off") and on servers with SWITCHBOARD_WEBHOOK_URL pointing at a receiver
+    process of our own ("on", bench.webhook_receiver), in turn (off/on, then on/off...),
+    each on fresh processes: scenario 4's load alone ("plain": its pairs join before the
+    measured part, whose messages make no webhook), then with `churn_rooms` rooms of 2
+    whose members join and leave, `churn_rate` joins/s ("churn": every join and leave a
+    webhook). CPU per message on / off is the ratio of the plain runs' medians (each
+    round's own ratio shows the spread); the delivery latency (the event's `at` to the
+    receiver reading it) is taken over every "on" churn run's events in its measured
+    window, pooled."""
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    samples: list[float] = []
+    for round_ in range(1, settings.webhook_rounds + 1):
+        order = ("off", "on") if round_ % 2 else ("on", "off")
+        for name in order:
+            def step(on: bool = name == "on") -> dict[str, Any]:
+                return _webhook_variant(start, settings, on, samples)
+
+            steps.append((f"{name}_{round_}", step))
+    swept = _sweep(steps)
+    runs = swept["steps"]
+    figures: dict[str, Any] = {
+        "rounds": settings.webhook_rounds, "pairs": settings.cpu_pairs,
+        "offered_per_s": round(settings.cpu_rate * settings.cpu_pairs),
+        "seconds": settings.cpu_seconds, "churn_rate": settings.churn_rate,
+        "churn_rooms": settings.churn_rooms,
+        "disorder": sum(run.get("disorder", 0) for run in runs.values())}
+    achieved = [run[load]["achieved_per_s"] for run in runs.values() if "plain" in run
+                for load in ("plain", "churn")]
+    figures["achieved_per_s"] = min(achieved, default=None)
+    for load in ("plain", "churn"):
+        rounds = [(runs[f"off_{r}"][load]["server_cpu_per_1k"],
+                   runs[f"on_{r}"][load]["server_cpu_per_1k"])
+                  for r in range(1, settings.webhook_rounds + 1)
+                  if load in runs[f"off_{r}"] and load in runs[f"on_{r}"]]
+        if not rounds:
+            continue
+        off, on = median(o for o, _ in rounds), median(o for _, o in rounds)
+        ratios = [b / a for a, b in rounds]
+        prefix = "" if load == "plain" else "churn_"
+        figures.update({
+            f"{prefix}off_cpu_per_1k": round(off, 4), f"{prefix}on_cpu_per_1k": round(on, 4),
+            f"{prefix}on_over_off": round(on / off, 3),
+            f"{prefix}ratio_min": round(min(ratios), 3),
+            f"{prefix}ratio_max": round(max(ratios), 3),
+            f"{prefix}off_spread": round(max(o for o, _ in rounds) /
+                                         min(o for o, _ in rounds), 3)})
+    ons = [run["churn"] for label, run in runs.items() if label.startswith("on_")
+           and "churn" in run]
+    offs = [run["churn"] for label, run in runs.items() if label.startswith("off_")
+            and "churn" in run]
+    if ons:
+        ordered = sorted(samples)
+        p99s = [run["delivery_p99_ms"] for run in ons if run["delivery_p99_ms"] is not None]
+        figures.update({
+            "delivery_p50_ms": _percentile(ordered, 0.5),
+            "delivery_p99_ms": _percentile(ordered, 0.99),
+            "delivery_max_ms": _percentile(ordered, 1.0),
+            "delivery_samples": len(ordered),
+            "delivery_p99_min_ms": min(p99s, default=None),
+            "delivery_p99_max_ms": max(p99s, default=None),
+            "webhooks_per_s": median(run["webhooks_per_s"] for run in ons),
+            "churn_join_rate": median(run["churn_join_rate"] for run in ons),
+            "verified": sum(run["webhooks"]["verified"] for run in ons),
+            "duplicates": sum(run["webhooks"]["duplicates"] for run in ons),
+            "receiver_cpu_ms_per_webhook": median(run["receiver_cpu_ms_per_webhook"]
+                                                  for run in ons),
+            "on_churn_join_p99_ms": median(run["churn_join_p99_ms"] for run in ons)})
+    if offs:
+        figures["off_churn_join_p99_ms"] = median(run["churn_join_p99_ms"] for run in offs)
+    return {**figures, **swept}

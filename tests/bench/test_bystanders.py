@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bench.bystanders import RoundTrips, percentile
+import asyncio
+import time
+
+from bench.bystanders import Bystanders, RoundTrips, percentile
 
 
 def test_percentile_is_the_nearest_rank() -> None:
@@ -17,3 +20,28 @@ def test_a_round_trip_that_failed_counts_with_how_long_it_was_waited_for() -> No
     summary = trips.summary()
     assert summary["ok"] == 2 and summary["failed"] == 1
     assert summary["worst_ms"] == 5004.0 and summary["p50_ms"] == 3.0
+
+
+class _Socket:
+    """What `_round_trips` uses of a websockets connection: sends go nowhere."""
+
+    close_code: int | None = None
+
+    async def send(self, _: str) -> None:
+        return None
+
+
+async def test_a_stop_that_comes_with_a_round_trips_answer_still_stops_it() -> None:
+    """The attacks smoke run's stall: the round-trip loop was cancelled (`__aexit__`) in
+    the loop iteration in which its answer came; Python 3.11's asyncio.wait_for returned
+    the answer instead of the cancel, and the loop went on for good."""
+    bystanders = Bystanders("ws://unused/", every=0.01)
+    bystanders.a = bystanders.b = _Socket()  # type: ignore[assignment]
+    bystanders.b_id = "b"
+    task = asyncio.create_task(bystanders._round_trips())
+    while 0 not in bystanders._waiting:
+        await asyncio.sleep(0)
+    bystanders._waiting[0].set_result(time.monotonic())  # the answer...
+    task.cancel()  # ... and the stop, in the same iteration
+    done, _ = await asyncio.wait([task], timeout=1)
+    assert done and task.cancelled()

@@ -106,3 +106,48 @@ def test_attacks_run_each_beside_bystanders_and_report_the_goals(tmp_path: Path)
     [markdown] = tmp_path.glob("bench-*-attacks.md")
     assert markdown.read_text().count("\n| ") == 12  # a row per attack below the header
     assert "Goals against hostile clients:" in result.stdout
+
+
+def test_webhooks_scenario_measures_delivery_and_cpu_with_every_webhook_in(
+        tmp_path: Path) -> None:
+    """`--only webhooks` (Switchboard only), small: one round, off and on, each alone and
+    with churn; the receiver had a webhook for every join and leave, in order, a sample
+    verified; the figures and both goals are reported (met or not: the smoke sizes prove
+    nothing, bench/RESULTS.md holds the measured figures)."""
+    result = bench("--smoke", "--only", "webhooks", "--servers", "switchboard",
+                   "--results-dir", str(tmp_path), timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    [path] = tmp_path.glob("bench-*.json")
+    results = json.loads(path.read_text())
+    assert results["ok"] and results["lost"] == 0 and not results["problems"], output
+    assert set(results["scenarios"]) == {"webhooks"}
+    assert set(results["scenarios"]["webhooks"]) == {"switchboard"}
+    webhooks = results["scenarios"]["webhooks"]["switchboard"]
+    assert set(webhooks["steps"]) == {"off_1", "on_1"}
+    for label, step in webhooks["steps"].items():
+        for load in ("plain", "churn"):
+            run = step[load]
+            assert run["lost"] == run["error_count"] == 0 and run["received"] > 0, run
+        churn = step["churn"]
+        assert churn["churn_joins"] == churn["churn_leaves"] > 0, (label, churn)
+        assert churn["churn_join_p99_ms"] > 0, (label, churn)
+    on = webhooks["steps"]["on_1"]
+    # Every join of both runs (the pairs', then the pairs' and the churn's) was told, and
+    # every leave; every room's life finished, in order, nothing refused.
+    joins = 2 * 2 * 10 + on["churn"]["churn_joins"]
+    stats = on["churn"]["webhooks"]
+    assert stats["by_type"]["peer.joined"] == stats["by_type"]["peer.left"] == joins, stats
+    assert stats["by_type"]["room.started"] == stats["by_type"]["room.finished"] > 0, stats
+    assert stats["open_lives"] == stats["gaps"] == stats["refused"] == 0, stats
+    assert stats["verified"] >= stats["received"] // 10 > 0, stats
+    assert on["plain"]["delivered_in_window"] == 0  # messages make no webhook
+    assert on["churn"]["delivered_in_window"] > 0
+    assert "webhooks" not in webhooks["steps"]["off_1"]["churn"]
+    for key in ("off_cpu_per_1k", "on_cpu_per_1k", "on_over_off", "churn_on_over_off",
+                "delivery_p50_ms", "delivery_p99_ms"):
+        assert webhooks[key] > 0, (key, webhooks)
+    assert webhooks["delivery_p50_ms"] <= webhooks["delivery_p99_ms"]
+    assert "13 webhooks" in result.stdout
+    goals = result.stdout.split("Goals of the webhooks:")[1].split("\n\n")[0]
+    assert goals.count("(goal ") == 2 and "not measured" not in goals, goals
