@@ -173,9 +173,12 @@ def relay_backoff() -> Backoff:
 
 
 async def pause(stopping: asyncio.Event, seconds: float) -> None:
-    """Sleep, unless the relay stops meanwhile."""
+    """Sleep, unless `stopping` is set meanwhile. (Not asyncio.wait_for: on Python 3.11 it
+    swallows a cancel that comes in the iteration the event is set, and a task stopped so
+    would go on.)"""
     try:
-        await asyncio.wait_for(stopping.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stopping.wait()
     except TimeoutError:
         pass
 

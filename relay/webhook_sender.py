@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from standardwebhooks.webhooks import Webhook
 
 from redis_io.clients import CALL_S, RedisClient, bounded
+from relay.readers import pause
 from shared import keys
 from shared.settings import Settings
 from shared.stream_ids import stream_order
@@ -209,10 +210,7 @@ class Outbox:
                             self.number, exc)
             except Exception:  # a bug: logged, and the reader goes on (deliveries stop else)
                 log.exception("shard %d: reading the webhook outbox failed", self.number)
-            try:
-                await asyncio.wait_for(self.woken.wait(), quiet_s)
-            except TimeoutError:
-                pass
+            await pause(self.woken, quiet_s)
 
     async def _read(self) -> bool:
         """Queue what was recorded since the last read; True when there may be more."""
