@@ -32,8 +32,9 @@ def main() -> None:
     tune_garbage_collector()
     # One process per gateway: scale by running more of them (Procfile, k8s replicas).
     # Our own SIGTERM handler drains sockets first, so Sanic's is not registered.
+    tls = {"cert": settings.tls_cert, "key": settings.tls_key} if settings.tls_cert else None
     app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
-            motd=False, register_sys_signals=False, protocol=GatewayHttpProtocol)
+            motd=False, register_sys_signals=False, protocol=GatewayHttpProtocol, ssl=tls)
 
 
 if __name__ == "__main__":

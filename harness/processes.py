@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -212,7 +213,8 @@ class Cluster:
         process = _spawn(f"gateway-{port}", [sys.executable, "-m", "gateway"],
                          {**self.env, "PORT": str(port), "HOST": "127.0.0.1", **env},
                          self.workdir)
-        wait_until(lambda: _http_ok(port, "/healthz") or not process.alive(), 20,
+        tls = bool({**self.env, **env}.get("SWITCHBOARD_TLS_CERT"))
+        wait_until(lambda: _http_ok(port, "/healthz", tls) or not process.alive(), 20,
                    f"gateway on port {port}")
         if not process.alive():
             raise RuntimeError(f"gateway died:\n{process.log()}")
@@ -263,18 +265,27 @@ def start_cluster(redis: RedisLike, gateways: int, relays: int, **env: str) -> C
     return cluster
 
 
-def http_get(port: int, path: str) -> tuple[int, str, str]:
-    """GET http://127.0.0.1:`port``path`: status, Content-Type and body, errors included."""
+def http_get(port: int, path: str, context: ssl.SSLContext | None = None
+             ) -> tuple[int, str, str]:
+    """GET http://127.0.0.1:`port``path` (https:// with a TLS `context`): status,
+    Content-Type and body, errors included."""
+    scheme = "https" if context is not None else "http"
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+        with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}{path}", timeout=5,
+                                    context=context) as reply:
             return reply.status, reply.headers["Content-Type"], reply.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.headers["Content-Type"], error.read().decode()
 
 
-def _http_ok(port: int, path: str) -> bool:
+def _http_ok(port: int, path: str, tls: bool = False) -> bool:
+    # A gateway serving TLS itself has a certificate of the test's: its start is all that is
+    # waited for here.
+    context = ssl._create_unverified_context() if tls else None
+    scheme = "https" if tls else "http"
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as reply:
+        with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}{path}", timeout=1,
+                                    context=context) as reply:
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False

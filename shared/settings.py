@@ -77,6 +77,14 @@ class Settings:
 
     port: int = setting(8080, "PORT", "gateway HTTP/WebSocket port")
     host: str = setting("0.0.0.0", "HOST", "gateway listen address")
+    # A gateway without a proxy in front (a VM, a Procfile host) serves TLS itself.
+    tls_cert: str = setting(
+        "", "SWITCHBOARD_TLS_CERT",
+        "PEM certificate chain (path): the gateway serves `https://` and `wss://` on `PORT`",
+        shown_default="(unset)")
+    tls_key: str = setting(
+        "", "SWITCHBOARD_TLS_KEY", "PEM private key (path) of `SWITCHBOARD_TLS_CERT`",
+        shown_default="(unset)")
     redis_url: str = setting(
         "redis://127.0.0.1:6379/0", "REDIS_URL",
         "`redis://`, `rediss://` (TLS) or `unix://`; for a Redis Cluster, any one node")
@@ -318,6 +326,13 @@ class Settings:
             except (ValueError, EmptyWebhookSecretError):
                 raise SettingsError(f"{ENV_NAMES['webhook_secret']} is not base64 (with or "
                                     "without whsec_)") from None
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError(f"{ENV_NAMES['tls_cert']} and {ENV_NAMES['tls_key']} go "
+                                "together")
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise SettingsError(f"{ENV_NAMES[name]}: no file at {path!r}")
         # The admin key opens every room: one that can be guessed is no key. (The value
         # itself is never in the message: it may be a real key mistyped.)
         if self.admin_key and len(self.admin_key) < MIN_ADMIN_KEY_LENGTH:

@@ -10,10 +10,13 @@ import pytest
 from shared.settings import ENV_NAMES, Settings, SettingsError, declaration, settings_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+A_FILE = str(README)  # TLS settings name files that exist
 
 # Each variable, a value to set, and the setting it must become: every setting, once.
 VARIABLES = [
     ("HOST", "127.0.0.1", "host", "127.0.0.1"),
+    ("SWITCHBOARD_TLS_CERT", A_FILE, "tls_cert", A_FILE),
+    ("SWITCHBOARD_TLS_KEY", A_FILE, "tls_key", A_FILE),
     ("PORT", "9000", "port", 9000),
     ("REDIS_URL", "redis://redis:6380/2", "redis_url", "redis://redis:6380/2"),
     ("LOG_LEVEL", "debug", "log_level", "debug"),
@@ -70,7 +73,9 @@ VARIABLES = [
 NUMERIC = [(env, field) for env, _, field, value in VARIABLES if not isinstance(value, str)]
 
 # What else a variable needs set to be taken.
-NEEDS = {"SWITCHBOARD_JOIN_HOOK_URL": {"SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0LWZvci10ZXN0cw=="},
+NEEDS = {"SWITCHBOARD_TLS_CERT": {"SWITCHBOARD_TLS_KEY": A_FILE},
+         "SWITCHBOARD_TLS_KEY": {"SWITCHBOARD_TLS_CERT": A_FILE},
+         "SWITCHBOARD_JOIN_HOOK_URL": {"SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0LWZvci10ZXN0cw=="},
          "SWITCHBOARD_WEBHOOK_URL": {"SWITCHBOARD_WEBHOOK_SECRET": "c2VjcmV0LWZvci10ZXN0cw=="}}
 
 # Each bounded variable: the value at its bound that it refuses, the next one that it
@@ -273,3 +278,14 @@ def test_the_table_shows_each_variable_and_its_default_in_order() -> None:
             assert shown == "(unset)"
         else:
             assert said.kind(shown) == declared.default
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"SWITCHBOARD_TLS_CERT": A_FILE}, "SWITCHBOARD_TLS_CERT and SWITCHBOARD_TLS_KEY go together"),
+    ({"SWITCHBOARD_TLS_KEY": A_FILE}, "go together"),
+    ({"SWITCHBOARD_TLS_CERT": A_FILE, "SWITCHBOARD_TLS_KEY": "/no/such.key"},
+     "SWITCHBOARD_TLS_KEY: no file at '/no/such.key'"),
+])
+def test_tls_needs_a_certificate_and_its_key_on_disk(env: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError, match=says):
+        Settings.from_env(env)
