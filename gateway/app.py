@@ -19,6 +19,7 @@ from gateway.browser_library import library_routes
 from gateway.demo import demo_routes
 from gateway.origins import AllowedOrigins
 from gateway.process import GatewayProcess
+from shared.client_address import TrustedProxies
 from shared.health_port import readiness_answer
 from shared.process_id import process_id
 from shared.settings import Settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings, gateway_id: str | None = None) -> App:
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.ctx.settings = settings
     app.ctx.allowed_origins = AllowedOrigins(settings.allowed_origin_list)
+    app.ctx.trusted_proxies = TrustedProxies(settings.trusted_proxies)
     # The upgrade headers a join hook is given (None: no join hook).
     app.ctx.join_hook_headers = settings.join_hook_header_list if settings.join_hook_url \
         else None

@@ -112,6 +112,7 @@ class Gateway:
         outbox = Outbox(connection, settings.send_buffer_bytes, self.metrics.frames_sent)
         socket = Socket(connection, session, outbox, rate, self)
         self.sockets[session.socket_id] = socket
+        log.info("socket %s opened by %s", session.socket_id, connection.client)
         if connection.lost:  # the client left during the handshake
             self._close(socket)
             return

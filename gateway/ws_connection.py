@@ -46,7 +46,7 @@ class WsConnection(asyncio.Protocol):
     __slots__ = ("transport", "max_size", "close_timeout", "_proto", "on_message", "on_lost",
                  "on_writable", "last_heard", "lost", "write_paused", "_fast", "_partial",
                  "_early", "_held", "_fragments", "_fragmented_text", "_close_timer",
-                 "_reading_on", "budget", "_counter", "_failed", "hook_request")
+                 "_reading_on", "budget", "_counter", "_failed", "hook_request", "client")
 
     def __init__(self, transport: asyncio.Transport, max_size: int | None,
                  close_timeout: float) -> None:
@@ -67,6 +67,7 @@ class WsConnection(asyncio.Protocol):
         self.lost = False
         # With a join hook: the upgrade's Origin and the headers it is to be given.
         self.hook_request: tuple[str | None, dict[str, str]] | None = None
+        self.client = ""  # its address (shared/client_address.py), for the logs
         self.write_paused = False  # the kernel and the transport hold too much for the client
         self._fast = True  # frames are scanned by ws_frames until one needs websockets
         self._partial = b""  # the start of a frame not complete yet (fast path)

@@ -164,6 +164,10 @@ class GatewayHttpProtocol(HttpProtocol):
             transport.close()
             return
         connection = WsConnection(transport, max_size, CLOSE_TIMEOUT_S)
+        peer = transport.get_extra_info("peername")
+        forwarded_for = ",".join(requests[0].headers.get_all("X-Forwarded-For")) or None
+        connection.client = self.app.ctx.trusted_proxies.client_of(
+            str(peer[0]) if peer else "", forwarded_for)
         forwarded: list[str] | None = self.app.ctx.join_hook_headers
         if forwarded is not None:  # docs/protocol.md, "Join hook"
             headers = requests[0].headers

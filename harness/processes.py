@@ -110,7 +110,7 @@ class RedisServer:
         return out.stdout.decode()
 
 
-def _spawn(name: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> Process:
+def spawn(name: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> Process:
     log_path = workdir / f"{name}.log"
     log = log_path.open("wb")
     popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(env),
@@ -133,7 +133,7 @@ def _launch_redis(kind: type[R], workdir: Path, port: int, options: list[str]) -
     server = shutil.which("redis-server")
     if server is None:
         raise RuntimeError("redis-server is not installed (the test command installs it)")
-    process = _spawn(f"redis-{port}", [server, *options, "--bind", "127.0.0.1", "--save", "",
+    process = spawn(f"redis-{port}", [server, *options, "--bind", "127.0.0.1", "--save", "",
                                        "--appendonly", "no", "--dir", str(workdir)],
                      os.environ, workdir)
     redis = kind(port, process)
@@ -210,7 +210,7 @@ class Cluster:
 
     def start_gateway(self, **env: str) -> tuple[Process, int]:
         port = free_port()
-        process = _spawn(f"gateway-{port}", [sys.executable, "-m", "gateway"],
+        process = spawn(f"gateway-{port}", [sys.executable, "-m", "gateway"],
                          {**self.env, "PORT": str(port), "HOST": "127.0.0.1", **env},
                          self.workdir)
         tls = bool({**self.env, **env}.get("SWITCHBOARD_TLS_CERT"))
@@ -223,7 +223,7 @@ class Cluster:
 
     def start_relay(self, **env: str) -> Process:
         port = free_port()
-        process = _spawn(f"relay-{len(self.relays)}", [sys.executable, "-m", "relay"],
+        process = spawn(f"relay-{len(self.relays)}", [sys.executable, "-m", "relay"],
                          {**self.env, "SWITCHBOARD_RELAY_HEALTH_PORT": str(port), **env},
                          self.workdir)
         self.relays.append(process)

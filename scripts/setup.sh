@@ -14,8 +14,18 @@ apt_install() {
         sudo="sudo"
     fi
     echo "installing Debian packages: $*" >&2
+    # Services (nginx, coturn) are installed, never started: the tests start their own, on
+    # ports of their own, and a daemon left on port 80 would be nobody's.
+    local no_start=/usr/sbin/policy-rc.d
+    if [ ! -e "$no_start" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$no_start" >/dev/null
+        $sudo chmod +x "$no_start"
+    else
+        no_start=""
+    fi
     DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >&2
+    [ -z "$no_start" ] || $sudo rm -f "$no_start"
 }
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -27,8 +37,10 @@ command -v redis-server >/dev/null || apt_install redis-server
 # (/demo) runs palava-client from npm. npm may come from elsewhere than Debian: keep it.
 debian_missing=()
 # Only the tests need the browser (scripts/test sets SWITCHBOARD_SETUP_FOR_TESTS).
-if [ "${SWITCHBOARD_SETUP_FOR_TESTS:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
-    debian_missing+=(chromium)
+if [ "${SWITCHBOARD_SETUP_FOR_TESTS:-0}" = 1 ]; then
+    [ -x /usr/bin/chromium ] || debian_missing+=(chromium)
+    # The reverse proxy the README's configuration is tested with (tests/e2e/test_proxy.py).
+    [ -x /usr/sbin/nginx ] || debian_missing+=(nginx)
 fi
 command -v npm >/dev/null || debian_missing+=(nodejs npm)
 [ "${#debian_missing[@]}" = 0 ] || apt_install "${debian_missing[@]}"

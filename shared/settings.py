@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
+from shared.client_address import TrustedProxies
+
 # Where `npm install` (scripts/setup.sh) puts palava-client in a checkout of the project.
 DEFAULT_PALAVA_BUNDLE = str(
     Path(__file__).resolve().parent.parent / "node_modules" / "palava-client" / "palava.bundle.js"
@@ -85,6 +87,10 @@ class Settings:
     tls_key: str = setting(
         "", "SWITCHBOARD_TLS_KEY", "PEM private key (path) of `SWITCHBOARD_TLS_CERT`",
         shown_default="(unset)")
+    trusted_proxies: str = setting(
+        "", "SWITCHBOARD_TRUSTED_PROXIES",
+        "comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "`X-Forwarded-For` names the client (in the logs)", shown_default="(unset: none)")
     redis_url: str = setting(
         "redis://127.0.0.1:6379/0", "REDIS_URL",
         "`redis://`, `rediss://` (TLS) or `unix://`; for a Redis Cluster, any one node")
@@ -326,6 +332,10 @@ class Settings:
             except (ValueError, EmptyWebhookSecretError):
                 raise SettingsError(f"{ENV_NAMES['webhook_secret']} is not base64 (with or "
                                     "without whsec_)") from None
+        try:
+            TrustedProxies(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_NAMES['trusted_proxies']}: {exc}") from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(f"{ENV_NAMES['tls_cert']} and {ENV_NAMES['tls_key']} go "
                                 "together")

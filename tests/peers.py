@@ -19,8 +19,9 @@ class Peer:
         self.id: str | None = None
 
     @classmethod
-    async def connect(cls, url: str) -> Peer:
-        return cls(await websockets.connect(url, open_timeout=TIMEOUT))
+    async def connect(cls, url: str, **options: Any) -> Peer:
+        """`options` go to websockets.connect (`ssl`, `local_addr`...)."""
+        return cls(await websockets.connect(url, open_timeout=TIMEOUT, **options))
 
     async def send(self, **frame: Any) -> None:
         await self.ws.send(json.dumps(frame))

@@ -67,8 +67,11 @@ class ResumablePeer:
         self.frames: list[dict[str, Any]] = []  # numbered frames, in the order they came
 
     @classmethod
-    async def join(cls, url: str, room: str, **fields: Any) -> ResumablePeer:
-        peer = cls(await Peer.connect(url))
+    async def join(cls, url: str, room: str, *, ssl: Any = None,
+                   local_addr: tuple[str, int] | None = None, **fields: Any) -> ResumablePeer:
+        """Join `room` resumable (`fields` go into join_room; `ssl` and `local_addr` to
+        the connection)."""
+        peer = cls(await Peer.connect(url, **_options(ssl, local_addr)))
         await peer.peer.send(event="join_room", room_id=room, resumable=True, **fields)
         joined = await peer.peer.expect("joined_room")
         peer.id, peer.token = joined["own_id"], joined["resume_token"]
@@ -94,7 +97,8 @@ class ResumablePeer:
         self.peer.ws.transport.abort()
 
     async def resume(self, url: str, last_seq: int | None = None,
-                     timeout: float = TIMEOUT) -> dict[str, Any]:
+                     timeout: float = TIMEOUT, *, ssl: Any = None,
+                     local_addr: tuple[str, int] | None = None) -> dict[str, Any]:
         """A new socket takes the peer over; returns the joined_room (resumed).
 
         With `last_seq`, the frames after it count as lost in flight: they are forgotten
@@ -102,7 +106,7 @@ class ResumablePeer:
         if last_seq is not None:
             self.frames = [f for f in self.frames if f["frame_seq"] <= last_seq]
             self.last_seq = last_seq
-        self.peer = await Peer.connect(url)
+        self.peer = await Peer.connect(url, **_options(ssl, local_addr))
         self.peer.id = self.id
         await self.peer.send(event="resume", resume_token=self.token,
                              last_frame_seq=self.last_seq)
@@ -154,3 +158,9 @@ async def send_messages(sender: Peer, target: str, tally: Tally, count: int) -> 
         await sender.send(event="send_to_peer", peer_id=target,
                           data={"event": "message", "n": n})
         tally.sent.append(n)
+
+
+def _options(ssl: Any, local_addr: tuple[str, int] | None) -> dict[str, Any]:
+    """The connection's options that are set."""
+    return {name: value for name, value in (("ssl", ssl), ("local_addr", local_addr))
+            if value is not None}

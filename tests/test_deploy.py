@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from harness.processes import ROOT
+from shared.settings import Settings
 
 K8S = ROOT / "k8s"
 MANIFESTS = sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
@@ -164,6 +165,18 @@ def test_autoscaling_and_disruption_budgets() -> None:
         assert pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == component
     variant = documents(K8S / "extras" / "hpa-connections.yaml")[0]
     assert variant["spec"]["metrics"][0]["pods"]["metric"]["name"] == "switchboard_connections"
+
+
+def test_the_ingress_reaches_the_gateways_port_and_outlasts_their_pings() -> None:
+    ingress = documents(K8S / "extras" / "ingress.yaml")[0]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    service = resource("Service", backend["name"])
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    settings = Settings()
+    for direction in ("read", "send"):
+        timeout = int(ingress["metadata"]["annotations"][
+            f"nginx.ingress.kubernetes.io/proxy-{direction}-timeout"])
+        assert timeout > max(settings.ping_interval_s, settings.idle_timeout_s)
 
 
 def test_app_json_runs_the_procfiles_processes_on_heroku_redis() -> None:

@@ -52,8 +52,12 @@ class Tab:
         page.on("pageerror", lambda error: self.log.append(f"page error: {error}"))
 
     @classmethod
-    async def load(cls: type[T], browser: Browser, url: str, name: str) -> T:
-        context = await browser.new_context(viewport={"width": 1100, "height": 480})
+    async def load(cls: type[T], browser: Browser, url: str, name: str,
+                   **context_options: Any) -> T:
+        """`url` in a context of its own (`context_options`: playwright's, e.g.
+        `ignore_https_errors` for a certificate the test made)."""
+        context = await browser.new_context(viewport={"width": 1100, "height": 480},
+                                            **context_options)
         await context.add_init_script(ONLINE)
         tab = cls(context, await context.new_page(), name)
         await tab.page.goto(url)

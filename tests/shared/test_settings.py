@@ -17,6 +17,8 @@ VARIABLES = [
     ("HOST", "127.0.0.1", "host", "127.0.0.1"),
     ("SWITCHBOARD_TLS_CERT", A_FILE, "tls_cert", A_FILE),
     ("SWITCHBOARD_TLS_KEY", A_FILE, "tls_key", A_FILE),
+    ("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1", "trusted_proxies",
+     "10.0.0.0/8,127.0.0.1"),
     ("PORT", "9000", "port", 9000),
     ("REDIS_URL", "redis://redis:6380/2", "redis_url", "redis://redis:6380/2"),
     ("LOG_LEVEL", "debug", "log_level", "debug"),
@@ -289,3 +291,8 @@ def test_the_table_shows_each_variable_and_its_default_in_order() -> None:
 def test_tls_needs_a_certificate_and_its_key_on_disk(env: dict[str, str], says: str) -> None:
     with pytest.raises(SettingsError, match=says):
         Settings.from_env(env)
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_TRUSTED_PROXIES: 'nginx' is not"):
+        Settings.from_env({"SWITCHBOARD_TRUSTED_PROXIES": "127.0.0.1,nginx"})
