@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from relay.effects import DropLife, Effect, Hook, PutLife
-from shared.events import LeaveReason, Member
+from shared.events import Member
 from shared.room import Room
 from shared.webhook_events import (
     NO_INFO,
@@ -73,7 +73,7 @@ class Lifecycle:
                      lambda head: HostChanged(**head, host_id=room.host,
                                               user=host.user or None))
 
-    def left(self, digest: str, room: Room, conn: str, member: Member, reason: LeaveReason,
+    def left(self, digest: str, room: Room, conn: str, member: Member, reason: str,
              at: int, out: list[Effect]) -> None:
         if not self.enabled:
             return

@@ -281,7 +281,7 @@ class RoomBook:
             return  # that socket's peer was resumed by another socket, which stays
         self._leave(event.room, event.conn, event.reason, out)
 
-    def _leave(self, digest: str, conn: str, reason: LeaveReason, out: list[Effect]) -> None:
+    def _leave(self, digest: str, conn: str, reason: str, out: list[Effect]) -> None:
         room = self.rooms.get(digest)
         member = None if room is None else room.members.get(conn)
         if room is None or member is None:
@@ -296,7 +296,7 @@ class RoomBook:
         if was_host:
             self._host_changed(digest, room, out)
 
-    def _drop(self, digest: str, room: Room, conn: str, member: Member, reason: LeaveReason,
+    def _drop(self, digest: str, room: Room, conn: str, member: Member, reason: str,
               out: list[Effect]) -> None:
         """`conn` is no longer a member: its record and kept frames go."""
         room.remove(conn)

@@ -82,9 +82,10 @@ class LeaveReason(StrEnum):
 class Leave(Event, tag="leave", frozen=True, omit_defaults=True):
     # When set, the leave is that socket's: a member another socket resumed stays.
     socket: str = ""
-    # Why (only `left`, `closed` and `gateway_lost` come as a Leave); an older gateway's
-    # leaves say nothing, as leave_room's.
-    reason: LeaveReason = LeaveReason.LEFT
+    # Why (a LeaveReason: only `left`, `closed` and `gateway_lost` come as a Leave); an
+    # older gateway's leaves say nothing, as leave_room's. A plain string on the wire: a
+    # reason a newer version adds must not make its leave undecodable here.
+    reason: str = LeaveReason.LEFT
 
 
 class Detach(Event, tag="detach", frozen=True):

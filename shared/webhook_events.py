@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.events import LeaveReason, Status, Topology
+from shared.events import Status, Topology
 
 # `info` of a peer without any: JSON null.
 NO_INFO = msgspec.Raw(b"null")
@@ -42,7 +42,7 @@ class HostChanged(WebhookEvent, frozen=True, kw_only=True, tag="host.changed"):
 class PeerLeft(WebhookEvent, frozen=True, kw_only=True, tag="peer.left"):
     peer_id: str
     user: str | None
-    reason: LeaveReason
+    reason: str  # a LeaveReason (or one a newer version adds)
 
 
 class RoomFinished(WebhookEvent, frozen=True, kw_only=True, tag="room.finished"):

@@ -54,7 +54,8 @@ class NextJoin(NextEvent, tag="join", frozen=True):
 
 class NextLeave(NextEvent, tag="leave", frozen=True):
     socket: str = ""
-    reason: str = "client"  # new
+    reason: str = "left"  # with reasons today's version does not know
+    by: str = ""  # new
 
 
 class NextUpdateStatus(NextEvent, tag="status", frozen=True):
@@ -135,7 +136,8 @@ NEXT_TO_TODAY: list[tuple[Any, Any]] = [
     (NextJoin(conn=CONN, room=ROOM, gateway="gw-2", seq=3, status=NEXT_STATUS,
               resumable=True, trace_id="t1"),
      events.Join(conn=CONN, room=ROOM, gateway="gw-2", seq=3, status=STATUS)),
-    (NextLeave(conn=CONN, room=ROOM, reason="kicked"), events.Leave(conn=CONN, room=ROOM)),
+    (NextLeave(conn=CONN, room=ROOM, reason="kicked", by="admin"),
+     events.Leave(conn=CONN, room=ROOM, reason="kicked")),
     (NextUpdateStatus(conn=CONN, room=ROOM, status=NEXT_STATUS),
      events.UpdateStatus(conn=CONN, room=ROOM, status=STATUS)),
     (NextSendToPeer(conn=CONN, room=ROOM, peer=PEER, data=b'{"event":"offer"}', priority=2),
