@@ -25,7 +25,7 @@
  * @module
  */
 
-import { emit } from './events.js';
+import { emit, listen } from './events.js';
 import { parseObject } from './json.js';
 
 /** The browser's own, taken now: a page may stand this class in for `WebSocket` later. */
@@ -51,6 +51,20 @@ const MAX_HELD = 1000;
  * @property {boolean} [resumable]  false: a plain WebSocket, that asks for no resume
  * @property {Record<string, unknown>} [join]  fields added to every join_room (a join
  *   `token`, say)
+ */
+
+/**
+ * The socket's events beside the WebSocket ones, by name (see above): what `on` types.
+ * @typedef {object} ResumableSocketEventMap
+ * @property {Event} open
+ * @property {MessageEvent} message
+ * @property {Event} error
+ * @property {CloseEvent} close
+ * @property {CustomEvent<Record<string, unknown>>} frame
+ * @property {CustomEvent<Record<string, unknown>>} joined
+ * @property {CustomEvent<{code: number}>} resuming
+ * @property {CustomEvent<undefined>} resumed
+ * @property {CustomEvent<{reason: 'removed' | 'closed' | 'expired'}>} removed
  */
 
 export class ResumableSocket extends EventTarget {
@@ -90,6 +104,18 @@ export class ResumableSocket extends EventTarget {
     this.resumable = options.resumable ?? true;
     this.join = options.join ?? {};
     this.#socket = this.#open();
+  }
+
+  /**
+   * Listen to one of the socket's events, typed by its name (`ResumableSocketEventMap`: a
+   * name not there is an error for TypeScript); returns what stops listening.
+   * @template {keyof ResumableSocketEventMap} K
+   * @param {K} type
+   * @param {(event: ResumableSocketEventMap[K]) => void} listener
+   * @returns {() => void}
+   */
+  on(type, listener) {
+    return listen(this, type, listener);
   }
 
   get readyState() {

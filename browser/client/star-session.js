@@ -36,7 +36,7 @@
  */
 
 import { Backoff } from './backoff.js';
-import { emit } from './events.js';
+import { emit, listen } from './events.js';
 import { gatewayUrl } from './gateway-url.js';
 import { iceServersFor } from './ice-servers.js';
 import { isObject } from './json.js';
@@ -62,6 +62,26 @@ import { SignalingChannel } from './signaling.js';
  *   is connected to the host (it rejoins when that link is lost)
  * @property {boolean} [resumable]  default true: a dropped signaling socket is resumed, the
  *   peer keeps its id and role; false rejoins as a new peer instead
+ */
+
+/**
+ * What each of a session's events carries (`event.detail`), by name: listeners added with
+ * `on` are typed by it, and a name not here is an error for TypeScript.
+ * @typedef {object} StarSessionEventMap
+ * @property {CustomEvent<{peerId: string}>} negotiating
+ * @property {CustomEvent<{peerId: string}>} connecting
+ * @property {CustomEvent<{peerId: string}>} connected
+ * @property {CustomEvent<{peerId: string}>} disconnected
+ * @property {CustomEvent<{senderId: string, data: unknown}>} message
+ * @property {CustomEvent<{states: Record<string, string>}>} peers
+ * @property {CustomEvent<{hostId: string}>} host
+ * @property {CustomEvent<{peerId: string, stream: MediaStream}>} stream
+ * @property {CustomEvent<{message: string}>} error
+ * @property {CustomEvent<{data: unknown}>} server_message
+ * @property {CustomEvent<{reason: 'removed' | 'closed' | 'expired'}>} removed
+ * @property {CustomEvent<undefined>} closed
+ * @property {CustomEvent<undefined>} resuming
+ * @property {CustomEvent<undefined>} resumed
  */
 
 const JOIN_TIMEOUT_MS = 10000;
@@ -102,6 +122,19 @@ export class StarSession extends EventTarget {
   #retryTimer = undefined;
   /** @type {{resolve: () => void, reject: (error: Error) => void} | null} */
   #joining = null;
+
+  /**
+   * Listen to one of the session's events, typed by its name (`StarSessionEventMap`: a
+   * name not there is an error for TypeScript); returns what stops listening.
+   * `addEventListener` works as well, untyped.
+   * @template {keyof StarSessionEventMap} K
+   * @param {K} type
+   * @param {(event: StarSessionEventMap[K]) => void} listener
+   * @returns {() => void}
+   */
+  on(type, listener) {
+    return listen(this, type, listener);
+  }
 
   /** @param {StarSessionOptions} options */
   constructor(options) {

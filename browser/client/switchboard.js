@@ -13,3 +13,9 @@ export { JoinRefused, StarSession } from './star-session.js';
 export { ResumableSocket } from './resumable-socket.js';
 export { Backoff } from './backoff.js';
 export { gatewayUrl } from './gateway-url.js';
+
+// Types for TypeScript (in the npm package's declarations; nothing at run time).
+/** @typedef {import('./star-session.js').StarSessionOptions} StarSessionOptions */
+/** @typedef {import('./star-session.js').StarSessionEventMap} StarSessionEventMap */
+/** @typedef {import('./resumable-socket.js').ResumableOptions} ResumableOptions */
+/** @typedef {import('./resumable-socket.js').ResumableSocketEventMap} ResumableSocketEventMap */
