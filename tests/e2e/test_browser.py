@@ -48,6 +48,14 @@ class DemoPage(Tab):
         query = urlencode({"room": room, "name": name, **params})
         return await cls.load(browser, f"http://127.0.0.1:{port}/demo?{query}", name)
 
+    @classmethod
+    async def open_secure(cls, browser: Browser, port: int, room: str, name: str) -> DemoPage:
+        """/demo over https:// (a certificate the test made: not checked), so the page
+        signals over wss://."""
+        query = urlencode({"room": room, "name": name})
+        return await cls.load(browser, f"https://127.0.0.1:{port}/demo?{query}", name,
+                              ignore_https_errors=True)
+
     async def video_frames(self, peer_id: str) -> int:
         """Frames the video of `peer_id` has shown so far."""
         frames: int = await self.page.evaluate(
@@ -315,3 +323,16 @@ def test_without_palava_client_the_demo_says_how_to_install_it(
     finally:
         assert process.stop() == 0
 
+
+async def secure_demo_call(browser: Browser, port: int, room: str) -> None:
+    """Two /demo pages over https:// on `port` (a gateway with its own certificate, or a
+    proxy in front of gateways) call each other: their signaling went over wss://."""
+    ann = await DemoPage.open_secure(browser, port, room, "Ann")
+    bob = await DemoPage.open_secure(browser, port, room, "Bob")
+    try:
+        ann_id, bob_id = await ann.joined(), await bob.joined()
+        assert await ann.page.evaluate("location.protocol") == "https:"
+        await ann.in_call_with(bob_id)
+        await bob.in_call_with(ann_id)
+    finally:
+        await asyncio.gather(ann.close(), bob.close())

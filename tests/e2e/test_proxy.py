@@ -20,7 +20,7 @@ from playwright.async_api import Browser
 from harness.nginx import start_nginx
 from harness.processes import Cluster, Process
 from tests.e2e.certificates import self_signed
-from tests.e2e.tabs import Tab
+from tests.e2e.test_browser import secure_demo_call
 from tests.netns import LoopbackNamespace
 from tests.peers import TIMEOUT, Peer
 from tests.resume_support import ResumablePeer
@@ -139,24 +139,4 @@ async def bridged(proxied: Proxied, netns: LoopbackNamespace) -> AsyncIterator[i
 
 async def test_the_demo_call_over_https_through_the_proxy(
         browser: Browser, bridged: int, room: str) -> None:
-    pages = []
-    try:
-        for name in ("Ann", "Bob"):
-            pages.append(await Tab.load(
-                browser, f"https://127.0.0.1:{bridged}/demo?room={room}&name={name}", name,
-                ignore_https_errors=True))
-        ids = []
-        for page in pages:
-            await page.wait("() => window.demo && window.demo.state === 'joined'",
-                            timeout_s=15, what="joined_room")
-            ids.append(await page.page.evaluate("demo.ownId"))
-            assert await page.page.evaluate("location.protocol") == "https:"
-        for page, other in ((pages[0], ids[1]), (pages[1], ids[0])):
-            await page.wait("""id => {
-                const peer = demo.peers[id], video = document.getElementById('video-' + id);
-                return !!peer && peer.connected && peer.hasTrack && !!video
-                    && video.videoWidth > 0;
-            }""", other, timeout_s=30, what=f"a call with {other}")
-    finally:
-        for page in pages:
-            await page.close()
+    await secure_demo_call(browser, bridged, room)

@@ -1,6 +1,7 @@
 """A gateway serving TLS itself (SWITCHBOARD_TLS_CERT, SWITCHBOARD_TLS_KEY): `https://` and
 `wss://` on its port, with a certificate the test makes, beside the shared cluster's plain
-gateways and relays: a peer on `wss://` calls one on `ws://`."""
+gateways and relays: a peer on `wss://` calls one on `ws://`, and the demo page calls over
+https:// in Chromium."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 import websockets
+from playwright.async_api import Browser
 
 from harness.processes import Cluster, Process, http_get
 from tests.e2e.certificates import self_signed
+from tests.e2e.test_browser import secure_demo_call
+from tests.netns import LoopbackNamespace
 from tests.peers import TIMEOUT, Peer
 
 
@@ -68,3 +72,11 @@ async def test_a_client_that_does_not_trust_the_certificate_is_not_let_in(
     port, _ = tls_gateway
     with pytest.raises(ssl.SSLCertVerificationError):
         await websockets.connect(f"wss://127.0.0.1:{port}/", open_timeout=TIMEOUT)
+
+
+async def test_the_demo_call_over_https_on_the_gateways_own_certificate(
+        browser: Browser, netns: LoopbackNamespace, tls_gateway: tuple[int, ssl.SSLContext],
+        room: str) -> None:
+    port, _ = tls_gateway
+    await netns.bridge(port)
+    await secure_demo_call(browser, port, room)
