@@ -3,10 +3,9 @@ only its ports and certificate paths are replaced."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
-from harness.processes import ROOT, Process, free_port, spawn, wait_until
+from harness.processes import ROOT, Process, accepts, free_port, spawn, wait_until
 
 NGINX = Path("/usr/sbin/nginx")
 SITE = ROOT / "deploy" / "nginx.conf"
@@ -58,7 +57,7 @@ http {{
                               str(workdir / "nginx.conf"), "-g", "daemon off;"], {}, workdir)
 
     def listening() -> bool:
-        return not process.alive() or _accepts(port)
+        return not process.alive() or accepts(port)
 
     wait_until(listening, 10, f"nginx on port {port}")
     if not process.alive():
@@ -66,10 +65,3 @@ http {{
                            f"{(workdir / 'error.log').read_text(errors='replace')}")
     return process, port
 
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False

@@ -41,6 +41,7 @@ if [ "${SWITCHBOARD_SETUP_FOR_TESTS:-0}" = 1 ]; then
     [ -x /usr/bin/chromium ] || debian_missing+=(chromium)
     # The reverse proxy the README's configuration is tested with (tests/e2e/test_proxy.py).
     [ -x /usr/sbin/nginx ] || debian_missing+=(nginx)
+    [ -x /usr/bin/turnserver ] || debian_missing+=(coturn)
 fi
 command -v npm >/dev/null || debian_missing+=(nodejs npm)
 [ "${#debian_missing[@]}" = 0 ] || apt_install "${debian_missing[@]}"

@@ -26,6 +26,8 @@ const CONNECT_TIMEOUT_MS = 15000;
 const DISCONNECTED_GRACE_MS = 4000;
 /** Unsent DataChannel bytes beyond which `send` refuses (a slow or stuck peer). */
 const MAX_BUFFERED_BYTES = 1 << 20;
+/** STUN error codes of a TURN server refusing credentials: 401 Unauthorized, 403 Forbidden. */
+const TURN_REFUSALS = [401, 403];
 /** Both sides create the channel with the same id: no `datachannel` event to wait for. */
 const CHANNEL_OPTIONS = { negotiated: true, id: 0 };
 
@@ -214,6 +216,18 @@ export class PeerLink extends EventTarget {
           candidate: candidate.candidate, sdpmid: candidate.sdpMid,
           sdpmlineindex: candidate.sdpMLineIndex,
         });
+      }
+    };
+    let refusalTold = false;
+    pc.onicecandidateerror = (event) => {
+      // A TURN server that refuses the credentials (a wrong or expired secret) leaves a
+      // relay-only link without a way through: said at once, not after every attempt's
+      // timeout. Other candidate errors (an unreachable STUN server...) are routine.
+      const { errorCode, url, errorText } = /** @type {RTCPeerConnectionIceErrorEvent} */ (event);
+      if (pc === this.#pc && !refusalTold && TURN_REFUSALS.includes(errorCode)) {
+        refusalTold = true;
+        emit(this, 'error', { message: `link to ${this.peerId}: the TURN server ${url} `
+          + `refused its credentials (${errorCode} ${errorText})` });
       }
     };
     pc.ontrack = ({ track }) => {
