@@ -22,6 +22,7 @@ import selectors
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,14 @@ class _Receiver:
 
 
 async def _main(secret: str) -> None:
-    receiver = _Receiver(secret)
-    server = await asyncio.start_server(receiver.serve, "127.0.0.1", 0, backlog=1024)
+    await serve_until_stopped(_Receiver(secret).serve)
+
+
+async def serve_until_stopped(serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                              Awaitable[None]]) -> None:
+    """Serve connections on a free loopback port, printed first, until SIGTERM or SIGINT
+    (the receivers' main, run as a process of the bench's own)."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=1024)
     print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,7 +19,6 @@ event whose `at` is in that window.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 import time
 from array import array
@@ -30,7 +29,7 @@ import orjson
 import uvloop
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from bench.hook_receiver import HookReceiver, start_process
+from bench.hook_receiver import HookReceiver, serve_until_stopped, start_process
 
 VERIFY_EVERY = 10  # one request's signature in this many is verified (and the first)
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -126,15 +125,7 @@ class _Receiver:
 
 
 async def _main(secret: str) -> None:
-    receiver = _Receiver(secret)
-    server = await asyncio.start_server(receiver.serve, "127.0.0.1", 0, backlog=1024)
-    print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopped.set)
-    await stopped.wait()
-    server.close()
+    await serve_until_stopped(_Receiver(secret).serve)
 
 
 class WebhookReceiver(HookReceiver):
