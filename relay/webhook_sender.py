@@ -267,6 +267,8 @@ class Outbox:
                 await sender.deliver(pending)
                 queue.popleft()
                 self.held -= 1
+                if self.held == sender.bound - 1:
+                    self.woken.set()  # reading waited for this: it goes on now
                 try:
                     await bounded(sender.redis.xdel(self.stream, pending.entry_id), CALL_S)
                 except RedisError as exc:  # then the next holder sends it again

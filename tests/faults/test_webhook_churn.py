@@ -115,6 +115,10 @@ async def test_every_room_life_reads_whole_and_in_order_through_kills(room: str)
         admin = Admin(cluster.gateways[0][1])
         seen = Seen()
         started = time.monotonic()
+        # A plain peer that stays on the gateway to be killed: its leave is `gateway_lost`
+        # whatever the churn's own peers there happen to be doing at the kill.
+        anchor = await Peer.connect(urls[2])
+        seen.joined[rooms[0]].add((await anchor.join(rooms[0]))["own_id"])
         work = asyncio.ensure_future(churn(urls, admin, rooms, seen, started + CHURN_S))
         await asyncio.sleep(CHURN_S / 3)
         victim = cluster.relays[0]
@@ -125,6 +129,7 @@ async def test_every_room_life_reads_whole_and_in_order_through_kills(room: str)
         await work
         assert await asyncio.to_thread(victim.wait, 5) == -signal.SIGKILL
         assert await asyncio.to_thread(doomed.wait, 5) == -signal.SIGKILL
+        await anchor.ws.close()  # (its gateway is gone: nothing to say)
         cluster.relays.remove(victim)
         cluster.gateways.remove((doomed, doomed_port))
 

@@ -27,7 +27,8 @@ from tests.e2e.hook_receiver import SECRET, HookReceiver
 from tests.faults.support import private_cluster, record, tracebacks
 from tests.peers import Peer
 
-pytestmark = pytest.mark.timeout(60)
+# Each test waits for retries whose backoff doubles (1, 2, 4... s): bounded well above them.
+pytestmark = pytest.mark.timeout(120)
 
 # Well above what a join or a message takes on loopback (milliseconds), well below what
 # waiting for the app would cost (its timeout, or the retries' backoff of 1 s and more).
@@ -482,7 +483,8 @@ async def test_a_full_outbox_drops_its_oldest_events_counted(room: str) -> None:
                 (rooms[-1], seq) for seq in range(2, 7)]
 
             endpoint.status = 200
-            await endpoint.until(lambda: endpoint.finished(rooms[-1]), timeout=15)
+            # The last room's first event may be waiting out its backoff (up to 32 s).
+            await endpoint.until(lambda: endpoint.finished(rooms[-1]), timeout=45)
             await metric_reaches(cluster, BACKLOG, 0, 5)
             assert await redis.xlen(OUTBOX) == 0
             # The newest arrive, in order, unchanged...
@@ -547,8 +549,8 @@ async def test_an_outbox_overflowing_while_the_endpoint_answers_keeps_delivering
 
             async def heard_of(after: str) -> None:
                 async with _joined(cluster, after):
-                    await endpoint.until(lambda: bool(endpoint.delivered(after)), timeout=3)
-                await endpoint.until(lambda: endpoint.finished(after), timeout=3)
+                    await endpoint.until(lambda: bool(endpoint.delivered(after)), timeout=15)
+                await endpoint.until(lambda: endpoint.finished(after), timeout=15)
 
             for wave in range(3):  # (one wave misses the race it shows about once in 15)
                 # Far more events than the outbox holds, while deliveries go on...
