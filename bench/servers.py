@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.processes import Cluster, RedisServer, free_port, start_cluster, start_redis
@@ -28,7 +28,9 @@ from harness.redis_cluster import RedisCluster, start_redis_cluster
 
 PEERJS_DIR = Path(__file__).resolve().parent / "peerjs"
 PEERJS_BIN = PEERJS_DIR / "node_modules" / "peer" / "dist" / "bin" / "peerjs.js"
-_NPM_STAMP = PEERJS_DIR / "node_modules" / ".bench-installed"
+# Socket.IO with its Redis adapters (bench/socketio/server.js): the peer that scales out.
+SOCKETIO_DIR = Path(__file__).resolve().parent / "socketio"
+SOCKETIO_ADAPTERS = ("pubsub", "streams")
 
 
 def raise_open_files_limit() -> int:
@@ -128,16 +130,20 @@ def peerjs_unavailable() -> str | None:
 
 
 def install_peerjs() -> None:
-    """`npm ci` in bench/peerjs (the `peer` package, as its package-lock.json pins it)
-    unless it is there already."""
-    if PEERJS_BIN.exists() and _NPM_STAMP.exists() and \
-            _NPM_STAMP.stat().st_mtime >= (PEERJS_DIR / "package-lock.json").stat().st_mtime:
+    """PeerJS server (the npm package `peer`), as bench/peerjs/package-lock.json pins it."""
+    npm_ci(PEERJS_DIR)
+
+
+def npm_ci(folder: Path) -> None:
+    """`npm ci` in `folder` (what its package-lock.json pins) unless done since the lock
+    last changed."""
+    stamp = folder / "node_modules" / ".bench-installed"
+    if stamp.exists() and stamp.stat().st_mtime >= (folder / "package-lock.json").stat().st_mtime:
         return
-    print(f"installing PeerJS server (npm package `peer`) into {PEERJS_DIR}/node_modules",
-          flush=True)
+    print(f"installing the npm packages of {folder}/package-lock.json", flush=True)
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                   cwd=PEERJS_DIR, check=True, timeout=300)
-    _NPM_STAMP.touch()
+                   cwd=folder, check=True, timeout=300)
+    stamp.touch()
 
 
 @dataclass
@@ -176,6 +182,73 @@ def start_peerjs(concurrent_limit: int) -> PeerJSServer:
             raise RuntimeError(f"PeerJS server did not start:\n{log_path.read_text()}")
         time.sleep(0.05)
     return server
+
+
+@dataclass
+class SocketIoServer(Server):
+    """`fronts` node processes of bench/socketio/server.js and the redis-server that joins
+    them; clients are dealt to the fronts in turn (`ports`)."""
+
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    redis: RedisServer | None = None
+    workdir: Path | None = None
+
+    def stop(self) -> None:
+        for popen in self.processes:
+            if popen.poll() is None:
+                os.kill(popen.pid, signal.SIGTERM)
+        for popen in self.processes:
+            try:
+                popen.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(popen.pid, signal.SIGKILL)
+                popen.wait(10)
+        if self.redis is not None:
+            self.redis.process.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_socketio(adapter: str, fronts: int) -> SocketIoServer:
+    """Socket.IO on `fronts` node processes joined by one redis-server through `adapter`
+    (`pubsub` or `streams`), each on a free loopback port."""
+    assert adapter in SOCKETIO_ADAPTERS, adapter
+    npm_ci(SOCKETIO_DIR)
+    workdir = Path(tempfile.mkdtemp(prefix="socketio-bench-"))
+    redis = start_redis(workdir)
+    server = SocketIoServer(f"socketio-{adapter}", 0, {"redis": redis.process.pid},
+                            _socketio_version(adapter), redis=redis, workdir=workdir)
+    ports = []
+    try:
+        for n in range(fronts):
+            port = free_port()
+            env = {**os.environ, "PORT": str(port), "REDIS_URL": redis.url, "ADAPTER": adapter}
+            with (workdir / f"front-{n}.log").open("wb") as log:
+                popen = subprocess.Popen(["node", "server.js"], stdout=log,
+                                         stderr=subprocess.STDOUT, cwd=SOCKETIO_DIR, env=env,
+                                         start_new_session=True)
+            server.processes.append(popen)
+            server.pids["node" if fronts == 1 else f"node-{n + 1}"] = popen.pid
+            ports.append(port)
+            deadline = time.monotonic() + 20
+            while not _accepts(port):
+                if popen.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("Socket.IO front did not start:\n"
+                                       + (workdir / f"front-{n}.log").read_text())
+                time.sleep(0.05)
+    except BaseException:
+        server.stop()
+        raise
+    server.port, server.ports = ports[0], tuple(ports)
+    return server
+
+
+def _socketio_version(adapter: str) -> str:
+    package = {"pubsub": "@socket.io/redis-adapter",
+               "streams": "@socket.io/redis-streams-adapter"}[adapter]
+    versions = [json.loads((SOCKETIO_DIR / "node_modules" / name / "package.json")
+                           .read_text())["version"] for name in ("socket.io", package)]
+    return f"socket.io {versions[0]} + {package} {versions[1]}"
 
 
 def _peerjs_version() -> str:
