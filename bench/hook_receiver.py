@@ -30,6 +30,8 @@ from typing import Any
 import uvloop
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from harness.processes import stop_popens
+
 # The servers' SWITCHBOARD_WEBHOOK_SECRET in the scenario (base64, `whsec_` prefixed).
 WEBHOOK_SECRET = "whsec_YmVuY2gtam9pbi1ob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="
 _ALLOW = b'{"allow":true}'
@@ -129,13 +131,7 @@ class HookReceiver:
         return answer
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
+        stop_popens([self.popen])
         if self.popen.stdout is not None:
             self.popen.stdout.close()
 

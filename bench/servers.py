@@ -14,8 +14,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.processes import Cluster, RedisServer, free_port, start_cluster, start_redis
+from harness.processes import (
+    Cluster,
+    RedisServer,
+    accepts,
+    free_port,
+    start_cluster,
+    start_redis,
+    stop_popens,
+)
 from harness.redis_cluster import RedisCluster, start_redis_cluster
 
 PEERJS_DIR = Path(__file__).resolve().parent / "peerjs"
@@ -152,13 +158,8 @@ class PeerJSServer(Server):
     log_path: Path | None = None
 
     def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
+        if self.popen is not None:
+            stop_popens([self.popen])
         if self.log_path is not None:
             shutil.rmtree(self.log_path.parent, ignore_errors=True)
 
@@ -176,7 +177,7 @@ def start_peerjs(concurrent_limit: int) -> PeerJSServer:
     server = PeerJSServer("peerjs", port, {"node": popen.pid}, _peerjs_version(),
                           popen=popen, log_path=log_path)
     deadline = time.monotonic() + 20
-    while not _accepts(port):
+    while not accepts(port):
         if popen.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"PeerJS server did not start:\n{log_path.read_text()}")
@@ -194,15 +195,7 @@ class SocketIoServer(Server):
     workdir: Path | None = None
 
     def stop(self) -> None:
-        for popen in self.processes:
-            if popen.poll() is None:
-                os.kill(popen.pid, signal.SIGTERM)
-        for popen in self.processes:
-            try:
-                popen.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(popen.pid, signal.SIGKILL)
-                popen.wait(10)
+        stop_popens(self.processes)
         if self.redis is not None:
             self.redis.process.stop()
         if self.workdir is not None:
@@ -231,7 +224,7 @@ def start_socketio(adapter: str, fronts: int) -> SocketIoServer:
             server.pids["node" if fronts == 1 else f"node-{n + 1}"] = popen.pid
             ports.append(port)
             deadline = time.monotonic() + 20
-            while not _accepts(port):
+            while not accepts(port):
                 if popen.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("Socket.IO front did not start:\n"
                                        + (workdir / f"front-{n}.log").read_text())
@@ -256,10 +249,3 @@ def _peerjs_version() -> str:
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10)
     return f"peer {package['version']} (node {node.stdout.strip()})"
 
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False

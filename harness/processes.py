@@ -18,10 +18,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +32,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_popens(popens: Sequence[subprocess.Popen[Any]], timeout: float = 10.0) -> None:
+    """SIGTERM to each that runs, then wait for each: SIGKILL past `timeout`."""
+    for popen in popens:
+        if popen.poll() is None:
+            os.kill(popen.pid, signal.SIGTERM)
+    for popen in popens:
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(popen.pid, signal.SIGKILL)
+            popen.wait(timeout)
 
 
 def accepts(port: int) -> bool:
@@ -91,14 +104,8 @@ class Process:
         return self.popen.wait(timeout)
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        if not self.alive():
-            return self.popen.returncode
-        self.signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            return self.popen.wait(timeout)
+        stop_popens([self.popen], timeout)
+        return self.popen.returncode
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

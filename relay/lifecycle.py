@@ -50,10 +50,6 @@ class Lifecycle:
     def load(self, digest: str, life: RoomLife) -> None:
         self.lives[digest] = life
 
-    def started(self, digest: str, room: Room, at: int, out: list[Effect]) -> None:
-        if self.enabled:
-            self._begin(digest, room, at, out)
-
     def joined(self, digest: str, room: Room, conn: str, member: Member, at: int,
                out: list[Effect]) -> None:
         if not self.enabled:
@@ -95,8 +91,10 @@ class Lifecycle:
 
     def _life(self, digest: str, room: Room, at: int, out: list[Effect],
               present: int | None = None) -> RoomLife:
-        """The room's life; a room that began while webhooks were off begins one now, with
-        the members it has (`present`, when not all of `room.members`) as its peak."""
+        """The room's life, begun (`room.started`) by the first event of a room without
+        one: its first join, or, for a room that began while webhooks were off, whatever
+        comes first, with the members it has (`present`, when not all of `room.members`)
+        as its peak."""
         life = self.lives.get(digest)
         if life is not None:
             return life

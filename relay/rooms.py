@@ -229,7 +229,6 @@ class RoomBook:
                                                  ends_at=event.ends_at, name=event.name)
             self.stats.created += 1
             out.append(OpenRoom(event.room))
-            self.hooks.started(event.room, room, self._now_ms(), out)
         member = Member(status=event.status, gateway=event.gateway, joined=entry_id,
                         topology=room.topology, token=event.token_digest,
                         socket="" if reply == event.conn else reply,
@@ -238,6 +237,7 @@ class RoomBook:
         old_host = room.host
         room.admit(event.conn, member)
         me = peer_entry(event.conn, member)
+        # (A room's first join begins its life: room.started, then peer.joined.)
         self.hooks.joined(event.room, room, event.conn, member, self._now_ms(), out)
         # joined_room is the answer to the join, so never numbered: frame_seq starts
         # after it.

@@ -66,7 +66,8 @@ class Relay:
             max_gap_s=_WATCH_GAP_S))
         self.batches = Batches(self.id, settings.batch_size, topology, self.owned, committer,
                                self.metrics, self._reclaim, self._forget, settings.shards,
-                               self._recorded)
+                               self.webhooks.wake if self.webhooks is not None
+                               else lambda _: None)
         self.readers = Readers(self.owned, self.batches, topology, self.stopping,
                                self._new_reader, self._reclaim, self.load_scripts,
                                self.sweeps.watch.failed)
@@ -160,11 +161,6 @@ class Relay:
         self.readers.start(shard.number)
         if self.webhooks is not None:
             self.webhooks.start(shard.number)
-
-    def _recorded(self, number: int) -> None:
-        """A commit of the shard recorded lifecycle events: deliver them now."""
-        if self.webhooks is not None:
-            self.webhooks.wake(number)
 
     async def claim_shards(self) -> None:
         """Take free shards up to our fair share, give back any surplus."""

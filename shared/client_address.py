@@ -37,8 +37,8 @@ class TrustedProxies:
     def client_of(self, peer: str, forwarded_for: str | None) -> str:
         """The client's address: `peer`, unless `peer` is a trusted proxy that says whom
         it forwards for."""
-        if not forwarded_for or not self.trusts(peer):
-            return peer
+        if not forwarded_for or not self.networks or not self.trusts(peer):
+            return peer  # (without trusted proxies, the usual case, no address is parsed)
         hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
         for hop in reversed(hops):
             if not self.trusts(hop):

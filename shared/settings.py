@@ -351,12 +351,10 @@ class Settings:
 
     @property
     def ice_url_list(self) -> list[str]:
-        return [url.strip() for url in self.ice_urls.split(",") if url.strip()]
-
+        return comma_list(self.ice_urls)
     @property
     def webhook_url_list(self) -> list[str]:
-        return [url.strip() for url in self.webhook_url.split(",") if url.strip()]
-
+        return comma_list(self.webhook_url)
     @property
     def keeps_room_names(self) -> bool:
         """Room names are kept in clear while rooms have members only for the admin API
@@ -366,13 +364,16 @@ class Settings:
     @property
     def join_hook_header_list(self) -> list[str]:
         """The upgrade headers forwarded to the join hook, lowercase."""
-        return [name.strip().lower() for name in self.join_hook_headers.split(",")
-                if name.strip()]
+        return [name.lower() for name in comma_list(self.join_hook_headers)]
 
     @property
     def allowed_origin_list(self) -> list[str]:
-        return [origin.strip() for origin in self.allowed_origins.split(",")
-                if origin.strip()]
+        return comma_list(self.allowed_origins)
+
+
+def comma_list(text: str) -> list[str]:
+    """A comma-separated setting's items, stripped, empty ones left out."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def declaration(declared: Field[Any]) -> Declaration:
