@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
-import orjson
 import uvloop
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
@@ -134,6 +133,7 @@ class Client(WSListener):
         self.errors = errors
         self.transport: WSTransport | None = None
         self.own_id = ""
+        self.room = ""
         self.peers: list[str] = []
         self.joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.joined_ns = 0
@@ -153,7 +153,7 @@ class Client(WSListener):
         kind = frame.msg_type
         if kind is _TEXT:
             self.frames += 1
-            self.adapter.dispatch(self, orjson.loads(frame.get_payload_as_memoryview()))
+            self.adapter.dispatch(self, frame.get_payload_as_bytes())
         elif kind is WSMsgType.CLOSE:
             if not self.closing:
                 self.errors.append(f"closed by the server: {frame.get_close_code()} "
@@ -210,6 +210,7 @@ class Worker:
         self.adapter = ADAPTERS[task.protocol]
         self.errors: list[str] = []
         self.clients: list[Client] = []
+        self.dealt = 0  # clients dealt to fronts in turn so far
         self.directions: list[Direction] = []
         self.connecting = asyncio.Semaphore(max(1, task.concurrency // task.workers))
         self.heartbeats: asyncio.Task[None] | None = None
@@ -222,10 +223,15 @@ class Worker:
         self.churn = {"joins": 0, "leaves": 0, "late": 0}
         self.churn_latencies = array("q")
 
-    async def connect(self) -> Client:
+    async def connect(self, front: int | None = None) -> Client:
+        """A new client, on the `front`th of several gateways (or front processes), else
+        on the next in turn."""
         adapter, client_id = self.adapter, self.adapter.new_client_id()
         ports = self.task.ports
-        port = ports[len(self.clients) % len(ports)] if ports else self.task.port
+        if front is None:
+            front = self.dealt
+            self.dealt += 1  # now, not after the connect: others connect meanwhile
+        port = ports[front % len(ports)] if ports else self.task.port
         url = adapter.url(port, client_id)
         _, listener = await ws_connect(lambda: Client(adapter, client_id, self.errors), url,
                                        websocket_handshake_timeout=30)
@@ -235,12 +241,15 @@ class Worker:
         self.clients.append(client)
         return client
 
-    async def join(self, room: str, topology: str | None = None) -> Client:
-        """Connect and join `room` (PeerJS: connect and wait for OPEN)."""
+    async def join(self, room: str, topology: str | None = None,
+                   front: int | None = None) -> Client:
+        """Connect (to `front`, as `connect`) and join `room` (PeerJS: connect and wait for
+        OPEN)."""
         task = self.task
         token = (join_token(room, f"{task.tag}-{task.worker}-{next(self.users)}",
                             task.join_secret) if task.join_secret else "")
-        client = await self.connect()
+        client = await self.connect(front)
+        client.room = room
         frame = self.adapter.join_frame(room, topology, task.resumable, token)
         if frame is not None:
             client.send(frame)
@@ -271,13 +280,18 @@ class Worker:
     async def setup_pairs(self) -> None:
         task = self.task
         mine = range(task.worker, task.pairs, task.workers)
-        await asyncio.gather(*(self._pair(f"{task.tag}-{index}") for index in mine))
+        await asyncio.gather(*(self._pair(f"{task.tag}-{index}", index) for index in mine))
         self.start_heartbeats()
 
-    async def _pair(self, room: str) -> None:
+    async def _pair(self, room: str, index: int) -> None:
+        """The pair's two clients on different fronts of several: every front sends to
+        every other, and as much as any other does."""
+        fronts = max(1, len(self.task.ports))
+        first = index % fronts
+        second = (first + 1 + (index // fronts) % max(1, fronts - 1)) % fronts
         async with self.connecting:
-            a = await self.join(room)
-            b = await self.join(room)
+            a = await self.join(room, front=first)
+            b = await self.join(room, front=second)
         if self.adapter.has_rooms:
             await _poll(lambda: a.new_peers >= 1, 30, "new_peer")
         else:

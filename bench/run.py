@@ -20,7 +20,9 @@ latency without and with a join hook asking a local receiver process, alternated
 fresh servers each run: bench/hook_receiver.py) and webhooks (the cpu scenario without
 and with webhooks to a local receiver process, alone and with join/leave churn: CPU per
 message of each and how late the webhooks came: bench/webhook_receiver.py); all
-Switchboard only.
+Switchboard only. The scale-out (bench/scaleout.py) runs Switchboard, Socket.IO with each
+Redis adapter (bench/socketio/, installed on first use) and PeerJS at 1, 2 and 4 front
+processes, at the CPU scenario's load and at 20,000 msg/s, and prints its targets.
 """
 
 from __future__ import annotations
@@ -38,26 +40,34 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from bench import attack_report, attack_scenario, report, scenarios
+from bench import attack_report, attack_scenario, report, scaleout, scenarios
 from bench.procstat import machine_busy_seconds
 from bench.protocols import ADAPTERS
 from bench.scenarios import Settings, WorkerFailed
 from bench.servers import (
+    PEERJS_DIR,
+    SOCKETIO_DIR,
     PeerJSServer,
     Server,
+    SocketIoServer,
     SwitchboardServer,
-    install_peerjs,
+    npm_ci,
     peerjs_unavailable,
     raise_open_files_limit,
     start_peerjs,
+    start_socketio,
     start_switchboard,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = ("throughput", "latency", "storm", "cpu", "idle", "rooms", "resume", "roomsizes",
-         "idlesweep", "attacks", "admin", "identities", "joinhook", "webhooks")
-# The sweeps are slow (a fresh server for every size): they run when --only names them.
-DEFAULT = ORDER[:7]
+         "idlesweep", "attacks", "admin", "identities", "joinhook", "webhooks", "scaleout")
+# The sweeps are slow (a fresh server for every size): they run when --only names them,
+# but for the scale-out, whose targets every run reports.
+DEFAULT = (*ORDER[:7], "scaleout")
+# Servers that run in the scale-out alone (bench/scaleout.py).
+SCALEOUT_ONLY = ("socketio-pubsub", "socketio-streams")
+SERVER_NAMES = ("switchboard", "peerjs", *SCALEOUT_ONLY)
 # Sweeps: one run per size (identities: per run), each on server processes of its own.
 SWEEPS = ("roomsizes", "idlesweep", "identities", "joinhook", "webhooks")
 # Scenarios that only Switchboard can run.
@@ -72,7 +82,8 @@ SMOKE = Settings(workers=2, pairs=10, window=4, warmup=0.2, seconds=0.5, storm_c
                  sweep_idle_seconds=0.3, attack_seconds=0.5, attack_scale=0.1,
                  admin_gets=10, admin_removes=5, identity_rounds=1, joinhook_joins=40,
                  joinhook_concurrency=10, joinhook_rounds=1, webhook_rounds=1,
-                 churn_rate=40.0, churn_rooms=4)
+                 churn_rate=40.0, churn_rooms=4, scaleout_fronts="1,2",
+                 scaleout_rates="400", scaleout_rounds=1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     defaults = Settings()
     parser.add_argument("--smoke", action="store_true",
                         help="a ~10 s run with small sizes that checks nothing is lost")
-    parser.add_argument("--servers", default="switchboard,peerjs",
-                        help="comma-separated: switchboard, peerjs (default: both)")
+    parser.add_argument("--servers", default=",".join(SERVER_NAMES),
+                        help=f"comma-separated of {','.join(SERVER_NAMES)} (default: all; "
+                             "the Socket.IO ones run in the scale-out alone)")
     parser.add_argument("--only", default=",".join(DEFAULT),
                         help=f"comma-separated scenarios of {','.join(ORDER)} (default: "
                              f"{','.join(DEFAULT)})")
@@ -120,7 +132,10 @@ def _parser() -> argparse.ArgumentParser:
              "joinhook_rounds": "joinhook: without/with hook runs, alternated",
              "webhook_rounds": "webhooks: off/on runs, alternated",
              "churn_rate": "webhooks: churn joins/s (and as many leaves), all rooms",
-             "churn_rooms": "webhooks: rooms of 2 whose members join and leave"}
+             "churn_rooms": "webhooks: rooms of 2 whose members join and leave",
+             "scaleout_fronts": "scaleout: comma-separated front process counts",
+             "scaleout_rates": "scaleout: comma-separated msg/s (the first: the targets')",
+             "scaleout_rounds": "scaleout: runs of each server at each step (medians)"}
     for field in fields(Settings):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(defaults,
                             field.name)), default=None,
@@ -166,31 +181,35 @@ def _cpu_model() -> str:
 
 
 def _available(names: list[str], smoke: bool) -> tuple[list[str], list[str]]:
-    """The servers that can run here (PeerJS: installed from npm now if need be)."""
+    """The servers that can run here (the node ones: installed from npm now if need be)."""
     available: list[str] = []
     notes: list[str] = []
     for name in names:
-        why = peerjs_unavailable() if name == "peerjs" else None
-        if name == "peerjs" and why is None:
+        why = None if name == "switchboard" else peerjs_unavailable()
+        if why is None and name != "switchboard":
             try:
-                install_peerjs()
+                npm_ci(PEERJS_DIR if name == "peerjs" else SOCKETIO_DIR)
             except (OSError, subprocess.SubprocessError) as exc:
                 why = f"could not install it from npm: {exc}"
         if why is None:
             available.append(name)
             continue
         if not smoke:
-            raise SystemExit(f"PeerJS server is not available: {why}\n"
+            raise SystemExit(f"{name} is not available: {why}\n"
                              "(run with --servers switchboard to benchmark Switchboard alone)")
-        notes.append(f"PeerJS server skipped: {why}. Smoke run against Switchboard only.")
+        notes.append(f"{name} skipped: {why}. Smoke run without it.")
         print(f"!! {notes[-1]}", flush=True)
     return available, notes
 
 
-def _start(name: str, settings: Settings, env: dict[str, str] | None = None) -> Server:
-    """`name`'s server; Switchboard's with `env` added to its settings."""
+def _start(name: str, settings: Settings, env: dict[str, str] | None = None,
+           fronts: int = 1) -> Server:
+    """`name`'s server with `fronts` front processes (gateways, node processes; PeerJS has
+    one); Switchboard's with `env` added to its settings."""
     if name == "switchboard":
-        return start_switchboard(env=env)
+        return start_switchboard(gateways=fronts, env=env)
+    if name in SCALEOUT_ONLY:
+        return start_socketio(name.removeprefix("socketio-"), fronts)
     return start_peerjs(max(5000, settings.idle_clients, settings.storm_clients,
                             *scenarios.sizes(settings.idle_counts)) + 1000)
 
@@ -226,6 +245,10 @@ def _reproduce(args: argparse.Namespace, settings: Settings,
                 lines.append("  webhooks: every other run with SWITCHBOARD_WEBHOOK_URL (a "
                              "receiver process: python -m bench.webhook_receiver SECRET) and "
                              "SWITCHBOARD_WEBHOOK_SECRET set (bench/webhook_receiver.py)")
+        if isinstance(server, SocketIoServer) and server.name == "socketio-pubsub":
+            lines.append("  socketio: redis-server as above; (cd bench/socketio && npm ci && "
+                         "PORT=P REDIS_URL=redis://127.0.0.1:R/0 ADAPTER=pubsub node "
+                         "server.js), one for each front (ADAPTER=streams: the other adapter)")
         if isinstance(server, PeerJSServer) and server.popen is not None:
             argv = server.popen.args
             assert isinstance(argv, list)
@@ -290,6 +313,22 @@ def _sweep(name: str, server_name: str, settings: Settings,
     return result
 
 
+def _scaleout(settings: Settings, names: list[str],
+              servers: dict[str, Server]) -> dict[str, dict[str, Any]]:
+    """The scale-out sweep (bench.scaleout), every server on fresh processes each run."""
+    started = time.monotonic()
+    print(f"-- scaleout / {', '.join(names)} (fresh servers for each run) ", end="",
+          flush=True)
+
+    def start(name: str, fronts: int) -> Server:
+        server = servers[name] = _start(name, settings, fronts=fronts)
+        return server
+
+    results = scaleout.sweep(settings, start, tuple(names))
+    print(f" {time.monotonic() - started:.1f} s", flush=True)
+    return results
+
+
 def _attacks(settings: Settings) -> dict[str, Any]:
     """The attacks, each on server processes of its own (bench.attack_scenario)."""
     started = time.monotonic()
@@ -322,6 +361,11 @@ def _warnings(results: dict[str, dict[str, Any]]) -> list[str]:
     warnings = []
     for scenario, by_server in results.items():
         for server, result in by_server.items():
+            if scenario == "scaleout" and server != "switchboard" and (
+                    result.get("lost") or result.get("disorder") or result.get("error_count")):
+                warnings.append(f"scaleout/{server}: {scaleout.failing_steps(result)} lost or "
+                                f"out of order; {result.get('error_count')} errors "
+                                f"{result.get('errors', [])[:2]}")
             offered, achieved = result.get("offered_per_s"), result.get("achieved_per_s")
             if offered and achieved is not None and achieved < 0.95 * offered:
                 warnings.append(f"{scenario}/{server}: the load generator sent {achieved:,} "
@@ -347,6 +391,8 @@ def _problems(results: dict[str, dict[str, Any]]) -> list[str]:
     problems = []
     for scenario, by_server in results.items():
         for server, result in by_server.items():
+            if scenario == "scaleout" and server != "switchboard":
+                continue  # a peer that falls behind is a finding (_warnings), not a failure
             if "failed" in result:
                 problems.append(f"{scenario}/{server}: {result['failed']}")
                 continue
@@ -377,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         background.append(f"before the run, other processes used {busy:.2f} cores: "
                           "the results will be noisy (others_cpu_s in the JSON, per scenario)")
         print(f"!! {background[-1]}", flush=True)
-    names, notes = _available([s for s in ("switchboard", "peerjs") if s in args.servers],
+    names, notes = _available([s for s in SERVER_NAMES if s in args.servers.split(",")],
                                args.smoke)
     notes = background + notes
     results: dict[str, dict[str, Any]] = {}
@@ -392,8 +438,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit("the latency scenario needs the throughput scenario's "
                                  "maxima, or --latency-rate")
             rate = 0.5 * min(m for m in maxima if m)
+        if scenario == "scaleout":
+            results[scenario] = _scaleout(settings, names, servers)
+            continue
         results[scenario] = {}
         for name in names:
+            if name in SCALEOUT_ONLY:
+                continue
             if scenario in SWITCHBOARD_ONLY and name != "switchboard":
                 continue
             if scenario in SWEEPS:
@@ -425,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.monotonic() - started, 1)})
     plot_note = report.plot(png_path, ordered)
     print()
-    if set(ordered) - {"attacks"}:
+    if set(ordered) - {"attacks", "scaleout"}:
         print(report.table(ordered))
         print()
         if {target.scenario for target in report.TARGETS} & set(ordered):
@@ -441,6 +492,11 @@ def main(argv: list[str] | None = None) -> int:
         if "webhooks" in ordered:
             print(report.targets(ordered, report.WEBHOOK_GOALS, "Goals of the webhooks:"))
             print()
+    if "scaleout" in ordered:
+        print(scaleout.table(ordered["scaleout"], settings))
+        print()
+        print(scaleout.targets(ordered["scaleout"], settings))
+        print()
     breakdown = report.cpu_breakdown(ordered)
     if breakdown:
         print(breakdown)

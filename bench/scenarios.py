@@ -97,6 +97,12 @@ class Settings:
     webhook_rounds: int = 3
     churn_rate: float = 100.0
     churn_rooms: int = 20
+    # Scale-out (bench.scaleout): Switchboard and Socket.IO with each Redis adapter on each
+    # of these front process counts, at each rate (msg/s in all; the first should be the
+    # CPU scenario's), `scaleout_rounds` runs of each, PeerJS at one process beside them.
+    scaleout_fronts: str = "1,2,4"
+    scaleout_rates: str = "5000,20000"
+    scaleout_rounds: int = 1
 
 
 class WorkerFailed(RuntimeError):

@@ -38,7 +38,8 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     results = json.loads(path.read_text())
     assert results["ok"] and results["lost"] == 0 and not results["problems"], output
     assert set(results["scenarios"]) == {"throughput", "latency", "storm", "cpu", "idle",
-                                         "rooms", "resume"}
+                                         "rooms", "resume", "scaleout"}
+    scaled = results["scenarios"].pop("scaleout")
     for scenario, by_server in results["scenarios"].items():
         assert "switchboard" in by_server, scenario
         for server, result_ in by_server.items():
@@ -67,6 +68,24 @@ def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
     assert resume["resumes"] == 4 * 3 and resume["joined_p99_ms"] is not None
     assert resume["plain_cpu_per_1k"] and resume["resumable_cpu_per_1k"]
     assert "7 resume" in result.stdout
+    # The scale-out: Switchboard and Socket.IO with each Redis adapter at 1 and 2 fronts,
+    # PeerJS at one process; at 2 fronts every front carried load (sender and receiver
+    # on different ones), and the targets are each measured or said not to be.
+    assert set(scaled) == {"switchboard", "socketio-pubsub", "socketio-streams", "peerjs"}
+    assert set(scaled["peerjs"]["steps"]) == {"1x400"}
+    for server in ("switchboard", "socketio-pubsub", "socketio-streams"):
+        assert scaled[server]["lost"] == scaled[server]["disorder"] == 0, scaled[server]
+        assert set(scaled[server]["steps"]) == {"1x400", "2x400"}
+        [run] = scaled[server]["steps"]["2x400"]["runs"]
+        fronts = [role for role in run["server_cpu_by_process_s"]
+                  if role.startswith(("gateway", "node"))]
+        assert len(fronts) == 2, run
+        assert all(run["server_cpu_by_process_s"][role] > 0 for role in fronts), run
+    assert "14 scale-out, by front processes" in result.stdout
+    scale_goals = result.stdout.split("Targets of the scale-out")[1].split("\n\n")[0]
+    assert scale_goals.count("(goal ") == 11, scale_goals
+    assert "vs Socket.IO + redis-streams-adapter, 2 fronts: " in scale_goals
+    assert "Switchboard lost nothing, in order, every run: 0 (goal 0): met" in scale_goals
 
 
 def test_sweeps_show_mesh_growing_with_the_room_and_star_not(tmp_path: Path) -> None:
