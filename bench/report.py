@@ -351,7 +351,11 @@ alternated, each run on fresh servers; the receiver's CPU is not in the gateway'
 Webhooks (Switchboard only): scenario 4 on servers without webhooks (off) and with them
 posting to a receiver process (on), alternated, fresh servers each; each run alone, then
 with rooms of 2 whose members join and leave (churn). Delivery: the event's `at` (the
-Redis entry's millisecond) to the receiver reading it; the receiver's CPU is not counted."""
+Redis entry's millisecond) to the receiver reading it; the receiver's CPU is not counted.
+Scale-out: scenario 4's pairs on 1, 2, 4 front processes (Switchboard: gateways + 1 relay;
+Socket.IO: node processes of bench/socketio/server.js with the pub/sub redis-adapter or
+the redis-streams-adapter), one redis-server each, a pair's two ends on different fronts,
+fresh processes each run; PeerJS at one process. CPU counts every process, Redis's too."""
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Switchboard vs PeerJS server, side by side: `python -m bench` (or `python -m bench.run`).
+"""Switchboard vs PeerJS server and Socket.IO: `python -m bench` (or `python -m bench.run`).
 
 Starts both servers on 127.0.0.1 (Switchboard: private redis-server + 1 gateway + 1 relay;
 PeerJS server: npm `peer`, installed into bench/peerjs/ on first use), runs each scenario
