@@ -71,8 +71,11 @@ async def client(urls: list[str], admin: Admin, room: str, seen: Seen,
                                      {"peer_id": joined["own_id"]})
                 await plain.close()
         seen.ways[way] += 1
-    except (OSError, TimeoutError, AssertionError, websockets.ConnectionClosed):
-        seen.failed += 1  # its gateway was killed, or its join waited out a takeover
+    except (OSError, TimeoutError, AssertionError, websockets.ConnectionClosed,
+            websockets.InvalidHandshake):
+        # Its gateway was killed (mid-handshake: no HTTP answer), or its join waited
+        # out a takeover.
+        seen.failed += 1
 
 
 async def churn(urls: list[str], admin: Admin, rooms: list[str], seen: Seen,
