@@ -159,6 +159,14 @@ async def metric_reaches(cluster: Cluster, name: str, value: float, timeout: flo
     await eventually(reached, timeout, f"{name} == {value}")
 
 
+def bounded_redis(cluster: Cluster) -> Redis:
+    """The test's own client of the cluster's Redis. Every reply is awaited at most 5 s,
+    and a call that waited so long is sent again on a new connection (redis-py's retry):
+    a fresh-clone CI run once stalled for two minutes inside this file's polling, with
+    every other wait here bounded."""
+    return Redis.from_url(cluster.redis.url, socket_timeout=5, socket_connect_timeout=5)
+
+
 async def outbox_lengths(redis: Redis) -> dict[str, int]:
     """XLEN of every shard's webhook outbox."""
     return {key.decode(): await redis.xlen(key)
@@ -354,7 +362,7 @@ async def test_an_endpoint_failing_past_the_retry_window_loses_events_counted(
     async with endpoint_and_cluster(2, 2, SWITCHBOARD_WEBHOOK_RETRY_S=str(RETRY_S)
                                     ) as (endpoint, cluster):
         endpoint.status = 500
-        redis = Redis.from_url(cluster.redis.url)
+        redis = bounded_redis(cluster)
         try:
             rtts: list[tuple[float, float]] = []
             lost = [f"{room}-{n}" for n in range(2)]
@@ -464,7 +472,7 @@ async def test_a_full_outbox_drops_its_oldest_events_counted(room: str) -> None:
     async with endpoint_and_cluster(1, 1, SWITCHBOARD_SHARDS="1",
                                     SWITCHBOARD_WEBHOOK_BACKLOG=str(BOUND)
                                     ) as (endpoint, cluster):
-        redis = Redis.from_url(cluster.redis.url)
+        redis = bounded_redis(cluster)
         endpoint.status = 503
         try:
             rooms = [f"{room}-{n}" for n in range(3)]
@@ -507,7 +515,7 @@ async def test_an_event_is_either_delivered_or_counted_as_dropped_not_both(
         room: str) -> None:
     async with endpoint_and_cluster(1, 1, SWITCHBOARD_SHARDS="1",
                                     SWITCHBOARD_WEBHOOK_BACKLOG="2") as (endpoint, cluster):
-        redis = Redis.from_url(cluster.redis.url)
+        redis = bounded_redis(cluster)
         endpoint.status = 503
         try:
             async with _joined(cluster, room) as first:
@@ -540,7 +548,7 @@ async def test_an_outbox_overflowing_while_the_endpoint_answers_keeps_delivering
         room: str) -> None:
     async with endpoint_and_cluster(2, 1, SWITCHBOARD_SHARDS="1",
                                     SWITCHBOARD_WEBHOOK_BACKLOG="2") as (endpoint, cluster):
-        redis = Redis.from_url(cluster.redis.url)
+        redis = bounded_redis(cluster)
         try:
             async def churn(wave: int, n: int) -> None:
                 for k in range(15):
