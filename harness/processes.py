@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,9 +30,38 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port no one listens on, below the kernel's range of ephemeral ports: a port the
+    kernel handed out (bind to 0) can be taken again by any outgoing connection before
+    the process meant to listen there binds it (a relay's health port once was: "address
+    already in use"). Never the same one twice in this process."""
+    low = _ephemeral_low()
+    if low < 4096:  # an unusual range: what bind to 0 gives will do
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    for _ in range(1000):
+        port = _ports.randrange(max(1024, low - 12_000), low)
+        if port in _handed_out or port in (6379, 16379):
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port below {low}")
+
+
+_ports = random.Random()
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def stop_popens(popens: Sequence[subprocess.Popen[Any]], timeout: float = 10.0) -> None:
