@@ -51,8 +51,8 @@ from bench.servers import (
     Server,
     SocketIoServer,
     SwitchboardServer,
+    node_unavailable,
     npm_ci,
-    peerjs_unavailable,
     raise_open_files_limit,
     start_peerjs,
     start_socketio,
@@ -185,7 +185,7 @@ def _available(names: list[str], smoke: bool) -> tuple[list[str], list[str]]:
     available: list[str] = []
     notes: list[str] = []
     for name in names:
-        why = None if name == "switchboard" else peerjs_unavailable()
+        why = None if name == "switchboard" else node_unavailable()
         if why is None and name != "switchboard":
             try:
                 npm_ci(PEERJS_DIR if name == "peerjs" else SOCKETIO_DIR)

@@ -127,17 +127,13 @@ def _roles(role: str, pids: list[int]) -> dict[str, int]:
             for index, pid in enumerate(pids)}
 
 
-def peerjs_unavailable() -> str | None:
-    """Why PeerJS server cannot run here (no node or npm), or None."""
+def node_unavailable() -> str | None:
+    """Why the node servers (PeerJS, Socket.IO) cannot run here (no node or npm), or
+    None."""
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     if missing:
         return f"{' and '.join(missing)} not found (Debian: apt-get install nodejs npm)"
     return None
-
-
-def install_peerjs() -> None:
-    """PeerJS server (the npm package `peer`), as bench/peerjs/package-lock.json pins it."""
-    npm_ci(PEERJS_DIR)
 
 
 def npm_ci(folder: Path) -> None:
@@ -166,23 +162,34 @@ class PeerJSServer(Server):
 
 def start_peerjs(concurrent_limit: int) -> PeerJSServer:
     """PeerJS server on a free loopback port; its default limit of 5,000 clients is raised."""
-    install_peerjs()
+    npm_ci(PEERJS_DIR)
     port = free_port()
     log_path = Path(tempfile.mkdtemp(prefix="peerjs-bench-")) / "peerjs.log"
     argv = ["node", str(PEERJS_BIN), "--port", str(port), "--host", "127.0.0.1",
             "--path", "/myapp", "--key", "peerjs", "--concurrent_limit", str(concurrent_limit)]
+    try:
+        popen = _start_node(argv, PEERJS_DIR, dict(os.environ), port, log_path)
+    except RuntimeError:
+        shutil.rmtree(log_path.parent, ignore_errors=True)
+        raise
+    return PeerJSServer("peerjs", port, {"node": popen.pid}, _peerjs_version(),
+                        popen=popen, log_path=log_path)
+
+
+def _start_node(argv: list[str], cwd: Path, env: dict[str, str], port: int,
+                log_path: Path) -> subprocess.Popen[bytes]:
+    """A node server in a session of its own, its output to `log_path`; returned once it
+    accepts on `port`, else stopped and RuntimeError with its log."""
     with log_path.open("wb") as log:
-        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=PEERJS_DIR,
-                                 start_new_session=True)
-    server = PeerJSServer("peerjs", port, {"node": popen.pid}, _peerjs_version(),
-                          popen=popen, log_path=log_path)
+        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                                 env=env, start_new_session=True)
     deadline = time.monotonic() + 20
     while not accepts(port):
         if popen.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"PeerJS server did not start:\n{log_path.read_text()}")
+            stop_popens([popen])
+            raise RuntimeError(f"{' '.join(argv[:2])} did not start:\n{log_path.read_text()}")
         time.sleep(0.05)
-    return server
+    return popen
 
 
 @dataclass
@@ -216,19 +223,11 @@ def start_socketio(adapter: str, fronts: int) -> SocketIoServer:
         for n in range(fronts):
             port = free_port()
             env = {**os.environ, "PORT": str(port), "REDIS_URL": redis.url, "ADAPTER": adapter}
-            with (workdir / f"front-{n}.log").open("wb") as log:
-                popen = subprocess.Popen(["node", "server.js"], stdout=log,
-                                         stderr=subprocess.STDOUT, cwd=SOCKETIO_DIR, env=env,
-                                         start_new_session=True)
+            popen = _start_node(["node", "server.js"], SOCKETIO_DIR, env, port,
+                                workdir / f"front-{n}.log")
             server.processes.append(popen)
             server.pids["node" if fronts == 1 else f"node-{n + 1}"] = popen.pid
             ports.append(port)
-            deadline = time.monotonic() + 20
-            while not accepts(port):
-                if popen.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("Socket.IO front did not start:\n"
-                                       + (workdir / f"front-{n}.log").read_text())
-                time.sleep(0.05)
     except BaseException:
         server.stop()
         raise

@@ -352,9 +352,11 @@ class Settings:
     @property
     def ice_url_list(self) -> list[str]:
         return comma_list(self.ice_urls)
+
     @property
     def webhook_url_list(self) -> list[str]:
         return comma_list(self.webhook_url)
+
     @property
     def keeps_room_names(self) -> bool:
         """Room names are kept in clear while rooms have members only for the admin API

@@ -142,6 +142,10 @@ export class StarSession extends EventTarget {
     if (!options || typeof options.room !== 'string' || options.room === '') {
       throw new TypeError('StarSession needs a room');
     }
+    /**
+     * What the session was made with (a copy; `stream` follows `setStream`).
+     * @type {StarSessionOptions}
+     */
     this.options = { ...options };
     this.#ownStatus = { ...(options.status ?? {}) };
   }

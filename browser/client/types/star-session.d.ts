@@ -14,46 +14,11 @@ export class StarSession extends EventTarget {
      * @returns {() => void}
      */
     on<K extends keyof StarSessionEventMap>(type: K, listener: (event: StarSessionEventMap[K]) => void): () => void;
-    options: {
-        /**
-         * the room's name (at most 50 characters)
-         */
-        room: string;
-        /**
-         * the gateway's WebSocket address; default: this page's host, `/`
-         */
-        url?: string | undefined;
-        /**
-         * `name` and `user_agent`, as the server keeps them
-         */
-        status?: import("./signaling.js").Status | undefined;
-        /**
-         * the host's reaches every client, a client's the host
-         */
-        stream?: MediaStream | null | undefined;
-        /**
-         * used unless the server sends `ice_servers`
-         */
-        iceServers?: RTCIceServer[] | undefined;
-        /**
-         * a join token, where the service requires one
-         */
-        token?: string | undefined;
-        /**
-         * DataChannel heartbeats; default none
-         */
-        heartbeat?: import("./peer-link.js").Heartbeat | null | undefined;
-        /**
-         * default true; false closes a client's socket once it
-         * is connected to the host (it rejoins when that link is lost)
-         */
-        keepSignaling?: boolean | undefined;
-        /**
-         * default true: a dropped signaling socket is resumed, the
-         * peer keeps its id and role; false rejoins as a new peer instead
-         */
-        resumable?: boolean | undefined;
-    };
+    /**
+     * What the session was made with (a copy; `stream` follows `setStream`).
+     * @type {StarSessionOptions}
+     */
+    options: StarSessionOptions;
     /** This peer's id, given by the server when it joins (it changes on a rejoin). */
     get peerId(): string | null;
     /** The host's peer id. */
