@@ -103,8 +103,8 @@ class GatewayProcess:
         for port in (self._metrics_port, self._admin_port):
             if port is not None:
                 port.close()
-        if self.gateway.join_hook is not None:
-            await self.gateway.join_hook.close()
+        if self.gateway.join_gate is not None:
+            await self.gateway.join_gate.hook.close()
         await self.gateway.subscriber.close()
         await self.gateway.sink.close()
         await close_client(self.redis)

@@ -37,7 +37,7 @@ class Socket:
     """One client connection: its session, its outbox, its WebSocket, its limits."""
 
     __slots__ = ("connection", "session", "outbox", "channel", "channels", "rate", "gateway",
-                 "awaiting_joined", "opened", "waiting", "hook_queue")
+                 "awaiting_joined", "opened", "waiting", "hook_queue", "closed")
 
     def __init__(self, connection: WsConnection, session: Session, outbox: Outbox,
                  rate: FrameRate, gateway: Gateway) -> None:
@@ -59,6 +59,8 @@ class Socket:
         # While the join hook is asked about a join: what came after it, in order (joins
         # with what the hook is to be asked about them).
         self.hook_queue: list[tuple[Forward, HookRequest | None]] | None = None
+        # Its TCP connection closed and the gateway let it go (its peer left).
+        self.closed = False
 
     def deliver(self, payload: bytes) -> None:
         """What the relay published for this socket: a frame, or a word for the gateway.

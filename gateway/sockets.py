@@ -1,6 +1,9 @@
 """The gateway's sockets: open, serve frames, forward events, close; and the drain on
-shutdown. Each socket is a gateway/socket.py Socket; where an event goes is decided by
-gateway/routing.py."""
+shutdown. Each socket is a gateway/socket.py Socket. The decisions are elsewhere, each
+with its own tests: where an event goes (gateway/routing.py), what waits for the join
+hook (gateway/join_gate.py), which clients wait for Redis (gateway/holds.py), who is
+silent too long (gateway/keep_alive.py); a leave Redis did not take is retried by
+gateway/leave_retry.py."""
 
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from msgspec.structs import replace
-from redis.exceptions import RedisError
-
 from gateway.event_sink import EventSink
+from gateway.holds import Holds
 from gateway.ice_servers import IceServers
-from gateway.join_hook import HookRequest, JoinHook
+from gateway.join_gate import JoinGate
+from gateway.join_hook import JoinHook
 from gateway.join_tokens import JoinTokens
+from gateway.keep_alive import keep_alive
+from gateway.leave_retry import retry_leave
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import Outbox
 from gateway.rate_limit import FrameRate, Verdict
@@ -28,7 +32,6 @@ from gateway.subscriber import Subscriber
 from gateway.wire_budget import WireBudget, WireLimits
 from gateway.ws_connection import WsConnection
 from shared import keys
-from shared.backoff import Backoff
 from shared.close_codes import CloseCode
 from shared.events import (
     EVENT_NAMES,
@@ -45,8 +48,6 @@ from shared.frames import ErrorText, Shutdown, encode_frame, error_frame
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_LEAVE_RETRY_S = 300  # a leave Redis did not take is tried again for as long as this
 
 class Gateway:
     """Everything one gateway process shares among its sockets."""
@@ -70,15 +71,16 @@ class Gateway:
             lambda: len(self.sockets),
             lambda: max(subscriber.generation - 1, 0) + max(sink.connections - 1, 0),
             lambda: sink.wait_shortfalls)
-        self._held: set[Socket] = set()
-        sink.drained = self._release_held
+        self.holds = Holds()
+        sink.drained = self.holds.release_all
         self.wire_limits = WireLimits(settings.wire_frame_rate, settings.wire_frame_burst,
                                       settings.wire_byte_rate, settings.wire_byte_burst,
                                       settings.max_fragments)
         self._all_closed = asyncio.Event()  # set once draining and the last socket is gone
-        self.join_hook = JoinHook(settings.join_hook_url, settings.webhook_secret,
-                                  settings.join_hook_timeout_ms / 1000, self.metrics.registry
-                                  ) if settings.join_hook_url else None
+        self.join_gate = JoinGate(
+            JoinHook(settings.join_hook_url, settings.webhook_secret,
+                     settings.join_hook_timeout_ms / 1000, self.metrics.registry),
+            self._forward, self._spawn) if settings.join_hook_url else None
         # Tasks nobody awaits (subscriptions, leave retries): the loop holds tasks weakly,
         # so each is kept here until it has run.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -111,8 +113,8 @@ class Gateway:
         rate = FrameRate(settings.frame_rate, settings.frame_burst, connection.last_heard)
         outbox = Outbox(connection, settings.send_buffer_bytes, self.metrics.frames_sent)
         socket = Socket(connection, session, outbox, rate, self)
-        self.sockets[session.socket_id] = socket
         log.info("socket %s opened by %s", session.socket_id, connection.client)
+        self.sockets[session.socket_id] = socket
         if connection.lost:  # the client left during the handshake
             self._close(socket)
             return
@@ -141,60 +143,12 @@ class Gateway:
             return
         self._route(socket, result)
 
-    # --- the join hook (docs/protocol.md, "Join hook") ----------------------------------
-
     def _route(self, socket: Socket, forward: Forward) -> None:
-        """Forward, unless the app is to be asked about a join first: then the join, and
-        whatever the client sends after it, wait for the answer, in order."""
-        if self.join_hook is None:  # the hot path: no hook, nothing ever waits for one
+        """Forward, unless the app is to be asked about a join first (gateway/join_gate.py)."""
+        if self.join_gate is None:  # the hot path: no hook, nothing ever waits for one
             self._forward(socket, forward)
-            return
-        request = None
-        if type(forward.event) is Join:
-            room, token = socket.session.join_request
-            origin, headers = socket.connection.hook_request or (None, {})
-            request = HookRequest(room=room, peer_id=forward.event.conn,
-                                  status=forward.event.status, origin=origin,
-                                  headers=headers, token=token)
-        if socket.hook_queue is not None:
-            socket.hook_queue.append((forward, request))
-        elif request is not None:
-            socket.hook_queue = []
-            self._spawn(self._ask_hook(socket, forward, request))
         else:
-            self._forward(socket, forward)
-
-    async def _ask_hook(self, socket: Socket, forward: Forward,
-                        request: HookRequest) -> None:
-        """Ask the app about `forward`'s join; then go on with what waited behind it."""
-        assert self.join_hook is not None
-        while True:
-            identity = await self.join_hook.ask(request)
-            if socket.session.socket_id not in self.sockets:
-                socket.hook_queue = None
-                return  # closed meanwhile: its join never went out, so nothing need leave
-            join = forward.event
-            assert isinstance(join, Join)
-            if identity is None:
-                socket.session.join_refused(JoinRefused(seq=join.seq))
-                socket.outbox.push(error_frame(ErrorText.NOT_ALLOWED, "join_room"))
-            else:
-                # The app's answer takes the place of a token's claims.
-                self._forward(socket, Forward(forward.stream, replace(
-                    join, user=identity.user, info=identity.info, host=identity.host,
-                    ends_at=identity.ends_at)))
-            queued = socket.hook_queue or []
-            socket.hook_queue = None
-            while queued:
-                forward, next_request = queued.pop(0)
-                if next_request is None:
-                    self._forward(socket, forward)
-                    continue
-                socket.hook_queue = queued  # a later join: asked in its turn
-                request = next_request
-                break
-            else:
-                return
+            self.join_gate.route(socket, forward)
 
     def _forward(self, socket: Socket, forward: Forward) -> None:
         """XADD the event, or tell the client the service cannot take it now (rule 5)."""
@@ -223,12 +177,9 @@ class Gateway:
         elif decision is Route.SEND:
             if joining:
                 socket.awaiting_joined = True
-            busy = self.sink.submit(forward.stream, event_encoder.encode(event),
-                                    lambda _: self._not_taken(socket, forward))
-            if busy and socket not in self._held:
-                # Backpressure: this client waits (TCP slows it) until Redis caught up.
-                self._held.add(socket)
-                socket.connection.hold()
+            if self.sink.submit(forward.stream, event_encoder.encode(event),
+                                lambda _: self._not_taken(socket, forward)):
+                self.holds.hold(socket.connection)  # Redis is behind: this client waits
         else:
             self._not_taken(socket, forward)
 
@@ -243,7 +194,7 @@ class Gateway:
         refused (`service unavailable`) if Redis cannot take the subscription now."""
         live = await self.subscriber.subscribe(channel, socket.deliver)
         waiting, socket.waiting = socket.waiting or [], None
-        if socket.session.socket_id not in self.sockets:
+        if socket.closed:
             self.subscriber.unsubscribe(channel)
             return  # closed meanwhile: its join never went out, so nothing need leave
         for forward in waiting:
@@ -262,11 +213,6 @@ class Gateway:
             except Exception:
                 # A bug of ours for one socket: the others' frames still go out.
                 log.exception("sending to a socket failed")
-
-    def _release_held(self) -> None:
-        held, self._held = self._held, set()
-        for socket in held:
-            socket.connection.release()
 
     def joined_room_for(self, session: Session, frame: bytes) -> bytes:
         """A joined_room with what only this gateway may know: the resume token (the
@@ -305,25 +251,12 @@ class Gateway:
         event = forward.event
         if isinstance(event, Leave | Detach):
             # If Redis kept its data, the peer would otherwise stay a member for good.
-            self._spawn(self._leave_when_back(forward))
+            self._spawn(retry_leave(self.sink, forward))
         elif isinstance(event, Join | Resume):  # it never reached a relay
             socket.awaiting_joined = False
             socket.session.join_refused(JoinRefused(seq=event.seq))
         name = EVENT_NAMES[type(event)]
         socket.outbox.push(error_frame(ErrorText.SERVICE_UNAVAILABLE, name))
-
-    async def _leave_when_back(self, forward: Forward) -> None:
-        """Retry a leave that Redis did not take, for as long as an outage may last."""
-        backoff = Backoff(first=0.5, most=5.0)
-        deadline = time.monotonic() + _LEAVE_RETRY_S
-        while time.monotonic() < deadline:
-            await asyncio.sleep(backoff.next())
-            try:
-                await self.sink.send(forward.stream, event_encoder.encode(forward.event))
-                return
-            except RedisError:
-                pass
-        log.warning("gave up a leave after %d s: %s", _LEAVE_RETRY_S, forward.event)
 
     def _close(self, socket: Socket) -> None:
         """TCP closed (or never served): forget the socket, and its peer leaves its room.
@@ -335,6 +268,7 @@ class Gateway:
         """
         if self.sockets.pop(socket.session.socket_id, None) is None:
             return
+        socket.closed = True
         try:
             try:
                 leave = socket.session.closed()
@@ -356,17 +290,9 @@ class Gateway:
             log.exception("counting a closed socket failed")
 
     async def keep_alive(self) -> None:
-        """Ping every socket each interval; close those silent (no frame, no pong) past
-        the idle timeout. One task for all sockets, and none per ping."""
-        interval, idle = self.settings.ping_interval_s, self.settings.idle_timeout_s
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            for socket in list(self.sockets.values()):
-                if now - socket.connection.last_heard > idle:
-                    socket.connection.close(CloseCode.GOING_AWAY, "idle")
-                else:
-                    socket.connection.ping_now()
+        """Ping every socket, close the silent ones (gateway/keep_alive.py)."""
+        await keep_alive(lambda: (s.connection for s in self.sockets.values()),
+                         self.settings.ping_interval_s, self.settings.idle_timeout_s)
 
     def close_all(self, code: CloseCode, reason: str) -> None:
         for socket in list(self.sockets.values()):
