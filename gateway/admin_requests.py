@@ -69,14 +69,14 @@ def remove_event(reply: str, digest: str, body: bytes) -> RemovePeers:
     user = "" if parsed.user is msgspec.UNSET else parsed.user
     if bool(peer) == bool(user):
         raise BadRequest(f"give exactly one of peer_id and user: {shape}")
-    return RemovePeers(conn=reply, room=digest, peer=peer, user=user)
+    return RemovePeers(reply_to=reply, room=digest, peer=peer, user=user)
 
 
 def close_event(reply: str, digest: str, body: bytes) -> RemoveAll:
     """POST .../close: no body (or an empty JSON object)."""
     if body.strip() not in (b"", b"{}"):
         raise BadRequest("close takes no body")
-    return RemoveAll(conn=reply, room=digest)
+    return RemoveAll(reply_to=reply, room=digest)
 
 
 def message_event(reply: str, digest: str, body: bytes) -> ServerMessage:
@@ -84,7 +84,7 @@ def message_event(reply: str, digest: str, body: bytes) -> ServerMessage:
     parsed: _Message = _parse(body, _Message,
                               'a JSON object {"data": {...}} with an optional "peer_id"')
     peer = "" if parsed.peer_id is msgspec.UNSET else parsed.peer_id
-    return ServerMessage(conn=reply, room=digest, data=msgspec.json.encode(parsed.data),
+    return ServerMessage(reply_to=reply, room=digest, data=msgspec.json.encode(parsed.data),
                          peer=peer)
 
 
@@ -94,10 +94,10 @@ def deadline_event(reply: str, digest: str, body: bytes) -> SetDeadline:
     parsed: _Deadline = _parse(body, _Deadline, shape)
     ends_at = parsed.ends_at
     if ends_at is None:
-        return SetDeadline(conn=reply, room=digest, ends_at=0)
+        return SetDeadline(reply_to=reply, room=digest, ends_at=0)
     if not math.isfinite(ends_at) or ends_at <= 0:
         raise BadRequest(f"ends_at must be a positive unix time in seconds: {shape}")
-    return SetDeadline(conn=reply, room=digest,
+    return SetDeadline(reply_to=reply, room=digest,
                        ends_at=max(1, int(min(ends_at, MAX_ENDS_AT_S) * 1000)))
 
 

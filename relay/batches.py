@@ -33,19 +33,19 @@ class ShardReader:
     """A connection that reads shard streams and commits their batches, and its
     XREADGROUP command, packed again only when the shards it reads change."""
 
-    __slots__ = ("conn", "reading", "command", "wait", "linger")
+    __slots__ = ("link", "reading", "command", "wait", "linger")
 
     def __init__(self, wait: ReplicaWait, linger: Linger) -> None:
         self.wait = wait
         self.linger = linger
-        self.conn: RespConnection | None = None
+        self.link: RespConnection | None = None
         self.reading: tuple[tuple[str, bool], ...] = ()
         self.command = b""
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        if self.link is not None:
+            self.link.close()
+            self.link = None
 
 
 class Batches:
@@ -73,9 +73,9 @@ class Batches:
         }
 
     async def _connect(self, reader: ShardReader, shard: Shard) -> RespConnection:
-        if reader.conn is None or not reader.conn.connected:
-            reader.conn = await RespConnection.open(self.nodes.node_of(shard.stream).url)
-        return reader.conn
+        if reader.link is None or not reader.link.connected:
+            reader.link = await RespConnection.open(self.nodes.node_of(shard.stream).url)
+        return reader.link
 
     def _xreadgroup(self, reader: ShardReader, shards: list[Shard]) -> bytes:
         """XREADGROUP over `shards`: new entries, or after a takeover the shard's
@@ -101,8 +101,8 @@ class Batches:
             for number in stranded:
                 await self.reclaim(number)
             return
-        conn = await self._connect(reader, shards[0])
-        (response,) = _checked(await conn.request(self._xreadgroup(reader, shards), 1,
+        link = await self._connect(reader, shards[0])
+        (response,) = _checked(await link.request(self._xreadgroup(reader, shards), 1,
                                                   BLOCK_MS / 1000 + ROUND_TRIP_S))
         if not response:
             reader.linger.after_read(0, False, time.monotonic())
@@ -129,7 +129,7 @@ class Batches:
         if wait is not None:
             commands.append(wait)
         started = time.perf_counter()
-        results = _checked(await conn.request(b"".join(commands), len(commands),
+        results = _checked(await link.request(b"".join(commands), len(commands),
                                               ROUND_TRIP_S))
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         if wait is not None:

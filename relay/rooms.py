@@ -475,7 +475,7 @@ class RoomBook:
 
     @staticmethod
     def _reply(event: AdminEvent, status: int, body: bytes, out: list[Effect]) -> None:
-        out.append(Publish(event.conn, event_encoder.encode(AdminReply(status=status,
+        out.append(Publish(event.reply_to, event_encoder.encode(AdminReply(status=status,
                                                                        body=body))))
 
     def _remove(self, digest: str, room: Room, conns: list[str], out: list[Effect]) -> None:

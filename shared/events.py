@@ -35,7 +35,11 @@ class Status(msgspec.Struct, frozen=True, omit_defaults=True):
 EMPTY_STATUS = Status()
 
 
-class Event(msgspec.Struct, frozen=True, tag_field="t"):
+class ShardEntry(msgspec.Struct, frozen=True, tag_field="t"):
+    """What a room's shard stream carries: one of AnyEvent, told apart by its tag `t`."""
+
+
+class Event(ShardEntry, frozen=True):
     """Something a socket asked of its room; XADDed by a gateway to the room's shard."""
 
     conn: str  # the sender's peer id
@@ -126,10 +130,15 @@ class SendToPeer(Event, tag="send", frozen=True, omit_defaults=True):
     socket: str = ""  # as UpdateStatus.socket
 
 
-class AdminEvent(Event, frozen=True):
+class AdminEvent(ShardEntry, frozen=True):
     """An action of the app's (docs/protocol.md, "Admin API"), applied by the room's relay
-    in order with the room's other events. `conn` names the channel its reply
-    (`AdminReply`) goes to: the gateway that took the HTTP request listens there."""
+    in order with the room's other events."""
+
+    # The channel its reply (`AdminReply`) goes to: the gateway that took the HTTP request
+    # listens there. "conn" on the wire, as when it was Event's peer id field, so that
+    # gateways and relays of mixed versions still understand each other.
+    reply_to: str = msgspec.field(name="conn")
+    room: str  # digest of the room name, never the name
 
 
 class RemovePeers(AdminEvent, tag="remove", frozen=True, omit_defaults=True):

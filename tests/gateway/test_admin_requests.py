@@ -61,15 +61,15 @@ def test_the_key_is_a_bearer_token_compared_whole(header: str | None, ok: bool) 
 
 
 def test_good_bodies_become_events() -> None:
-    assert remove_event("c", "d", b'{"peer_id":"p"}') == RemovePeers(conn="c", room="d",
-                                                                      peer="p")
-    assert remove_event("c", "d", b'{"user":"u"}') == RemovePeers(conn="c", room="d", user="u")
+    assert remove_event("c", "d", b'{"peer_id":"p"}') == RemovePeers(reply_to="c", room="d",
+                                                                          peer="p")
+    assert remove_event("c", "d", b'{"user":"u"}') == RemovePeers(reply_to="c", room="d", user="u")
     assert close_event("c", "d", b"") == close_event("c", "d", b" {} ") == RemoveAll(
-        conn="c", room="d")
+        reply_to="c", room="d")
     assert message_event("c", "d", b'{"data":{"a":[1,2]},"peer_id":"p"}') == ServerMessage(
-        conn="c", room="d", data=b'{"a":[1,2]}', peer="p")
+        reply_to="c", room="d", data=b'{"a":[1,2]}', peer="p")
     assert deadline_event("c", "d", b'{"ends_at":1900000000}') == SetDeadline(
-        conn="c", room="d", ends_at=1_900_000_000_000)
+        reply_to="c", room="d", ends_at=1_900_000_000_000)
     assert deadline_event("c", "d", b'{"ends_at":1900000000.25}').ends_at == 1_900_000_000_250
     assert deadline_event("c", "d", b'{"ends_at":null}').ends_at == 0
     assert deadline_event("c", "d", b'{"ends_at":1e300}').ends_at == 253_402_300_799_000
@@ -112,4 +112,4 @@ def test_any_body_is_an_event_or_a_bad_request(action: str, body: bytes) -> None
     except BadRequest as refused:
         assert str(refused)
     else:
-        assert event.conn == "c" and event.room == "d"
+        assert event.reply_to == "c" and event.room == "d"

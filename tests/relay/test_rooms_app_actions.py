@@ -83,7 +83,7 @@ def removed(conn: str, reason: str, room: str = ROOM) -> list[tuple[str, Any]]:
 
 def test_a_removed_peer_is_told_and_closed_then_the_others_see_it_leave() -> None:
     book = room(("a", ""), ("b", ""), ("c", ""))
-    effects = apply(book, RemovePeers(conn=ADMIN, room=ROOM, peer="b"))
+    effects = apply(book, RemovePeers(reply_to=ADMIN, room=ROOM, peer="b"))
     assert said(effects) == [
         *removed("b", "removed"),
         ("a", {"event": "peer_left", "sender_id": "b"}),
@@ -96,7 +96,7 @@ def test_a_removed_peer_is_told_and_closed_then_the_others_see_it_leave() -> Non
 
 def test_removing_the_host_of_a_star_room_hands_it_over() -> None:
     book = room(("h", ""), ("v1", ""), ("v2", ""), topology=Topology.STAR)
-    frames = said(apply(book, RemovePeers(conn=ADMIN, room=ROOM, peer="h")))
+    frames = said(apply(book, RemovePeers(reply_to=ADMIN, room=ROOM, peer="h")))
     assert frames[:2] == removed("h", "removed")
     assert ("v1", {"event": "host_changed", "host_id": "v1",
                    "peers": [{"peer_id": "v2", "status": {}}]}) in frames
@@ -106,7 +106,7 @@ def test_removing_the_host_of_a_star_room_hands_it_over() -> None:
 
 def test_removal_by_user_takes_every_tab_of_that_user_and_no_other() -> None:
     book = room(("t1", "u-7"), ("x", "u-8"), ("t2", "u-7"))
-    effects = apply(book, RemovePeers(conn=ADMIN, room=ROOM, user="u-7"))
+    effects = apply(book, RemovePeers(reply_to=ADMIN, room=ROOM, user="u-7"))
     frames = said(effects)
     # Both tabs are told and closed before anyone hears of a leave.
     assert frames[:4] == [*removed("t1", "removed"), *removed("t2", "removed")]
@@ -118,9 +118,9 @@ def test_removal_by_user_takes_every_tab_of_that_user_and_no_other() -> None:
     assert list(book.rooms[ROOM].members) == ["x"]
 
 
-@pytest.mark.parametrize("event", [RemovePeers(conn=ADMIN, room=ROOM, peer="nobody"),
-                                   RemovePeers(conn=ADMIN, room=ROOM, user="u-none"),
-                                   RemovePeers(conn=ADMIN, room=ROOM)])
+@pytest.mark.parametrize("event", [RemovePeers(reply_to=ADMIN, room=ROOM, peer="nobody"),
+                                   RemovePeers(reply_to=ADMIN, room=ROOM, user="u-none"),
+                                   RemovePeers(reply_to=ADMIN, room=ROOM)])
 def test_removing_someone_not_there_removes_nobody(event: RemovePeers) -> None:
     book = room(("a", "u-1"), ("b", ""))
     effects = apply(book, event)
@@ -129,9 +129,9 @@ def test_removing_someone_not_there_removes_nobody(event: RemovePeers) -> None:
 
 
 @pytest.mark.parametrize("event", [
-    RemovePeers(conn=ADMIN, room=ROOM, peer="a"), RemoveAll(conn=ADMIN, room=ROOM),
-    ServerMessage(conn=ADMIN, room=ROOM, data=NOTE),
-    SetDeadline(conn=ADMIN, room=ROOM, ends_at=99_000)])
+    RemovePeers(reply_to=ADMIN, room=ROOM, peer="a"), RemoveAll(reply_to=ADMIN, room=ROOM),
+    ServerMessage(reply_to=ADMIN, room=ROOM, data=NOTE),
+    SetDeadline(reply_to=ADMIN, room=ROOM, ends_at=99_000)])
 def test_an_action_on_a_room_without_members_is_404_and_changes_nothing(
         event: AnyEvent) -> None:
     book = RoomBook(100, 100)
@@ -142,7 +142,7 @@ def test_an_action_on_a_room_without_members_is_404_and_changes_nothing(
 
 def test_closing_a_room_removes_everyone_and_tells_nobody_of_the_others() -> None:
     book = room(("a", ""), ("b", ""))
-    effects = apply(book, RemoveAll(conn=ADMIN, room=ROOM))
+    effects = apply(book, RemoveAll(reply_to=ADMIN, room=ROOM))
     assert said(effects) == [*removed("a", "closed"), *removed("b", "closed"),
                              (ADMIN, AdminReply(status=200, body=b'{"removed":["a","b"]}'))]
     assert [e for e in effects if not isinstance(e, Publish)] == [
@@ -155,7 +155,7 @@ def test_a_removed_resumable_peer_away_is_not_told_and_cannot_resume() -> None:
     apply(book, join("r", token="tok"), 1)
     apply(book, join("p"), 2)
     apply(book, Detach(conn="r", room=ROOM, socket="r"), 3)
-    effects = apply(book, RemovePeers(conn=ADMIN, room=ROOM, peer="r"), 4)
+    effects = apply(book, RemovePeers(reply_to=ADMIN, room=ROOM, peer="r"), 4)
     # peer_left and host_changed to the one who stays, then the reply
     assert [ch for ch, _ in said(effects)] == ["p", "p", ADMIN]
     assert DropKept("r") in effects and "r" not in book.frame_seqs
@@ -173,7 +173,7 @@ def test_a_server_message_reaches_every_member_numbered_for_the_resumable() -> N
     book = RoomBook(100, 100, keep_frames=5, grace_ms=15_000)
     apply(book, join("p"), 1)
     apply(book, join("r", token="tok"), 2)
-    effects = apply(book, ServerMessage(conn=ADMIN, room=ROOM, data=NOTE), 3)
+    effects = apply(book, ServerMessage(reply_to=ADMIN, room=ROOM, data=NOTE), 3)
     assert effects[:2] == [
         Publish("p", b'{"event":"server_message","data":{"text":"five minutes left"}}'),
         Keep("r", "r", 1, b'{"event":"server_message","data":{"text":"five minutes left"},'
@@ -183,10 +183,10 @@ def test_a_server_message_reaches_every_member_numbered_for_the_resumable() -> N
 
 def test_a_server_message_to_one_peer_reaches_it_alone() -> None:
     book = room(("a", ""), ("b", ""))
-    effects = apply(book, ServerMessage(conn=ADMIN, room=ROOM, data=NOTE, peer="b"))
+    effects = apply(book, ServerMessage(reply_to=ADMIN, room=ROOM, data=NOTE, peer="b"))
     assert [ch for ch, _ in said(effects)] == ["b", ADMIN]
     assert reply(effects) == (200, {"delivered": ["b"]})
-    missing = apply(book, ServerMessage(conn=ADMIN, room=ROOM, data=NOTE, peer="zz"))
+    missing = apply(book, ServerMessage(reply_to=ADMIN, room=ROOM, data=NOTE, peer="zz"))
     assert reply(missing) == (200, {"delivered": []}) and len(missing) == 1
 
 
@@ -194,7 +194,7 @@ def test_a_server_message_to_a_peer_away_is_kept_for_its_resume() -> None:
     book = RoomBook(100, 100, keep_frames=5, grace_ms=15_000)
     apply(book, join("r", token="tok"), 1)
     apply(book, Detach(conn="r", room=ROOM, socket="r"), 2)
-    effects = apply(book, ServerMessage(conn=ADMIN, room=ROOM, data=NOTE), 3)
+    effects = apply(book, ServerMessage(reply_to=ADMIN, room=ROOM, data=NOTE), 3)
     assert effects[0] == Keep("r", "", 1, b'{"event":"server_message","data":'
                                           b'{"text":"five minutes left"},"frame_seq":1}')
 
@@ -222,7 +222,7 @@ def test_a_room_ends_at_its_deadline_everyone_removed_as_expired() -> None:
 
 def test_a_deadline_moved_since_the_sweep_saw_it_ends_nothing() -> None:
     book = room(("a", ""), ends_at=5_000)
-    moved = apply(book, SetDeadline(conn=ADMIN, room=ROOM, ends_at=9_000), 4_000)
+    moved = apply(book, SetDeadline(reply_to=ADMIN, room=ROOM, ends_at=9_000), 4_000)
     assert reply(moved) == (200, {"ends_at": 9})
     assert [e for e in moved if isinstance(e, PutMember)][0].member.ends_at == 9_000
     assert apply(book, EndRoom(conn="", room=ROOM, at=5_000), 5_001) == []
@@ -231,7 +231,7 @@ def test_a_deadline_moved_since_the_sweep_saw_it_ends_nothing() -> None:
 
 def test_clearing_a_deadline_keeps_the_room_and_rewrites_every_record() -> None:
     book = room(("a", ""), ("b", ""), ends_at=5_000)
-    effects = apply(book, SetDeadline(conn=ADMIN, room=ROOM, ends_at=0), 4_000)
+    effects = apply(book, SetDeadline(reply_to=ADMIN, room=ROOM, ends_at=0), 4_000)
     assert reply(effects) == (200, {"ends_at": None})
     assert [(e.conn, e.member.ends_at) for e in effects if isinstance(e, PutMember)] == [
         ("a", 0), ("b", 0)]
@@ -240,7 +240,7 @@ def test_clearing_a_deadline_keeps_the_room_and_rewrites_every_record() -> None:
 
 def test_a_deadline_set_in_the_past_ends_the_room_at_once() -> None:
     book = room(("a", ""))
-    effects = apply(book, SetDeadline(conn=ADMIN, room=ROOM, ends_at=500), 1_000)
+    effects = apply(book, SetDeadline(reply_to=ADMIN, room=ROOM, ends_at=500), 1_000)
     assert said(effects)[:2] == removed("a", "expired")
     assert reply(effects) == (200, {"ends_at": 0.5}) and book.rooms == {}
 

@@ -206,8 +206,8 @@ SCENARIOS: list[Any] = [
                  [("L1-4", "peer.left", "r", "overflow"), ("L1-5", "host.changed", "p")],
                  id="more sent to a peer away than is kept"),
     pytest.param([join("r", TOKEN), detach("r"),
-                  *[ServerMessage(conn=ADMIN, room=ROOM, data=NOTE)] * KEEP],
-                 ServerMessage(conn=ADMIN, room=ROOM, data=NOTE), 1500,
+                  *[ServerMessage(reply_to=ADMIN, room=ROOM, data=NOTE)] * KEEP],
+                 ServerMessage(reply_to=ADMIN, room=ROOM, data=NOTE), 1500,
                  [("L1-3", "peer.left", "r", "overflow"), ("L1-4", "room.finished", 1, 1)],
                  id="more sent to the last member away than is kept"),
     pytest.param(AB, send("a", "b"), 1500, [],
@@ -216,23 +216,23 @@ SCENARIOS: list[Any] = [
                  id="a status update"),
     pytest.param([*R_AWAY[:2], resume("r", 1)], leave("r", socket="r"), 1500, [],
                  id="the leave of a socket whose peer another socket resumed"),
-    pytest.param(AB, RemovePeers(conn=ADMIN, room=ROOM, peer="b"), 1500,
+    pytest.param(AB, RemovePeers(reply_to=ADMIN, room=ROOM, peer="b"), 1500,
                  [("L1-4", "peer.left", "b", "removed")],
                  id="the app removes a peer"),
     pytest.param([join("a", user="u-1"), join("b"), join("c", user="u-1")],
-                 RemovePeers(conn=ADMIN, room=ROOM, user="u-1"), 1500,
+                 RemovePeers(reply_to=ADMIN, room=ROOM, user="u-1"), 1500,
                  [("L1-5", "peer.left", "a", "removed"), ("L1-6", "peer.left", "c", "removed"),
                   ("L1-7", "host.changed", "b")],
                  id="the app removes the host's user"),
-    pytest.param([join("a")], RemovePeers(conn=ADMIN, room=ROOM, peer="a"), 1500,
+    pytest.param([join("a")], RemovePeers(reply_to=ADMIN, room=ROOM, peer="a"), 1500,
                  [("L1-3", "peer.left", "a", "removed"), ("L1-4", "room.finished", 1, 1)],
                  id="the app removes the last member"),
-    pytest.param(AB, RemovePeers(conn=ADMIN, room=ROOM, peer="zz"), 1500, [],
+    pytest.param(AB, RemovePeers(reply_to=ADMIN, room=ROOM, peer="zz"), 1500, [],
                  id="the app removes nobody"),
-    pytest.param([*AB, leave("b")], RemoveAll(conn=ADMIN, room=ROOM), 1500,
+    pytest.param([*AB, leave("b")], RemoveAll(reply_to=ADMIN, room=ROOM), 1500,
                  [("L1-5", "peer.left", "a", "room_closed"), ("L1-6", "room.finished", 2, 2)],
                  id="the app closes the room"),
-    pytest.param([*R_AWAY, join("q")], RemoveAll(conn=ADMIN, room=ROOM), 1500,
+    pytest.param([*R_AWAY, join("q")], RemoveAll(reply_to=ADMIN, room=ROOM), 1500,
                  [("L1-5", "peer.left", "r", "room_closed"),
                   ("L1-6", "peer.left", "p", "room_closed"),
                   ("L1-7", "peer.left", "q", "room_closed"), ("L1-8", "room.finished", 3, 3)],
@@ -244,11 +244,11 @@ SCENARIOS: list[Any] = [
                  id="the deadline passes"),
     pytest.param([join("a", ends_at=1400)], EndRoom(conn="", room=ROOM, at=1300), 1500, [],
                  id="a deadline moved since the sweep saw it"),
-    pytest.param(AB, SetDeadline(conn=ADMIN, room=ROOM, ends_at=1200), 1500,
+    pytest.param(AB, SetDeadline(reply_to=ADMIN, room=ROOM, ends_at=1200), 1500,
                  [("L1-4", "peer.left", "a", "expired"), ("L1-5", "peer.left", "b", "expired"),
                   ("L1-6", "room.finished", 2, 2)],
                  id="a deadline set in the past"),
-    pytest.param(AB, SetDeadline(conn=ADMIN, room=ROOM, ends_at=9000), 1500, [],
+    pytest.param(AB, SetDeadline(reply_to=ADMIN, room=ROOM, ends_at=9000), 1500, [],
                  id="a deadline set ahead"),
     pytest.param([join("a", ends_at=1400)], join("b"), 1500,
                  [("L1-3", "peer.left", "a", "expired"), ("L1-4", "room.finished", 1, 1),
@@ -391,7 +391,7 @@ def test_a_room_loaded_without_a_life_starts_one_before_its_next_event() -> None
         ("L1-1", "room.started", "mesh"), ("L1-2", "peer.left", "a", "left"),
         ("L1-3", "host.changed", "b")]
     on = stored.load(new_book())
-    effects = apply(on, RemoveAll(conn=ADMIN, room=ROOM), 2000)
+    effects = apply(on, RemoveAll(reply_to=ADMIN, room=ROOM), 2000)
     got = bodies(effects)
     assert [(b["id"], b["type"], b.get("peer_id")) for b in got] == [
         ("L1-1", "room.started", None), ("L1-2", "peer.left", "a"),
@@ -409,7 +409,7 @@ def test_without_webhooks_a_loaded_life_is_dropped_with_its_room() -> None:
     stored.commit(apply(book, join("a"), 1000))
     off = stored.load(new_book(webhooks=False))
     assert [e for e in apply(off, join("b"), 2000) if isinstance(e, HOOK_EFFECTS)] == []
-    effects = apply(off, RemoveAll(conn=ADMIN, room=ROOM), 2001)
+    effects = apply(off, RemoveAll(reply_to=ADMIN, room=ROOM), 2001)
     assert typed([e for e in effects if isinstance(e, HOOK_EFFECTS)]) == [("DropLife", ROOM)]
 
 
@@ -660,15 +660,16 @@ class World:
     def admin_event(self, action: tuple[Any, ...]) -> AnyEvent:
         kind, room = action[0], action[1]
         if kind == "remove_peer":
-            return RemovePeers(conn=ADMIN, room=room, peer=action[2])
+            return RemovePeers(reply_to=ADMIN, room=room, peer=action[2])
         if kind == "remove_user":
-            return RemovePeers(conn=ADMIN, room=room, user=action[2])
+            return RemovePeers(reply_to=ADMIN, room=room, user=action[2])
         if kind == "close_room":
-            return RemoveAll(conn=ADMIN, room=room)
+            return RemoveAll(reply_to=ADMIN, room=room)
         if kind == "message":
-            return ServerMessage(conn=ADMIN, room=room, data=NOTE)
+            return ServerMessage(reply_to=ADMIN, room=room, data=NOTE)
         offset = action[2]  # past (ends the room now), cleared, or ahead
-        return SetDeadline(conn=ADMIN, room=room, ends_at=0 if offset is None else self.now + offset)
+        return SetDeadline(reply_to=ADMIN, room=room,
+                           ends_at=0 if offset is None else self.now + offset)
 
     def finish(self) -> None:
         """At the end, every life still open is a room with members, and the rest ended."""

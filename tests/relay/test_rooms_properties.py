@@ -122,6 +122,11 @@ def entry_of(frame: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in frame.items() if k not in ("event", "peer_id")}
 
 
+def author(event: AnyEvent) -> str:
+    """The channel an answer to the event goes to: the sender's, or the app's admin reply's."""
+    return event.reply_to if isinstance(event, AdminEvent) else event.conn
+
+
 def merged(old: Status, update: Status) -> Status:
     return Status(name=update.name or old.name, user_agent=update.user_agent or old.user_agent)
 
@@ -188,15 +193,15 @@ class World:
     def admin_event(self, action: tuple[Any, ...]) -> AnyEvent | None:
         kind, room = action[0], action[1]
         if kind == "remove_peer":
-            return RemovePeers(conn=ADMIN, room=room, peer=action[2])
+            return RemovePeers(reply_to=ADMIN, room=room, peer=action[2])
         if kind == "remove_user":
-            return RemovePeers(conn=ADMIN, room=room, user=action[2])
+            return RemovePeers(reply_to=ADMIN, room=room, user=action[2])
         if kind == "close":
-            return RemoveAll(conn=ADMIN, room=room)
+            return RemoveAll(reply_to=ADMIN, room=room)
         if kind == "message":
-            return ServerMessage(conn=ADMIN, room=room, data=NOTE, peer=action[2])
+            return ServerMessage(reply_to=ADMIN, room=room, data=NOTE, peer=action[2])
         if kind == "deadline":
-            return SetDeadline(conn=ADMIN, room=room, ends_at=self.tick + action[2]
+            return SetDeadline(reply_to=ADMIN, room=room, ends_at=self.tick + action[2]
                                if action[2] is not None else 0)
         # The sweep: it sends EndRoom for a room whose deadline passed, naming it.
         model = self.model.get(room)
@@ -294,7 +299,7 @@ class World:
                     continue
                 # Only members hear of the room; the event's author may hear an answer,
                 # and a removed member that it was removed.
-                assert effect.channel in members | removed or effect.channel == event.conn, (
+                assert effect.channel in members | removed or effect.channel == author(event), (
                     effect, event)
                 self.receive(effect.channel, effect.payload, event, accepted)
             elif isinstance(effect, PutMember):
@@ -344,7 +349,7 @@ class World:
             self.messaged.discard(conn)  # exactly once
             return
         if kind == "error":
-            assert conn == event.conn and not accepted, (frame, event)
+            assert conn == author(event) and not accepted, (frame, event)
             return
         if kind == "joined_room":
             assert isinstance(event, Join) and accepted and conn == event.conn

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.events import Join, Member, Status, event_decoder, event_encoder, member_decoder
+from shared.events import (
+    Join,
+    Member,
+    RemovePeers,
+    Status,
+    event_decoder,
+    event_encoder,
+    member_decoder,
+)
 
 OLD_MEMBER = {"status": {"name": "Ann"}, "gateway": "gw-1", "joined": "5-0"}
 
@@ -25,3 +33,12 @@ def test_a_member_and_a_join_keep_their_identity_across_redis() -> None:
     assert event_decoder.decode(event_encoder.encode(join)) == join
     plain = Join(conn="c", room="r", gateway="gw-1", seq=1)
     assert b"user" not in event_encoder.encode(plain) and b"host" not in event_encoder.encode(plain)
+
+
+def test_an_admin_events_reply_channel_is_still_conn_on_the_wire() -> None:
+    """`reply_to` was the inherited `conn` field: a gateway and a relay of either version
+    read each other's admin events."""
+    wire = {"t": "remove", "conn": "reply-ch", "room": "r", "peer": "p"}
+    event = RemovePeers(reply_to="reply-ch", room="r", peer="p")
+    assert msgspec.msgpack.decode(event_encoder.encode(event)) == wire
+    assert event_decoder.decode(msgspec.msgpack.encode(wire)) == event
