@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from gateway import client_frames as cf
+from gateway import frame_parser as cf
 from gateway.join_tokens import NO_IDENTITY, JoinTokens
 from gateway.resume_tokens import new_token, token_digest, token_target
 from shared import keys
@@ -29,8 +29,7 @@ _OPEN = JoinTokens("", "")  # no join tokens required
 
 # What a frame from a client counts as (metrics): its event, "unknown" for an event not in
 # the protocol, "invalid" for a frame with none (or not JSON at all).
-FRAME_EVENTS = ("join_room", "leave_room", "update_status", "send_to_peer", "ping", "info",
-                "resume", "unknown", "invalid")
+FRAME_EVENTS = (*cf.CLIENT_EVENTS, "unknown", "invalid")
 
 
 def frame_counts() -> dict[str, int]:

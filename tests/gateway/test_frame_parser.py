@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.client_frames import (
+from gateway.frame_parser import (
     InfoRequest,
     JoinRoom,
     LeaveRoom,

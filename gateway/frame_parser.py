@@ -218,3 +218,6 @@ _PARSERS: dict[str, Any] = {
     "send_to_peer": _send_to_peer,
     "resume": _resume,
 }
+
+# The client events of the protocol, as the parser knows them.
+CLIENT_EVENTS = tuple(_PARSERS)
