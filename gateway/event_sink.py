@@ -77,9 +77,9 @@ class EventSink:
     as they are read, in order); an event that does not reach Redis is reported to its
     `on_error`."""
 
-    def __init__(self, topology: RedisNodes, maxlen: int, wait_replicas: int = 0,
+    def __init__(self, nodes: RedisNodes, maxlen: int, wait_replicas: int = 0,
                  linger_s: float = 0.0) -> None:
-        self.topology = topology
+        self.nodes = nodes
         self.maxlen = maxlen
         self.wait_replicas = wait_replicas
         self.linger_s = linger_s  # see shared/linger.py
@@ -93,7 +93,7 @@ class EventSink:
         self.connections = 0  # made so far (metrics: more than one is a reconnect)
         self._closed = asyncio.Event()
         # A standalone Redis: its one writer, without routing per event.
-        self._only = None if topology.cluster else self._writer(topology.node_of(""))
+        self._only = None if nodes.cluster else self._writer(nodes.node_of(""))
 
     def submit(self, stream: str, payload: bytes, on_error: OnError,
                on_done: Callable[[], None] | None = None) -> bool:
@@ -104,7 +104,7 @@ class EventSink:
         held = self._outstanding.get(stream)
         if held is None:
             held = self._outstanding[stream] = _Holding(
-                self._writer(self.topology.node_of(stream)))
+                self._writer(self.nodes.node_of(stream)))
         held.count += 1
         return held.writer.add(pending)
 
@@ -140,7 +140,7 @@ class EventSink:
 
     def settled(self, pending: _Pending) -> None:
         """An event is written or failed: its stream may go to another writer now."""
-        if not self.topology.cluster:
+        if not self.nodes.cluster:
             return
         held = self._outstanding.get(pending.stream)
         if held is not None:
@@ -156,7 +156,7 @@ class EventSink:
         staying: list[_Pending] = []
         moved: dict[_Writer, list[_Pending]] = {}
         for pending in events:
-            writer = self._writer(node or self.topology.node_of(pending.stream))
+            writer = self._writer(node or self.nodes.node_of(pending.stream))
             if writer is source:
                 staying.append(pending)
                 continue
@@ -248,7 +248,7 @@ class _Writer:
         except (RedisError, OSError, TimeoutError) as exc:
             self._drop_connection()
             error = _as_redis_error(exc)
-            if sink.topology.cluster:
+            if sink.nodes.cluster:
                 if sent:
                     # Redis may have written (and replicated) some of these before the
                     # connection broke: sent again blindly, they would be relayed twice.
@@ -264,7 +264,7 @@ class _Writer:
             self.wait.answered(replies.pop(), len(batch))
         again: list[tuple[_Pending, RedisError]] = []
         answers = iter(replies)
-        last_ids = sink.last_ids if sink.topology.cluster else None
+        last_ids = sink.last_ids if sink.nodes.cluster else None
         for pending in batch:
             if pending.asking:
                 next(answers)  # ASKING's +OK
@@ -276,7 +276,7 @@ class _Writer:
                 sink.settled(pending)
                 if pending.on_done is not None:
                     pending.on_done()
-            elif sink.topology.cluster and cluster_error(reply) is not None:
+            elif sink.nodes.cluster and cluster_error(reply) is not None:
                 again.append((pending, reply))
             else:
                 sink.settled(pending)
@@ -312,7 +312,7 @@ class _Writer:
             moving = [pending for pending in events if pending.stream == stream]
             for pending in moving:
                 pending.asking = True
-            sink.move(moving, self, redirect_node(sink.topology, oldest[stream]))
+            sink.move(moving, self, redirect_node(sink.nodes, oldest[stream]))
         waiting = {stream for stream in oldest if stream not in expired and stream not in asked}
         if not waiting:
             return
@@ -322,7 +322,7 @@ class _Writer:
             waited = now - (min(p.deadline for p, _ in failures if p.stream in waiting)
                             - FAILOVER_WAIT_S)
             await asyncio.sleep(min(_RETRY_MAX_S, max(_RETRY_MIN_S, waited / 4)))
-        await sink.topology.refresh()
+        await sink.nodes.refresh()
         # What was queued here for those streams meanwhile goes with them, after them;
         # the rest of the queue, for slots that moved too.
         events = [p for p in events if p.stream in waiting] + self._take_queued(waiting)
@@ -348,7 +348,7 @@ class _Writer:
         written: set[int] = set()
         for stream, pendings in uncertain.items():
             after = min((p.written_after or b"0-0" for p in pendings), key=stream_order)
-            entries = await _entries_after(sink.topology.node_of(stream).url, stream, after)
+            entries = await _entries_after(sink.nodes.node_of(stream).url, stream, after)
             found = written_prefix([pending.payload for pending in pendings], entries)
             written.update(id(pending) for pending in pendings[:found])
         if written:

@@ -46,9 +46,9 @@ class Subscriber:
     unsubscribes a channel itself, those channels are reported to `on_lost` and forgotten.
     """
 
-    def __init__(self, topology: RedisNodes, on_lost: Callable[[list[bytes]], None],
+    def __init__(self, nodes: RedisNodes, on_lost: Callable[[list[bytes]], None],
                  on_connected: Callable[[], Awaitable[None]]) -> None:
-        self.topology = topology
+        self.nodes = nodes
         self._links: dict[Node, _Link] = {}
         self._on_lost = on_lost
         self._on_connected = on_connected
@@ -71,7 +71,7 @@ class Subscriber:
         when it could not be made (Redis away, the cluster in flux): then nothing of it
         is left behind."""
         for _ in range(_ATTEMPTS):
-            link = self._link(self.topology.node_of(channel))
+            link = self._link(self.nodes.node_of(channel))
             self._where[channel] = link
             outcome = await link.subscribe(channel, sink)
             if outcome is True:
@@ -80,7 +80,7 @@ class Subscriber:
                 del self._where[channel]
             if outcome is False:
                 return False
-            await self.topology.refresh()  # MOVED: the map is behind the cluster
+            await self.nodes.refresh()  # MOVED: the map is behind the cluster
         return False
 
     def unsubscribe(self, channel: bytes) -> None:
@@ -111,7 +111,7 @@ class Subscriber:
         one up from the start, so that the gateway is known alive (and Redis reachable,
         for /readyz) before its first join."""
         while True:
-            link = self._link(self.topology.node_of(_FIRST))
+            link = self._link(self.nodes.node_of(_FIRST))
             link.keep = True
             await link.finished_event.wait()
 
@@ -218,11 +218,11 @@ class _Link:
                             self.node.port, exc)
             finally:
                 self._disconnected()
-            if subscriber.topology.cluster:
+            if subscriber.nodes.cluster:
                 # A master gone may have been failed over: the channels of sockets that
                 # join meanwhile go to its replica once the map says so.
-                await subscriber.topology.refresh()
-                if self.node not in subscriber.topology.masters():
+                await subscriber.nodes.refresh()
+                if self.node not in subscriber.nodes.masters():
                     break
             await asyncio.sleep(backoff.next())
         self.finished = True
@@ -285,8 +285,8 @@ class _Link:
                 self.live.discard(channel)
                 self.sinks.pop(channel, None)
                 self.subscriber.lost(self, [channel])
-                if self.subscriber.topology.cluster:
-                    self.subscriber.topology.refresh_soon()
+                if self.subscriber.nodes.cluster:
+                    self.subscriber.nodes.refresh_soon()
 
     def _refused(self, error: ResponseError) -> None:
         if not self._asked:

@@ -66,8 +66,8 @@ async def bounded(call: Awaitable[T], seconds: float) -> T:
 
 
 async def discover(url: str) -> RedisNodes:
-    """The topology of REDIS_URL; waits (with backoff) while Redis cannot be reached, so
-    that a process started before its Redis serves once Redis is up."""
+    """The nodes of REDIS_URL (a cluster's slot map); waits (with backoff) while Redis
+    cannot be reached, so that a process started before its Redis serves once Redis is up."""
     backoff = Backoff(most=2.0)
     while True:
         try:
@@ -78,16 +78,16 @@ async def discover(url: str) -> RedisNodes:
         await asyncio.sleep(delay)
 
 
-def redis_client(topology: RedisNodes) -> RedisClient:
-    if topology.cluster:
+def redis_client(nodes: RedisNodes) -> RedisClient:
+    if nodes.cluster:
         # Few, short retries: a master failing over must not stall a relay's other work
         # (its leases on the other masters) for longer than a lease lasts.
         backoff = ExponentialWithJitterBackoff(cap=0.5, base=0.05)
-        return RedisCluster.from_url(topology.url, health_check_interval=10,
+        return RedisCluster.from_url(nodes.url, health_check_interval=10,
                                      socket_timeout=2, socket_connect_timeout=1,
                                      retry=Retry(backoff, 3))
     # `bounded` limits each call; the socket timeout only backs it up.
-    return Redis.from_url(topology.url, health_check_interval=10, socket_timeout=LOAD_S,
+    return Redis.from_url(nodes.url, health_check_interval=10, socket_timeout=LOAD_S,
                           socket_connect_timeout=CALL_S)
 
 

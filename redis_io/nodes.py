@@ -80,10 +80,10 @@ class RedisNodes:
         if isinstance(reply, ResponseError):
             # "ERR This instance has cluster support disabled": a standalone Redis.
             return cls(url, False, node)
-        topology = cls(url, True, node)
-        topology._take(reply)
-        log.info("Redis Cluster of %d masters", len(topology.masters()))
-        return topology
+        nodes = cls(url, True, node)
+        nodes._take(reply)
+        log.info("Redis Cluster of %d masters", len(nodes.masters()))
+        return nodes
 
     def node_of(self, key: bytes | str) -> Node:
         if not self.cluster:
@@ -168,7 +168,7 @@ def cluster_error(error: BaseException) -> str | None:
     return None
 
 
-def redirect_node(topology: RedisNodes, error: BaseException) -> Node:
+def redirect_node(nodes: RedisNodes, error: BaseException) -> Node:
     """The node a MOVED or ASK reply names (`ASK 3999 127.0.0.1:6381`)."""
     host, _, port = str(error).split()[-1].rpartition(":")
-    return Node(host, int(port), node_url(topology.url, host, int(port)))
+    return Node(host, int(port), node_url(nodes.url, host, int(port)))

@@ -29,9 +29,9 @@ _STOP_WITHIN_S = STOP_S + 1.0
 
 
 async def serve(settings: Settings, relay_id: str) -> None:
-    topology = await discover(settings.redis_url)
-    redis = redis_client(topology)
-    relay = Relay(settings, redis, topology, relay_id)
+    nodes = await discover(settings.redis_url)
+    redis = redis_client(nodes)
+    relay = Relay(settings, redis, nodes, relay_id)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, relay.stopping.set)

@@ -39,11 +39,11 @@ _WATCH_GAP_S = 2.5 * _SWEEP_EVERY_S
 class Relay:
     """One relay process: holds its fair share of shards and applies their events."""
 
-    def __init__(self, settings: Settings, redis: RedisClient, topology: RedisNodes,
+    def __init__(self, settings: Settings, redis: RedisClient, nodes: RedisNodes,
                  relay_id: str | None = None) -> None:
         self.settings = settings
         self.redis = redis
-        self.topology = topology
+        self.nodes = nodes
         self.id = relay_id or process_id("relay")
         self.leases = Leases(redis, self.id, settings.shards, settings.lease_ttl_ms)
         # A resumable peer's kept frames outlive its last one by this much at most: any
@@ -64,11 +64,11 @@ class Relay:
         self.sweeps = Sweeps(redis, settings.stream_maxlen, GatewayWatch(
             settle_s=settings.gateway_ttl_ms / 3000 + CALL_S + _SWEEP_EVERY_S,
             max_gap_s=_WATCH_GAP_S))
-        self.batches = Batches(self.id, settings.batch_size, topology, self.owned, committer,
+        self.batches = Batches(self.id, settings.batch_size, nodes, self.owned, committer,
                                self.metrics, self._reclaim, self._forget, settings.shards,
                                self.webhooks.wake if self.webhooks is not None
                                else lambda _: None)
-        self.readers = Readers(self.owned, self.batches, topology, self.stopping,
+        self.readers = Readers(self.owned, self.batches, nodes, self.stopping,
                                self._new_reader, self._reclaim, self.load_scripts,
                                self.sweeps.watch.failed)
 
@@ -78,7 +78,7 @@ class Relay:
         next_claim = next_sweep = 0.0
         scripts_loaded = False
         backoff = relay_backoff()
-        cluster = self.topology.cluster
+        cluster = self.nodes.cluster
         renewing = asyncio.get_running_loop().create_task(self._renew_forever()) \
             if cluster else None
         # Due at once, or on a cluster never: that task renews the leases there.
@@ -132,7 +132,7 @@ class Relay:
     async def load_scripts(self) -> None:
         """Into every master's script cache (a restarted Redis, or a promoted replica,
         starts with an empty one)."""
-        await load_scripts([COMMIT, RENEW, RELEASE], self.topology.masters())
+        await load_scripts([COMMIT, RENEW, RELEASE], self.nodes.masters())
 
     async def renew_leases(self) -> None:
         """Extend what we hold; forget what we lost (its commits would be fenced off)."""

@@ -26,24 +26,24 @@ def _slots_reply(*ranges: tuple[int, int, int]) -> list[object]:
 
 
 def test_keys_go_to_the_master_of_their_slot() -> None:
-    topology = RedisNodes("redis://127.0.0.1:7000/0", True, Node("127.0.0.1", 7000, ""))
+    nodes = RedisNodes("redis://127.0.0.1:7000/0", True, Node("127.0.0.1", 7000, ""))
     # Out of order, as CLUSTER SLOTS may list them.
-    topology._take(_slots_reply((10923, 16383, 7002), (0, 5460, 7000), (5461, 10922, 7001)))
+    nodes._take(_slots_reply((10923, 16383, 7002), (0, 5460, 7000), (5461, 10922, 7001)))
     for shard in range(64):
         slot = slot_of(keys.shard_stream(shard))
         port = 7000 if slot <= 5460 else 7001 if slot <= 10922 else 7002
-        assert topology.node_of(keys.shard_stream(shard)).port == port
+        assert nodes.node_of(keys.shard_stream(shard)).port == port
         # The shard's channels and keys are served by the same master.
-        assert topology.node_of(keys.connection_channel(shard, "x")) == \
-            topology.node_of(keys.shard_lease(shard))
-    assert [node.port for node in topology.masters()] == [7000, 7001, 7002]
-    assert topology.node_of("anything").url.startswith("redis://127.0.0.1:")
+        assert nodes.node_of(keys.connection_channel(shard, "x")) == \
+            nodes.node_of(keys.shard_lease(shard))
+    assert [node.port for node in nodes.masters()] == [7000, 7001, 7002]
+    assert nodes.node_of("anything").url.startswith("redis://127.0.0.1:")
 
 
 def test_a_standalone_redis_serves_every_key() -> None:
     node = Node("127.0.0.1", 6390, "redis://127.0.0.1:6390/0")
-    topology = RedisNodes(node.url, False, node)
-    assert {topology.node_of(keys.shard_stream(s)) for s in range(64)} == {node}
+    nodes = RedisNodes(node.url, False, node)
+    assert {nodes.node_of(keys.shard_stream(s)) for s in range(64)} == {node}
 
 
 @pytest.mark.parametrize(("error", "kind"), [
@@ -61,6 +61,6 @@ def test_cluster_errors_are_told_from_the_commands_own(error: Exception,
 
 
 def test_a_redirect_names_its_node() -> None:
-    topology = RedisNodes("redis://:pw@127.0.0.1:7000/0", True, Node("127.0.0.1", 7000, ""))
-    node = redirect_node(topology, ResponseError("ASK 3999 127.0.0.1:6381"))
+    nodes = RedisNodes("redis://:pw@127.0.0.1:7000/0", True, Node("127.0.0.1", 7000, ""))
+    node = redirect_node(nodes, ResponseError("ASK 3999 127.0.0.1:6381"))
     assert (node.host, node.port, node.url) == ("127.0.0.1", 6381, "redis://:pw@127.0.0.1:6381/0")
