@@ -1,16 +1,25 @@
 """The attacks scenario's pure parts: its plan, and what /metrics and the logs are read
-for."""
+for (the heartbeat's warnings as gateway/heartbeat.py writes them now)."""
 
 from __future__ import annotations
+
+import logging
+import time
+from typing import Any, cast
+
+import pytest
 
 from bench.attack_scenario import (
     closes_by_code,
     counted_since,
+    heartbeat_lapses,
     log_findings,
     plan,
     worst_loop_lag,
 )
 from bench.attacks import PROTOCOL_ERRORS
+from gateway.heartbeat import Heartbeat
+from shared import keys
 
 
 def test_plan_scales_socket_counts_and_lowers_the_idle_timeout_for_the_trickle() -> None:
@@ -39,16 +48,47 @@ def test_metrics_text_gives_closes_by_code_and_what_grew() -> None:
     assert counted_since(None, after) is None
 
 
-def test_log_findings_count_tracebacks_error_lines_and_lapsed_heartbeats() -> None:
+class _Redis:
+    """What a beat needs of Redis: SET ... GET, answering `previous`."""
+
+    def __init__(self, previous: bytes | None) -> None:
+        self.previous = previous
+
+    async def set(self, *args: Any, **kwargs: Any) -> bytes | None:
+        return self.previous
+
+
+async def _heartbeat_warning(previous: bytes | None, since_last_s: float,
+                             caplog: pytest.LogCaptureFixture) -> str:
+    """The log line gateway/heartbeat.py writes now when a beat finds `previous` in its
+    key, `since_last_s` after the last beat Redis took; in the gateway's text format."""
+    heartbeat = Heartbeat(cast(Any, _Redis(previous)), "gateway-h-1-ab", 7000, lambda: None)
+    heartbeat._last_beat = time.monotonic() - since_last_s
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gateway.heartbeat"):
+        await heartbeat.beat()
+    [record] = caplog.records
+    return (f"2026-12-07 03:11:07,000 WARNING gateway.heartbeat[1] gateway=gateway-h-1-ab "
+            f"{record.getMessage()}\n")
+
+
+async def test_log_findings_count_tracebacks_error_lines_and_lapsed_heartbeats(
+        caplog: pytest.LogCaptureFixture) -> None:
+    declared_dead = await _heartbeat_warning(keys.GATEWAY_DEAD, 2.0, caplog)
+    silent = await _heartbeat_warning(None, keys.GATEWAY_DEAD_KEPT_MS / 1000 + 1, caplog)
+    missing = await _heartbeat_warning(None, 2.0, caplog)  # set again: no lapse
+    assert "was missing" in missing
     logs = {"gateway-1": "2026-12-06 03:11:06,555 ERROR asyncio[1] Exception in callback\n"
                          "Traceback (most recent call last):\n  KeyError: '1002'\n"
-                         "2026-12-06 03:11:07,000 WARNING gateway.heartbeat[1] heartbeat "
-                         "sig:gw:x had expired: sockets must rejoin\n",
+                         + declared_dead + missing,
+            "gateway-2": silent + missing,
             "relay-0": "2026-12-06 03:11:06,555 INFO relay[2] ready\n"}
     found = log_findings(logs)
     assert found["tracebacks"] == 1 and found["traceback_in"] == ["gateway-1"]
     assert found["error_lines"] == 1 and found["first_errors"][0].startswith("gateway-1: ")
-    assert found["heartbeat_lapsed"] == 1
+    assert found["heartbeat_lapsed"] == 2
+    assert heartbeat_lapses(logs["gateway-1"]) == [declared_dead.strip()]
+    assert heartbeat_lapses(missing) == []
 
 
 def _lag(counts: list[int]) -> str:

@@ -7,7 +7,7 @@ frame rate). Both close idle sockets after 4 s, and ping every second. Each atta
 a forked process, beside a bystander pair on the same gateway making round trips
 throughout (bench.attack_scenario.measure): none of the bystanders' round trips may fail,
 neither socket may close, and the gateway must not close everyone with 1012 (its
-heartbeat lapsed).
+heartbeat lapsed). In the floods its event loop must keep up (LOOP_LAG_BOUND_S).
 
 How a socket ended is taken from the gateway's own count (`switchboard_closes_total`, the
 code it sent): a flooding client may never see the close frame, as the gateway's kernel
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from bench.attack_scenario import Attack, measure
+from bench.attack_scenario import Attack, heartbeat_lapses, measure
 from bench.attacks import PROTOCOL_ERRORS
 from harness.processes import Cluster, eventually
 from shared.keys import room_digest, room_members, shard_of
@@ -35,6 +35,13 @@ LIFTED = {"SWITCHBOARD_WIRE_FRAME_RATE": "1000000", "SWITCHBOARD_WIRE_FRAME_BURS
           "SWITCHBOARD_WIRE_BYTE_BURST": "1000000000"}
 FLOOD_S = 2.0
 RSS_BOUND_MB = 64  # what four ping-flooding sockets may cost the gateway (bench: goals)
+# How late the gateway's event loop may run at worst during a flood. The bench saw 0.025 s
+# at worst on a quiet machine (bench/RESULTS.md, section 16); here the attacker, the
+# bystanders and the test share a noisy 2-core CI machine with the gateway, so the bound
+# is generous, yet under half the heartbeat's renewal interval (the default TTL of 7 s / 3):
+# a loop late by more than that took a flood in one go, it was not noise. The histogram
+# says only which bucket the worst lag fell in: "at most" that bucket's bound.
+LOOP_LAG_BOUND_S = 1.0
 
 
 @dataclass
@@ -60,7 +67,7 @@ def stack() -> Iterator[Stack]:
         limited = cluster.gateways[0]
         yield Stack(cluster, Gateway(limited[1], limited[0].pid), Gateway(port, process.pid))
         assert not tracebacks(cluster)
-        assert "had expired" not in "".join(p.log() for p, _ in cluster.gateways)
+        assert not heartbeat_lapses("".join(p.log() for p, _ in cluster.gateways))
 
 
 async def _attack(gateway: Gateway, kind: str, **options: Any) -> dict[str, Any]:
@@ -126,6 +133,15 @@ async def test_ghosts_cannot_fill_a_room(stack: Stack) -> None:
 
 # --- floods ----------------------------------------------------------------------------------
 
+def _loop_kept_up(result: dict[str, Any]) -> None:
+    """The gateway's event loop ran late by at most LOOP_LAG_BOUND_S throughout (the
+    worst bucket of its switchboard_event_loop_lag_seconds, read by the bench's
+    worst_loop_lag in measure)."""
+    lag = result["loop_lag_worst_s"]
+    assert lag is not None, "no switchboard_event_loop_lag_seconds"
+    assert lag <= LOOP_LAG_BOUND_S, f"the event loop ran late by up to {lag} s"
+
+
 def _closed_by_server(result: dict[str, Any], codes: set[str], sockets: int) -> None:
     """Every attacking socket was closed by the gateway with one of `codes`, and none is
     open at the end; the client saw that code, or a reset (1006)."""
@@ -142,8 +158,7 @@ async def test_ping_floods_reading_and_not_are_closed_1008_and_cost_little(
         _closed_by_server(result, {"1008"}, 2)
         assert set(result["outcome"]["reasons"]) <= {"too many frames"}, result["outcome"]
         assert result["rss_growth_mb"] < RSS_BOUND_MB, result["rss_mb"]
-        # The gateway watched its own event loop meanwhile (/metrics).
-        assert result["loop_lag_worst_s"] is not None, "no switchboard_event_loop_lag_seconds"
+        _loop_kept_up(result)
 
 
 async def test_a_ping_flood_never_read_is_no_longer_read_then_closed(stack: Stack) -> None:
@@ -160,6 +175,7 @@ async def test_a_ping_flood_never_read_is_no_longer_read_then_closed(stack: Stac
     _closed_by_server(result, {"1013", "1001"}, 1)
     assert result["outcome"]["bytes_sent"] < 32e6, result["outcome"]
     assert result["rss_growth_mb"] < RSS_BOUND_MB, result["rss_mb"]
+    _loop_kept_up(result)
 
 
 async def test_an_empty_continuation_flood_is_closed(stack: Stack) -> None:
@@ -168,6 +184,7 @@ async def test_an_empty_continuation_flood_is_closed(stack: Stack) -> None:
     result = await _attack(stack.limited, "continuation_flood", sockets=3, seconds=FLOOD_S)
     _closed_by_server(result, {"1008", "1009"}, 3)
     assert result["rss_growth_mb"] < RSS_BOUND_MB, result["rss_mb"]
+    _loop_kept_up(result)
 
 
 async def test_a_message_of_one_byte_fragments_is_closed_1009_past_max_fragments(
@@ -177,6 +194,7 @@ async def test_a_message_of_one_byte_fragments_is_closed_1009_past_max_fragments
     _closed_by_server(result, {"1009"}, 5)
     assert result["outcome"]["reasons"] == {"too many fragments": 5}, result["outcome"]
     assert result["rss_growth_mb"] < 32, result["rss_mb"]
+    _loop_kept_up(result)
 
 
 # --- slow clients ----------------------------------------------------------------------------

@@ -35,13 +35,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from socket import gethostname
 from typing import Any
 
 import pytest
 import websockets
 from redis.asyncio import RedisCluster as AsyncRedisCluster
 
-from harness.processes import Cluster, eventually, start_cluster
+from harness.processes import Cluster, Process, eventually, start_cluster
 from harness.redis_cluster import RedisCluster, running_redis_cluster
 from redis_io.clients import get_many
 from shared import keys
@@ -809,6 +810,14 @@ def _heartbeat_slot(redis: RedisCluster) -> tuple[str, int]:
     return key, slot
 
 
+def _owner_of(cluster: Cluster, key: str) -> Process:
+    """The gateway whose heartbeat `key` is: its id (shared/process_id.py) names its pid."""
+    gateway_id = key.removeprefix(keys.gateway_alive(""))
+    [owner] = [process for process, _ in cluster.gateways
+               if gateway_id.startswith(f"gateway-{gethostname()}-{process.pid}-")]
+    return owner
+
+
 async def test_heartbeat_master_killed_then_a_relay_and_the_old_master_back() -> None:
     """The master holding a gateway's heartbeat key is killed -9 and
     its replica promoted after the key's TTL, while rooms on every master carry traffic:
@@ -903,6 +912,11 @@ async def _heartbeat_scenario(test: str, redis: RedisCluster, cluster: Cluster) 
                relay_killed_s=round(relay_killed_at - killed_at, 2),
                old_master_back_s=round(restarted_at - killed_at, 2),
                every_last_word_arrived=finished, heartbeat_key=key)
+    # The scenario happened: the failover outlasted the key's TTL, and the gateway whose
+    # key it was found it missing (and set it again, closing nothing).
+    assert failover_s * 1000 > HEARTBEAT_TTL_MS, f"the failover took {failover_s:.2f} s"
+    heartbeat_log = _owner_of(cluster, key).log()
+    assert f"heartbeat {key} was missing" in heartbeat_log, heartbeat_log[-4000:]
     # Phase 1: the rooms on the other masters kept their sockets through the failover.
     assert phase1_closes == 0
     other = categories["other masters"]
