@@ -182,7 +182,8 @@ class WsConnection(asyncio.Protocol):
 
     def ping_now(self) -> None:
         """Send a ping unless the client is behind reading what we send (the next interval
-        pings again). Its pong only needs to arrive: any data updates `last_heard`."""
+        pings again). Its pong only needs to arrive: any complete frame updates
+        `last_heard`, a pong as any other (a frame's bytes alone do not)."""
         if not self.write_paused and self.open:
             self.transport.write(ws_frames.PING)
 

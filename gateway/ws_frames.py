@@ -16,7 +16,8 @@ _TEXT, _BINARY, _PONG = 0x1, 0x2, 0xA
 _FIN_TEXT = 0x81
 _PONG_MAX = 125  # control frames carry at most 125 bytes (RFC 6455, 5.5)
 # A server's ping with no payload: any answer from the client is enough (the idle timeout
-# counts from the last bytes heard), so there is nothing to match pongs against.
+# counts from the last complete frame heard, a pong as any other), so there is nothing to
+# match pongs against.
 PING = b"\x89\x00"
 
 
