@@ -146,7 +146,7 @@ def table(results: dict[str, dict[str, Any]], settings: Settings) -> str:
 
 
 def targets(results: dict[str, dict[str, Any]], settings: Settings) -> str:
-    """The issue's targets at the CPU scenario's load, against each Socket.IO adapter and
+    """The scale-out targets at the CPU scenario's load, against each Socket.IO adapter and
     PeerJS, each with what this run measured and whether it met it."""
     rate = float(sizes(settings.scaleout_rates)[0])
     lines = [f"Targets of the scale-out (at {rate:,.0f} msg/s, medians):"]

@@ -5,7 +5,7 @@ its peers leave their rooms, the other members receive `peer_left` for each, exa
 and nothing of them remains in Redis but the relays' verdict on the gateway, in its
 heartbeat key (`GATEWAY_DEAD`, gone by itself within GATEWAY_DEAD_KEPT_MS), which holds no
 peer's id: a gateway that was cut off, not dead, reads it when it comes back and closes its
-sockets (issue 21, item 7).
+sockets (docs/architecture.md, rule 4).
 """
 
 from __future__ import annotations
