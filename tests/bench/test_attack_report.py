@@ -26,7 +26,7 @@ def _result(name: str, kind: str, growth: float, worst: float, disconnects: list
 def test_goals_are_met_or_not_by_what_was_measured() -> None:
     good = [_result("ping flood x4, reading", "ping_flood", 3.0, 40.0, []),
             _result("one-byte fragments x30", "one_byte_fragments", 5.0, 12.0, [])]
-    assert [g["met"] for g in goals(good)] == [True, True, True, True, True]
+    assert [g["met"] for g in goals(good)] == [True, True, True, True, True, True]
     bad = [_result("ping flood x4, not reading", "ping_flood", 506.0, 9000.0,
                    ["a: 1012 heartbeat lapsed"], tracebacks=2),
            _result("one-byte fragments x30", "one_byte_fragments", 40.0, 12.0, [])]
@@ -39,6 +39,12 @@ def test_goals_are_met_or_not_by_what_was_measured() -> None:
         == (False, "+506.0 MB (ping flood x4, not reading)")
     assert verdicts["thirty one-byte-fragment sockets cost the gateway < 32 MB RSS"][0] is False
     assert verdicts["no traceback in any log"][0] is False
+    lag = "the gateway's worst event-loop lag <= 0.5 s in every attack"
+    assert verdicts[lag] == (True, "<= 0.25 s (ping flood x4, not reading)")
+    late = [{**bad[0], "loop_lag_worst_s": 1.0}, {**bad[1], "loop_lag_worst_s": None}]
+    assert {g["goal"]: g for g in goals(late)}[lag]["met"] is False
+    assert {g["goal"]: g for g in goals(bad[1:] + [{**bad[0], "loop_lag_worst_s": None}])}[
+        lag]["met"] is None
     text = goals_text({"goals": goals(bad)})
     assert "no bystander disconnected: ping flood x4, not reading (a: 1012 heartbeat " \
            "lapsed): not met" in text

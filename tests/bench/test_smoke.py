@@ -121,7 +121,7 @@ def test_attacks_run_each_beside_bystanders_and_report_the_goals(tmp_path: Path)
         assert "failed" not in attack and "failed" not in attack["outcome"], attack
         assert attack["bystanders"]["ok"] + attack["bystanders"]["failed"] > 0, attack
         assert attack["rss_mb"]["peak"] >= attack["rss_mb"]["before"] > 0, attack
-    assert len(attacks["goals"]) == 5
+    assert len(attacks["goals"]) == 6
     [markdown] = tmp_path.glob("bench-*-attacks.md")
     assert markdown.read_text().count("\n| ") == 12  # a row per attack below the header
     assert "Goals against hostile clients:" in result.stdout
