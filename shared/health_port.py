@@ -1,7 +1,7 @@
-"""A small HTTP port of a process's own: /healthz (alive), /readyz (why it cannot serve
-now, if it cannot) and /metrics. The relay's health port, and the gateway's metrics port
-when it has one (off the public port); the gateway's public port answers the same paths
-through Sanic, with the same bodies (`readiness_answer`)."""
+"""A process's health port: /healthz (alive), /readyz (why it cannot serve now, if it
+cannot) and /metrics. The relay's health port, and the gateway's metrics port when it has
+one (off the public port); the gateway's public port answers the same paths through Sanic,
+with the same bodies (`readiness_answer`). Carried by shared/http_port.py."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
+from shared.http_port import Request, Response, error_response, serve_http_port
+
 log = logging.getLogger(__name__)
 
 Readiness = Callable[[], Awaitable[list[str]]]
 Exposition = Callable[[], Awaitable[tuple[bytes, str]]]  # body and content type
-
-_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 
 
 def readiness_answer(problems: list[str]) -> tuple[int, dict[str, object]]:
@@ -25,43 +25,24 @@ def readiness_answer(problems: list[str]) -> tuple[int, dict[str, object]]:
 
 
 async def serve_health_port(host: str, port: int, readiness: Readiness,
-                       metrics: Exposition | None = None) -> asyncio.Server | None:
+                            metrics: Exposition | None = None) -> asyncio.Server | None:
     """Answer GET /healthz, /readyz and /metrics on `port`; None when the port cannot
     be had."""
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
-            body: dict[str, object]
-            content_type = b"application/json"
-            if path == b"/metrics" and metrics is not None:
-                exposition, kind = await metrics()
-                _write(writer, 200, kind.encode(), exposition)
-                await writer.drain()
-                return
-            if path == b"/healthz":
-                status, body = 200, {"ok": True}
-            elif path == b"/readyz":
-                status, body = readiness_answer(await readiness())
-            else:
-                status, body = 404, {"error": "not found"}
-            _write(writer, status, content_type, orjson.dumps(body))
-            await writer.drain()
-        except (OSError, TimeoutError) as exc:
-            log.debug("health request failed: %s", exc)
-        finally:
-            writer.close()
+    async def answer(request: Request) -> Response:
+        path = request.target.split(b"?", 1)[0]
+        if path == b"/metrics" and metrics is not None:
+            exposition, kind = await metrics()
+            return Response(200, exposition, kind.encode())
+        if path == b"/healthz":
+            return Response(200, orjson.dumps({"ok": True}))
+        if path == b"/readyz":
+            status, body = readiness_answer(await readiness())
+            return Response(status, orjson.dumps(body))
+        return error_response(404, "not found")
 
     try:
-        return await asyncio.start_server(answer, host, port)
+        return await serve_http_port(host, port, answer)
     except OSError as exc:
         log.warning("health port %s:%d unavailable: %s", host, port, exc)
         return None
-
-
-def _write(writer: asyncio.StreamWriter, status: int, content_type: bytes,
-           payload: bytes) -> None:
-    writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-                 b"Connection: close\r\n\r\n%s"
-                 % (status, _REASONS[status].encode(), content_type, len(payload), payload))
