@@ -1,10 +1,11 @@
 """Settings, read once from environment variables.
 
 Each setting is declared once, as a field of `Settings`: its name, type and default, and
-(through `setting`) its environment variable, the bound its value must keep and the
-meaning that README.md's table of settings gives it. `from_env`, `check`, `ENV_NAMES` and
-`settings_table` (the README's table, which a test compares with README.md) all read
-those declarations.
+(through `setting`) its environment variable, the bound its value must keep, the
+meaning that README.md's table of settings gives it and, for a setting a client can
+notice, its effect in docs/protocol.md's table. `from_env`, `check`, `ENV_NAMES`,
+`settings_table` and `protocol_settings_table` (the two tables, which tests compare with
+README.md and docs/protocol.md) all read those declarations.
 """
 
 from __future__ import annotations
@@ -56,20 +57,23 @@ class Declaration:
     meaning: str  # its row in README.md's table of settings
     bound: Bound | None = None
     one_of: tuple[str, ...] = ()  # the only values admitted, when not empty
-    shown_default: str = ""  # the README's default, when not the field's own
+    shown_default: str = ""  # the tables' default, when not the field's own
+    # Its row in docs/protocol.md's table of the settings a client can notice ("": none).
+    protocol: str = ""
 
 
 MIN_ADMIN_KEY_LENGTH = 16
 
 
 def setting(default: _T, env: str, meaning: str, *, bound: Bound | None = None,
-            one_of: tuple[str, ...] = (), shown_default: str = "",
+            one_of: tuple[str, ...] = (), shown_default: str = "", protocol: str = "",
             secret: bool = False) -> _T:
     """A field of `Settings`, declared with everything else that is said about it.
 
     A `secret` setting stays out of the settings' repr (and so out of logs).
     """
-    declaration = Declaration(type(default), env, meaning, bound, one_of, shown_default)
+    declaration = Declaration(type(default), env, meaning, bound, one_of, shown_default,
+                              protocol)
     return field(default=default, repr=not secret, metadata={Declaration: declaration})
 
 
@@ -108,15 +112,15 @@ class Settings:
                           bound=Bound.AT_LEAST_ONE)
     room_capacity: int = setting(100, "SWITCHBOARD_ROOM_CAPACITY",
                                  "peers per room; beyond: error `room is full`",
-                                 bound=Bound.AT_LEAST_ONE)
+                                 bound=Bound.AT_LEAST_ONE, protocol="members of a mesh room")
     # docs/protocol.md, "Star rooms": a join costs O(1) frames there.
     star_room_capacity: int = setting(
         1000, "SWITCHBOARD_STAR_ROOM_CAPACITY",
         "members of a star room (host included); beyond: error `room is full`",
-        bound=Bound.AT_LEAST_ONE)
+        bound=Bound.AT_LEAST_ONE, protocol="members of a star room")
     shutdown_seconds: int = setting(3, "SWITCHBOARD_SHUTDOWN_SECONDS",
                                     "notice given to sockets before a gateway stops",
-                                    bound=Bound.NOT_NEGATIVE)
+                                    bound=Bound.NOT_NEGATIVE, protocol="`shutdown.seconds`")
     # A relay's hold on a shard expires this long after its last renewal.
     lease_ttl_ms: int = setting(
         4000, "SWITCHBOARD_LEASE_TTL_MS",
@@ -154,15 +158,15 @@ class Settings:
     # The limits of docs/protocol.md, "Limits".
     max_frame_bytes: int = setting(64 * 1024, "SWITCHBOARD_MAX_FRAME_BYTES",
                                    "larger client frames: close 1009",
-                                   bound=Bound.AT_LEAST_ONE)
+                                   bound=Bound.AT_LEAST_ONE, protocol="largest message")
     frame_rate: float = setting(
         50.0, "SWITCHBOARD_FRAME_RATE",
         "client frames per second per socket, sustained; beyond: error `rate limit exceeded`",
-        bound=Bound.POSITIVE)
+        bound=Bound.POSITIVE, protocol="messages per second per socket, sustained")
     frame_burst: int = setting(
         200, "SWITCHBOARD_FRAME_BURST",
         "frames a socket may send at once; persistent abuse: close 1008",
-        bound=Bound.AT_LEAST_ONE)
+        bound=Bound.AT_LEAST_ONE, protocol="messages a socket may send at once")
     # The wire limits are far above an honest client (which stays within the frame rate):
     # they close a socket before its frames are parsed, so that one client cannot hold the
     # gateway's event loop.
@@ -171,34 +175,36 @@ class Settings:
         "frames of any kind (pings, pongs, continuations, data) per second per socket, "
         "sustained; beyond the burst: close 1008 `too many frames`, before they are parsed. "
         "At least `SWITCHBOARD_FRAME_RATE`",
-        bound=Bound.POSITIVE)
+        bound=Bound.POSITIVE, protocol="frames of any kind per second per socket, sustained")
     wire_frame_burst: int = setting(
         1000, "SWITCHBOARD_WIRE_FRAME_BURST",
         "frames of any kind a socket may send at once; at least `SWITCHBOARD_FRAME_BURST`",
-        bound=Bound.AT_LEAST_ONE)
+        bound=Bound.AT_LEAST_ONE, protocol="frames of any kind a socket may send at once")
     wire_byte_rate: float = setting(
         2.0 * 1024 * 1024, "SWITCHBOARD_WIRE_BYTE_RATE",
         "bytes per second per socket, sustained; beyond the burst: close 1008 `too many bytes`",
-        bound=Bound.POSITIVE)
+        bound=Bound.POSITIVE, protocol="bytes per second per socket, sustained")
     wire_byte_burst: int = setting(16 * 1024 * 1024, "SWITCHBOARD_WIRE_BYTE_BURST",
-                                   "bytes a socket may send at once", bound=Bound.AT_LEAST_ONE)
+                                   "bytes a socket may send at once", bound=Bound.AT_LEAST_ONE,
+                                   protocol="bytes a socket may send at once")
     max_fragments: int = setting(
         1024, "SWITCHBOARD_MAX_FRAGMENTS",
         "frames of one fragmented message; beyond: close 1009 `too many fragments`",
-        bound=Bound.AT_LEAST_ONE)
+        bound=Bound.AT_LEAST_ONE, protocol="fragments of one message")
     send_buffer_bytes: int = setting(
         1024 * 1024, "SWITCHBOARD_SEND_BUFFER_BYTES",
         "unsent bytes for a slow client; beyond: close 1013. While a client does not read "
         "what it is sent, it is not read either (pongs cannot pile up)",
-        bound=Bound.AT_LEAST_ONE)
+        bound=Bound.AT_LEAST_ONE, protocol="unsent bytes for a slow client")
     # Positive: at 0 the keep-alive loop would never yield, and every socket be idle.
     ping_interval_s: float = setting(20.0, "SWITCHBOARD_PING_INTERVAL",
                                      "seconds between server WebSocket pings",
-                                     bound=Bound.POSITIVE)
+                                     bound=Bound.POSITIVE, protocol="seconds between server pings")
     idle_timeout_s: float = setting(
         60.0, "SWITCHBOARD_IDLE_TIMEOUT",
         "seconds without a complete frame or pong before a socket is closed (1001): bytes "
-        "trickled without completing a frame do not count", bound=Bound.POSITIVE)
+        "trickled without completing a frame do not count", bound=Bound.POSITIVE,
+        protocol="seconds of silence before close 1001")
     gateway_ttl_ms: int = setting(
         7000, "SWITCHBOARD_GATEWAY_TTL_MS",
         "a gateway silent this long is dead: relays remove its peers from their rooms",
@@ -214,69 +220,81 @@ class Settings:
     resume_grace_s: float = setting(
         15.0, "SWITCHBOARD_RESUME_GRACE_S",
         "how long a resumable peer whose socket dropped stays a member",
-        bound=Bound.POSITIVE)
+        bound=Bound.POSITIVE, protocol="grace period of a resumable peer")
     resume_buffer_frames: int = setting(
         1000, "SWITCHBOARD_RESUME_BUFFER_FRAMES",
         "the latest frames kept for a resumable peer; more while it is away: it leaves",
-        bound=Bound.AT_LEAST_ONE)
+        bound=Bound.AT_LEAST_ONE, protocol="frames kept for a resumable peer")
     # ICE servers for joined_room: docs/protocol.md, "TURN and ICE servers".
     turn_secret: str = setting(
         "", "SWITCHBOARD_TURN_SECRET",
         "coturn's `static-auth-secret`: `turn_user`/`turn_password` in `joined_room`",
-        secret=True)
+        secret=True, protocol="`turn_user`, `turn_password`")
     turn_ttl_s: int = setting(10800, "SWITCHBOARD_TURN_TTL",
-                              "seconds the TURN credentials are valid", bound=Bound.AT_LEAST_ONE)
+                              "seconds the TURN credentials are valid", bound=Bound.AT_LEAST_ONE,
+                              protocol="lifetime of the TURN credentials")
     ice_urls: str = setting(
         "", "SWITCHBOARD_ICE_URLS",
-        "comma-separated `stun:`/`turn:`/`turns:` URLs: `ice_servers` in `joined_room`")
+        "comma-separated `stun:`/`turn:`/`turns:` URLs: `ice_servers` in `joined_room`",
+        protocol="`ice_servers`")
     # Join tokens: an HS256 secret and/or a PEM public key (RS256/ES256), or a file of it.
     join_secret: str = setting("", "SWITCHBOARD_JOIN_SECRET",
-                               "HS256 secret: joins need a token", secret=True)
+                               "HS256 secret: joins need a token", secret=True,
+                               protocol="HS256 join tokens required")
     join_public_key: str = setting(
         "", "SWITCHBOARD_JOIN_PUBLIC_KEY",
-        "PEM public key (or its path), RS256/ES256: joins need a token")
+        "PEM public key (or its path), RS256/ES256: joins need a token",
+        protocol="RS256/ES256 join tokens required")
     allowed_origins: str = setting(
         "", "SWITCHBOARD_ALLOWED_ORIGINS",
-        "comma-separated origins, `*` wildcards: others get 403", shown_default="(unset: all)")
+        "comma-separated origins, `*` wildcards: others get 403", shown_default="(unset: all)",
+        protocol="which browser origins may connect")
     # The app's control (docs/protocol.md, "Admin API").
     admin_key: str = setting(
         "", "SWITCHBOARD_ADMIN_KEY",
         "bearer key (16+ characters) of the admin API under `/admin/` (unset: no admin API; "
-        "set: room names are kept while rooms have members, to list them)", secret=True)
+        "set: room names are kept while rooms have members, to list them)", secret=True,
+        protocol="the [admin API](#the-admin-api), with this bearer key")
     admin_port: int = setting(
         0, "SWITCHBOARD_ADMIN_PORT",
         "the admin API on this port alone (else on `PORT`, beside the WebSocket)",
-        shown_default="(unset)")
+        shown_default="(unset)", protocol="the admin API on this port alone")
     # The app's hooks (docs/protocol.md, "Join hook"), signed as Standard Webhooks are.
     webhook_secret: str = setting(
         "", "SWITCHBOARD_WEBHOOK_SECRET",
         "base64 secret (optionally `whsec_`-prefixed) that signs webhooks and the join "
-        "hook's requests", secret=True)
+        "hook's requests", secret=True,
+        protocol="signs webhooks and the join hook's requests")
     webhook_url: str = setting(
         "", "SWITCHBOARD_WEBHOOK_URL",
         "the app's URL (or several, comma-separated) that each room's lifecycle is POSTed "
-        "to (unset: no webhooks; set: room names are kept while rooms have members)")
+        "to (unset: no webhooks; set: room names are kept while rooms have members)",
+        protocol="where [webhooks](#webhooks) go")
     webhook_timeout_ms: int = setting(
         5000, "SWITCHBOARD_WEBHOOK_TIMEOUT_MS",
-        "no 2xx answer to a webhook within this: it is retried", bound=Bound.AT_LEAST_ONE)
+        "no 2xx answer to a webhook within this: it is retried", bound=Bound.AT_LEAST_ONE,
+        protocol="a webhook's answer within this, or it is retried")
     webhook_retry_s: float = setting(
         3600.0, "SWITCHBOARD_WEBHOOK_RETRY_S",
         "a webhook not delivered this long after its event is dropped (and counted)",
-        bound=Bound.POSITIVE)
+        bound=Bound.POSITIVE, protocol="how long a webhook is retried")
     webhook_backlog: int = setting(
         100_000, "SWITCHBOARD_WEBHOOK_BACKLOG",
         "undelivered webhooks kept in Redis per shard; past it the oldest are dropped",
-        bound=Bound.AT_LEAST_ONE)
+        bound=Bound.AT_LEAST_ONE, protocol="undelivered webhooks kept per shard")
     join_hook_url: str = setting(
         "", "SWITCHBOARD_JOIN_HOOK_URL",
-        "the app's URL asked before each `join_room` (a resume is not asked)")
+        "the app's URL asked before each `join_room` (a resume is not asked)",
+        protocol="the [join hook](#join-hook)")
     join_hook_headers: str = setting(
         "", "SWITCHBOARD_JOIN_HOOK_HEADERS",
         "comma-separated WebSocket upgrade headers forwarded to the join hook, e.g. "
-        "`cookie,authorization`")
+        "`cookie,authorization`",
+        protocol="upgrade headers the join hook is given")
     join_hook_timeout_ms: int = setting(
         2000, "SWITCHBOARD_JOIN_HOOK_TIMEOUT_MS",
-        "no answer from the join hook within this: `not allowed`", bound=Bound.AT_LEAST_ONE)
+        "no answer from the join hook within this: `not allowed`", bound=Bound.AT_LEAST_ONE,
+        protocol="how long the join hook may take")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -391,12 +409,26 @@ ENV_NAMES: dict[str, str] = {declared.name: declaration(declared).env
 
 def settings_table() -> str:
     """README.md's table of settings (its "Settings (environment variables)"), as declared."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for declared in fields(Settings):
+    return _table("meaning", [(declared, declaration(declared).meaning)
+                              for declared in fields(Settings)])
+
+
+def protocol_settings_table() -> str:
+    """docs/protocol.md's table of the settings a client can notice (its "Settings"), as
+    declared: each with its effect on the protocol, in the README's order."""
+    return _table("protocol effect", [(declared, declaration(declared).protocol)
+                                      for declared in fields(Settings)
+                                      if declaration(declared).protocol])
+
+
+def _table(column: str, rows: list[tuple[Field[Any], str]]) -> str:
+    """A Markdown table of settings: variable, default as shown, and `column`."""
+    lines = [f"| variable | default | {column} |", "|---|---|---|"]
+    for declared, text in rows:
         said = declaration(declared)
         shown = said.shown_default or _shown(declared.default)
-        rows.append(f"| `{said.env}` | {shown} | {said.meaning} |")
-    return "\n".join(rows) + "\n"
+        lines.append(f"| `{said.env}` | {shown} | {text} |")
+    return "\n".join(lines) + "\n"
 
 
 def _shown(default: object) -> str:

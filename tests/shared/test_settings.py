@@ -1,4 +1,5 @@
-"""Settings read from environment variables, and README.md's table of them."""
+"""Settings read from environment variables, and the tables of them in README.md and
+docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import ENV_NAMES, Settings, SettingsError, declaration, settings_table
+from shared.settings import (
+    ENV_NAMES,
+    Settings,
+    SettingsError,
+    declaration,
+    protocol_settings_table,
+    settings_table,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+PROTOCOL = README.parent / "docs" / "protocol.md"
 A_FILE = str(README)  # TLS settings name files that exist
 
 # Each variable, a value to set, and the setting it must become: every setting, once.
@@ -135,6 +144,7 @@ def test_unrelated_variables_are_ignored() -> None:
     assert Settings.from_env({"PATH": "/bin", "SWITCHBOARD_NOPE": "x"}) == Settings()
 
 
+# By hand on purpose: prose and protocol.md's "Limits" state these; change them together.
 @pytest.mark.parametrize("field, default", [
     ("shards", 64),  # docs/architecture.md
     # docs/protocol.md, "Limits"
@@ -255,18 +265,26 @@ def test_secrets_stay_out_of_the_settings_repr() -> None:
     assert "s3cret" not in repr(settings)
 
 
-def _readme_table() -> str:
-    section = README.read_text().split("### Settings (environment variables)\n", 1)[1]
-    lines = section.lstrip("\n").splitlines(keepends=True)
-    return "".join(line for line in lines[:next(
-        (i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))])
+def _table_under(document: Path, heading: str) -> str:
+    """The first table in the section under `heading` (a whole line) of `document`."""
+    lines = document.read_text().split(f"\n{heading}\n", 1)[1].splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    return "".join(line for line in lines[start:next(
+        (i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))])
 
 
 def test_the_readme_lists_the_settings_as_declared() -> None:
-    assert _readme_table() == settings_table(), (
+    assert _table_under(README, "### Settings (environment variables)") == settings_table(), (
         "README.md's table of settings differs from shared/settings.py's declarations; print "
         "the declared one with: python -c 'import shared.settings as s; "
         "print(s.settings_table(), end=\"\")'")
+
+
+def test_the_protocol_lists_the_settings_a_client_notices_as_declared() -> None:
+    assert _table_under(PROTOCOL, "## Settings") == protocol_settings_table(), (
+        "docs/protocol.md's table of settings differs from shared/settings.py's declarations "
+        "(their `protocol=`); print the declared one with: python -c 'import shared.settings "
+        "as s; print(s.protocol_settings_table(), end=\"\")'")
 
 
 def test_the_table_shows_each_variable_and_its_default_in_order() -> None:
