@@ -231,7 +231,7 @@ class Gateway:
         if leave is not None:
             self._forward(socket, leave)
         socket.outbox.push(error_frame(ErrorText.CANNOT_RESUME, "resume"))
-        socket.connection.close(CloseCode.INTERNAL_ERROR, "cannot resume")
+        socket.connection.close_broken("cannot resume")
 
     def evicted(self, socket: Socket) -> None:
         """The app removed the socket's peer (docs/protocol.md, "Removal"): it is closed

@@ -218,6 +218,11 @@ class WsConnection(asyncio.Protocol):
         log.exception(what)
         self.fail(CloseCode.INTERNAL_ERROR)
 
+    def close_broken(self, reason: str) -> None:
+        """Something the service owed this socket broke (never expected), and the client
+        was told in a frame: closed with 1011 and `reason`, after what was sent."""
+        self.close(CloseCode.INTERNAL_ERROR, reason)
+
     def ended_by(self) -> str:
         """How the socket ended (metrics): the close code the server sent, "client" when
         the client closed first, "lost" when TCP went without a closing handshake."""
