@@ -32,6 +32,7 @@ from redis_io.resp import (
     pack_argument,
     pack_start,
 )
+from shared import keys
 from shared.linger import Linger
 from shared.stream_ids import stream_order
 
@@ -124,7 +125,7 @@ class EventSink:
         prefix = self._prefixes.get(stream)
         if prefix is None:
             prefix = self._prefixes[stream] = pack_start(
-                8, b"XADD", stream, b"MAXLEN", b"~", self.maxlen, b"*", b"e")
+                8, b"XADD", stream, b"MAXLEN", b"~", self.maxlen, b"*", keys.EVENT_FIELD)
         return prefix + pack_argument(payload)
 
     @property
@@ -431,7 +432,7 @@ async def _entries_after(url: str, stream: str, after: bytes) -> list[bytes]:
                 match entry:
                     case [bytes() as entry_id, list() as fields]:
                         try:
-                            payloads.append(entry_field(fields, b"e"))
+                            payloads.append(entry_field(fields, keys.EVENT_FIELD))
                         except KeyError:
                             pass  # not an event of ours
                         start = b"(" + entry_id

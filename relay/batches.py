@@ -179,7 +179,7 @@ class Batches:
             entry_id = raw_id.decode()
             first_new = first_new or entry_id
             try:
-                event = event_decoder.decode(entry_field(fields, b"e"))
+                event = event_decoder.decode(entry_field(fields, keys.EVENT_FIELD))
             except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
                 log.error("skipping undecodable event %s on %s: %s", entry_id, shard.stream, exc)
                 continue

@@ -130,6 +130,6 @@ async def append_events(redis: RedisClient, events: Sequence[tuple[str, AnyEvent
     round trip. (The gateways' hot path packs its own: gateway/event_sink.py.)"""
     pipe = redis.pipeline(transaction=False)
     for stream, event in events:
-        pipe.xadd(stream, {b"e": event_encoder.encode(event)}, maxlen=maxlen,
+        pipe.xadd(stream, {keys.EVENT_FIELD: event_encoder.encode(event)}, maxlen=maxlen,
                   approximate=True)
     await bounded(pipe.execute(), CALL_S)

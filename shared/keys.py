@@ -29,6 +29,10 @@ def shard_stream(shard: int) -> str:
     return f"sig:in:{_tag(shard)}"
 
 
+# The field of a shard stream's entry that holds its event (msgpack, shared/events.py).
+EVENT_FIELD = b"e"
+
+
 def shard_lease(shard: int) -> str:
     """Which relay holds the shard (value: relay id; TTL: the lease)."""
     return f"sig:lease:{_tag(shard)}"
