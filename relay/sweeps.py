@@ -105,13 +105,11 @@ class Sweeps:
         pipe = self.redis.pipeline(transaction=False)
         for shard in owned:
             pipe.xpending(shard.stream, keys.GROUP)
-        mine = relay_id.encode()
         for shard, pending in zip(owned, await bounded(pipe.execute(raise_on_error=False),
                                                           CALL_S), strict=True):
-            if isinstance(pending, dict) and any(
-                    consumer["name"] not in (mine, relay_id) and consumer["pending"]
-                    for consumer in pending.get("consumers") or []):
+            if pending_elsewhere(pending, relay_id):
                 shard.stranded = True
+
 
     async def end_rooms(self, shards: Iterable[Shard]) -> None:
         """Rooms whose deadline passed end. A deadline that passed while no relay held the
@@ -133,3 +131,13 @@ async def append_events(redis: RedisClient, events: Sequence[tuple[str, AnyEvent
         pipe.xadd(stream, {keys.EVENT_FIELD: event_encoder.encode(event)}, maxlen=maxlen,
                   approximate=True)
     await bounded(pipe.execute(), CALL_S)
+
+
+def pending_elsewhere(pending: object, relay_id: str) -> bool:
+    """Whether an XPENDING summary (redis-py's dict; an error or anything else counts as
+    not known, so not stranded) shows entries pending under another relay than this one."""
+    if not isinstance(pending, dict):
+        return False
+    mine = (relay_id.encode(), relay_id)
+    return any(consumer["name"] not in mine and consumer["pending"]
+               for consumer in pending.get("consumers") or [])
