@@ -25,6 +25,7 @@ from standardwebhooks.webhooks import Webhook
 from redis_io.clients import CALL_S, RedisClient, bounded
 from relay.readers import pause
 from shared import keys
+from shared.backoff import Backoff
 from shared.settings import Settings
 from shared.stream_ids import stream_order
 from shared.webhook_events import delivery_decoder
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # How one POST ended (a metrics label).
 OUTCOMES = ("delivered", "failed", "timeout", "unreachable")
+# An event not answered 2xx by every URL is POSTed again after 1 s, 2, 4, ... at most 5 min
+# apart (docs/protocol.md, "Webhooks").
 FIRST_RETRY_S, LAST_RETRY_S = 1.0, 300.0
 # The outbox is read this many entries at a time. Only our own commits add to it, and each
 # that does wakes its reader; else it is looked at again after a second when that is
@@ -125,7 +128,7 @@ class WebhookSender:
         until the retry window (from the event's time) is over: then it is dropped."""
         head = delivery_decoder.decode(pending.body)
         waiting = self.urls
-        delay = FIRST_RETRY_S
+        backoff = Backoff(first=FIRST_RETRY_S, most=LAST_RETRY_S)
         while not pending.dropped:
             answered = await asyncio.gather(*(self._post(url, head.id, pending.body)
                                               for url in waiting))
@@ -134,13 +137,13 @@ class WebhookSender:
             if not waiting:
                 self.latency.observe(max(now_ms - head.at, 0) / 1000)
                 return
+            delay = backoff.next()
             if now_ms + delay * 1000 > head.at + self.retry_ms:
                 self.dropped.labels("retry_window").inc()
                 log.warning("webhook %s (%s) not delivered within the retry window: "
                             "dropped", head.id, head.type)
                 return
             await asyncio.sleep(delay)
-            delay = min(delay * 2, LAST_RETRY_S)
         log.warning("webhook %s (%s) pushed out of a full outbox while it was retried: "
                     "dropped", head.id, head.type)
 

@@ -1,5 +1,6 @@
 """How long to wait before trying again after a failure: one policy for every retry loop
-(Redis reconnects, pub/sub links, leaves Redis did not take, discovery at start)."""
+(Redis reconnects, pub/sub links, leaves Redis did not take, discovery at start,
+webhooks the app did not answer)."""
 
 from __future__ import annotations
 
