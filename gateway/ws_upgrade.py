@@ -19,6 +19,7 @@ import re
 from http import HTTPStatus
 from typing import cast
 
+from sanic.http import Http
 from sanic.server import HttpProtocol
 from websockets.http11 import Request as HandshakeRequest
 from websockets.http11 import Response
@@ -40,6 +41,7 @@ _HEAD_MAX = 8192
 _ONCE_ONLY = ("Host", "Origin")
 # A control character (or DEL) in a request line: no valid HTTP request has one.
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+_CONTROL_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 # How long the closing handshake may take before TCP is closed anyway.
 CLOSE_TIMEOUT_S = 10.0
 
@@ -62,8 +64,26 @@ def _refusal(status: HTTPStatus, text: str) -> bytes:
     return b"".join(protocol.data_to_send())
 
 
+class _Http(Http):
+    """Sanic's HTTP/1.1 request cycle, answering a bad request line of a keep-alive
+    request as it does any bad request: 400."""
+
+    __slots__ = ()
+
+    def create_empty_request(self) -> None:
+        # Sanic answers an error through a stand-in request built from the URL it could
+        # not parse; control characters in it fail that too (sanic-org/sanic#2735): the
+        # client got no answer and the log a traceback. Percent-encoded, they parse.
+        if self.url and _CONTROL_TEXT.search(self.url):
+            self.url = _CONTROL_TEXT.sub(lambda m: f"%{ord(m.group()):02X}", self.url)
+            log.info("request refused (400 Bad Request): control characters in its URL")
+        super().create_empty_request()
+
+
 class GatewayHttpProtocol(HttpProtocol):
     """Sanic's HTTP/1.1 protocol, except for a first request that opens a WebSocket."""
+
+    HTTP_CLASS = _Http
 
     __slots__ = ("_head", "_head_timer", "_sanic_serves")
 
@@ -94,9 +114,8 @@ class GatewayHttpProtocol(HttpProtocol):
         if end < 0 or end + 4 > _HEAD_MAX:
             self._refuse_long_head(head)
         elif _CONTROL.search(head, 0, head.find(b"\r\n")):
-            # Sanic would fail on this request line (sanic-org/sanic#2735: it parses the
-            # URL again to answer it) and answer nothing, with a traceback. Only a
-            # connection's first request is read here; keep-alive ones are Sanic's.
+            # Refused here, before Sanic builds anything for it (a keep-alive request
+            # with one is Sanic's: _Http answers it).
             assert self.transport is not None
             self.transport.write(_refusal(HTTPStatus.BAD_REQUEST,
                                           "this is not a valid HTTP request\n"))

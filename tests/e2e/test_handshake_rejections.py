@@ -116,6 +116,27 @@ async def test_a_refusal_gets_its_status_and_one_log_line(
     await assert_refused_in_one_line(gateways[gateway], *REFUSALS[refusal])
 
 
+@pytest.mark.parametrize("gateway", ["allow-list", "no allow-list"])
+async def test_a_keep_alive_request_with_a_control_character_in_its_url_gets_400(
+        gateways: dict[str, tuple[Process, int]], gateway: str) -> None:
+    """The connection's first request is answered by Sanic, so the second is Sanic's to
+    parse too: it answers 400 and logs one line (it once answered nothing and logged a
+    traceback of 43 lines)."""
+    process, port = gateways[gateway]
+    offset = len(process.log())
+    answer = await send(port, [b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
+                               b"GET /nothere\x1b[31m HTTP/1.1\r\nHost: h\r\n\r\n"])
+    first, _, rest = answer.partition(b'{"ok":true}')
+    assert status_line(first) == b"HTTP/1.1 200 OK"
+    assert status_line(rest) == b"HTTP/1.1 400 Bad Request", answer
+    logged = process.log()[offset:]
+    assert "Traceback" not in logged and b"\x1b" not in logged.encode(), logged
+    lines = logged.splitlines()
+    assert len(lines) == 1 and "(400 " in lines[0], logged
+    match = LINE_START.match(lines[0])
+    assert match and match["level"] == "INFO", lines[0]
+
+
 @pytest.mark.parametrize("origin", ["https://evil.example.com", "null"])
 async def test_an_origin_off_the_allow_list_gets_403_and_one_log_line(
         gateways: dict[str, tuple[Process, int]], origin: str) -> None:
