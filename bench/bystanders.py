@@ -70,8 +70,12 @@ class Bystanders:
 
     async def __aexit__(self, *_: object) -> None:
         self._stopping = True
-        if self._sent_at is not None:
-            # A round trip still out: it failed, and took at least this long.
+        # The round trip under way when the attack ends is not failed for that: it is
+        # given its time (the loop ends by itself once it is back), as any other.
+        trips = self._tasks[-1]
+        await asyncio.wait([trips], timeout=ROUND_TRIP_TIMEOUT + self.every + 1)
+        if not trips.done() and self._sent_at is not None:
+            # Still out: it failed, and took at least this long.
             self.trips.failed += 1
             self.trips.rtts_ms.append(1000 * (time.monotonic() - self._sent_at))
         for task in self._tasks:

@@ -30,6 +30,9 @@ class _Socket:
     async def send(self, _: str) -> None:
         return None
 
+    async def close(self) -> None:
+        return None
+
 
 async def test_a_stop_that_comes_with_a_round_trips_answer_still_stops_it() -> None:
     """The attacks smoke run's stall: the round-trip loop was cancelled (`__aexit__`) in
@@ -45,3 +48,21 @@ async def test_a_stop_that_comes_with_a_round_trips_answer_still_stops_it() -> N
     task.cancel()  # ... and the stop, in the same iteration
     done, _ = await asyncio.wait([task], timeout=1)
     assert done and task.cancelled()
+
+
+async def test_a_round_trip_under_way_when_the_attack_ends_is_given_its_time() -> None:
+    """It once counted as failed (a round trip "never came back", a goal not met) when
+    the attack ended in the few ms it was out."""
+    bystanders = Bystanders("ws://unused/", every=0.01)
+    bystanders.a = bystanders.b = _Socket()  # type: ignore[assignment]
+    bystanders.b_id = "b"
+    bystanders._tasks = [asyncio.create_task(bystanders._round_trips())]
+    while 0 not in bystanders._waiting:
+        await asyncio.sleep(0)
+    stopping = asyncio.create_task(bystanders.__aexit__())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # it waits for the answer...
+    bystanders._waiting[0].set_result(time.monotonic())
+    await asyncio.wait_for(stopping, 2)
+    summary = bystanders.trips.summary()
+    assert (summary["ok"], summary["failed"]) == (1, 0)  # ...which counts as any other
