@@ -86,6 +86,8 @@ class WebhookSender:
                                  "change to the app's 2xx answer.", registry=registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                                           5, 10, 30, 60, 300, 900, 3600))
+        # By URL, while retries wait on it: set (and dropped) when it answers 2xx again.
+        self._back_up: dict[str, asyncio.Event] = {}
         self.backlog = Gauge("switchboard_webhook_backlog", "Webhooks waiting in the "
                              "outboxes of the shards this relay holds.", registry=registry)
 
@@ -129,6 +131,8 @@ class WebhookSender:
         head = delivery_decoder.decode(pending.body)
         waiting = self.urls
         backoff = Backoff(first=FIRST_RETRY_S, most=LAST_RETRY_S)
+        may_wake = True  # woken early once at most: an endpoint refusing this event alone
+        # (and answering others) must not have it retried at the pace of their answers
         while not pending.dropped:
             answered = await asyncio.gather(*(self._post(url, head.id, pending.body)
                                               for url in waiting))
@@ -143,9 +147,26 @@ class WebhookSender:
                 log.warning("webhook %s (%s) not delivered within the retry window: "
                             "dropped", head.id, head.type)
                 return
-            await asyncio.sleep(delay)
+            if may_wake:
+                may_wake = not await self._until_back_up(waiting, delay)
+            else:
+                await asyncio.sleep(delay)
         log.warning("webhook %s (%s) pushed out of a full outbox while it was retried: "
                     "dropped", head.id, head.type)
+
+    async def _until_back_up(self, urls: list[str], seconds: float) -> bool:
+        """Wait `seconds`, or until one of `urls` answers another event 2xx: an endpoint
+        back after an outage gets what waited at once, not after backoffs of up to 5
+        min. True when woken so."""
+        events = [self._back_up.setdefault(url, asyncio.Event()) for url in urls]
+        waits = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            done, _ = await asyncio.wait(waits, timeout=seconds,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return bool(done)
 
     async def _post(self, url: str, message_id: str, body: bytes) -> bool:
         outcome = "unreachable"
@@ -159,7 +180,12 @@ class WebhookSender:
         except aiohttp.ClientError as exc:
             log.debug("webhook endpoint unreachable: %s", type(exc).__name__)
         self.deliveries.labels(outcome).inc()
-        return outcome == "delivered"
+        if outcome != "delivered":
+            return False
+        back_up = self._back_up.pop(url, None)
+        if back_up is not None:
+            back_up.set()
+        return True
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:

@@ -569,3 +569,34 @@ async def test_an_outbox_overflowing_while_the_endpoint_answers_keeps_delivering
             await metric_reaches(cluster, DROPPED_BACKLOG, int(await redis.get(DROPS)), 5)
         finally:
             await redis.aclose()
+
+
+async def test_an_endpoint_back_up_gets_what_waited_at_once_not_after_its_backoff(
+        room: str) -> None:
+    """A room's event refused four times (1, 2 and 4 s apart) would next be tried 8 s
+    later. The endpoint comes back meanwhile and answers another room's event: the waiting
+    event goes at once, not 8 s later."""
+    async with endpoint_and_cluster(1, 1) as (endpoint, cluster):
+        endpoint.status = 503
+        waiting_room, other_room = f"{room}-waiting", f"{room}-other"
+        waiter = await Peer.connect(cluster.url(0))
+        await waiter.join(waiting_room)
+        await endpoint.until(lambda: len(endpoint.failed()) >= 4, timeout=15)
+        last_refused = endpoint.failed()[-1].at
+        endpoint.status = 200
+        other = await Peer.connect(cluster.url(0))
+        await other.join(other_room)
+        await endpoint.until(lambda: bool(endpoint.delivered(other_room)), timeout=5)
+        answered_other = time.monotonic()
+        await endpoint.until(lambda: bool(endpoint.delivered(waiting_room)), timeout=5)
+        delivered = next(a.at for a in endpoint.attempts if a.body["room"] == waiting_room
+                         and a.status == 200)
+        # Its backoff would have had it wait until last_refused + 8 s.
+        assert delivered - answered_other < 1.0
+        assert delivered < last_refused + 6.0
+        # And what came after it, in order.
+        await endpoint.until(lambda: len(endpoint.delivered(waiting_room)) >= 2, timeout=5)
+        assert [b["type"] for b in endpoint.delivered(waiting_room)][:2] == [
+            "room.started", "peer.joined"]
+        await waiter.close()
+        await other.close()
