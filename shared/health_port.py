@@ -42,7 +42,7 @@ async def serve_health_port(host: str, port: int, readiness: Readiness,
         return error_response(404, "not found")
 
     try:
-        return await serve_http_port(host, port, answer)
+        return await serve_http_port(host, port, answer, line_only=True)
     except OSError as exc:
         log.warning("health port %s:%d unavailable: %s", host, port, exc)
         return None

@@ -45,6 +45,21 @@ class _Refused(Exception):
         self.status = status
 
 
+async def _read_request_line(reader: asyncio.StreamReader) -> Request:
+    """The request line alone (headers and body, if any, are not read): what probes and
+    hand-typed checks send, `printf 'GET /healthz\\n' | nc` included."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as ended:  # the client sent the line and no more
+        line = ended.partial
+    except asyncio.LimitOverrunError:
+        raise _Refused(414, "request line too long") from None
+    parts = line.strip().split(b" ")
+    if not 2 <= len(parts) <= 3 or (len(parts) == 3 and not parts[2].startswith(b"HTTP/")):
+        raise _Refused(400, "not an HTTP request")
+    return Request(parts[0].decode("latin-1"), parts[1], {}, b"")
+
+
 async def _read_request(reader: asyncio.StreamReader, max_body: int) -> Request:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -81,15 +96,17 @@ def _encode(response: Response) -> bytes:
 
 
 async def serve_http_port(host: str, port: int, handler: Handler, *,
-                          max_body: int = 0) -> asyncio.Server:
+                          max_body: int = 0, line_only: bool = False) -> asyncio.Server:
     """Answer each request on `port` with `handler` (raises OSError when the port cannot
-    be had)."""
+    be had). `line_only`: answer on the request line, for handlers that need nothing
+    else (probes)."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             try:
                 async with asyncio.timeout(REQUEST_S):
-                    request = await _read_request(reader, max_body)
+                    request = await (_read_request_line(reader) if line_only
+                                     else _read_request(reader, max_body))
             except _Refused as refused:
                 response = error_response(refused.status, str(refused))
             else:

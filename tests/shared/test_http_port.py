@@ -83,3 +83,52 @@ async def test_a_request_cut_short_is_dropped_and_the_port_serves_on(
     writer.close()
     assert (await _exchange(port, b"GET / HTTP/1.1\r\n\r\n"))[0] == 201
     assert len(seen) == 1
+
+
+@pytest.fixture
+async def probe_port() -> AsyncIterator[tuple[int, list[Request]]]:
+    seen: list[Request] = []
+
+    async def handler(request: Request) -> Response:
+        seen.append(request)
+        return Response(200, b"{}")
+
+    served = await serve_http_port("127.0.0.1", 0, handler, line_only=True)
+    yield served.sockets[0].getsockname()[1], seen
+    served.close()
+
+
+PROBES = [
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",  # what Kubernetes sends
+    b"GET /healthz HTTP/1.0\n\n",  # printf ... | nc
+    b"GET /healthz\n",  # no version at all
+    b"GET /healthz HTTP/1.1\r\nno colon\r\n\r\n",  # headers are not read
+    b"POST /healthz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",  # nor a body
+]
+
+
+@pytest.mark.parametrize("raw", PROBES)
+async def test_a_probe_port_answers_on_the_request_line(
+        probe_port: tuple[int, list[Request]], raw: bytes) -> None:
+    port, seen = probe_port
+    assert (await _exchange(port, raw))[0] == 200
+    assert [request.target for request in seen] == [b"/healthz"]
+
+
+async def test_a_probe_port_answers_a_line_the_client_ended_without_a_newline(
+        probe_port: tuple[int, list[Request]]) -> None:
+    port, seen = probe_port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.0")
+    writer.write_eof()
+    assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200 ")
+    writer.close()
+
+
+@pytest.mark.parametrize(("raw", "status"), [(b"GARBAGE\n", 400),
+                                             (b"GET /" + b"a" * HEAD_BYTES + b"\n", 414)])
+async def test_a_probe_port_refuses_what_is_no_request_line(
+        probe_port: tuple[int, list[Request]], raw: bytes, status: int) -> None:
+    port, seen = probe_port
+    assert (await _exchange(port, raw))[0] == status
+    assert seen == []
