@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ OUTCOMES = ("delivered", "failed", "timeout", "unreachable")
 # An event not answered 2xx by every URL is POSTed again after 1 s, 2, 4, ... at most 5 min
 # apart (docs/protocol.md, "Webhooks").
 FIRST_RETRY_S, LAST_RETRY_S = 1.0, 300.0
+# Retries woken by their endpoint's recovery go within this, spread at random.
+WAKE_SPREAD_S = 1.0
 # The outbox is read this many entries at a time. Only our own commits add to it, and each
 # that does wakes its reader; else it is looked at again after a second when that is
 # wanted (a Redis error, reading held back by the backlog), and after ten anyway (a relay
@@ -88,6 +91,7 @@ class WebhookSender:
                                           5, 10, 30, 60, 300, 900, 3600))
         # By URL, while retries wait on it: set (and dropped) when it answers 2xx again.
         self._back_up: dict[str, asyncio.Event] = {}
+        self._answered_at: dict[str, float] = {}  # by URL: its last 2xx (monotonic s)
         self.backlog = Gauge("switchboard_webhook_backlog", "Webhooks waiting in the "
                              "outboxes of the shards this relay holds.", registry=registry)
 
@@ -134,6 +138,7 @@ class WebhookSender:
         may_wake = True  # woken early once at most: an endpoint refusing this event alone
         # (and answering others) must not have it retried at the pace of their answers
         while not pending.dropped:
+            tried_at = time.monotonic()
             answered = await asyncio.gather(*(self._post(url, head.id, pending.body)
                                               for url in waiting))
             waiting = [url for url, ok in zip(waiting, answered, strict=True) if not ok]
@@ -148,25 +153,31 @@ class WebhookSender:
                             "dropped", head.id, head.type)
                 return
             if may_wake:
-                may_wake = not await self._until_back_up(waiting, delay)
+                may_wake = not await self._until_back_up(waiting, delay, tried_at)
             else:
                 await asyncio.sleep(delay)
         log.warning("webhook %s (%s) pushed out of a full outbox while it was retried: "
                     "dropped", head.id, head.type)
 
-    async def _until_back_up(self, urls: list[str], seconds: float) -> bool:
-        """Wait `seconds`, or until one of `urls` answers another event 2xx: an endpoint
-        back after an outage gets what waited at once, not after backoffs of up to 5
-        min. True when woken so."""
-        events = [self._back_up.setdefault(url, asyncio.Event()) for url in urls]
-        waits = [asyncio.ensure_future(event.wait()) for event in events]
-        try:
-            done, _ = await asyncio.wait(waits, timeout=seconds,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-        return bool(done)
+    async def _until_back_up(self, urls: list[str], seconds: float, since: float) -> bool:
+        """Wait `seconds`, or until one of `urls` answers another event 2xx (or has since
+        `since`, while this event's attempt was under way): an endpoint back after an
+        outage gets what waited at once, not after backoffs of up to 5 min. True when
+        woken so; then the retry waits up to a second more, at random, so that all that
+        waited does not reach the app (and the connection pool) in the same instant."""
+        if not any(self._answered_at.get(url, 0.0) > since for url in urls):
+            events = [self._back_up.setdefault(url, asyncio.Event()) for url in urls]
+            waits = [asyncio.ensure_future(event.wait()) for event in events]
+            try:
+                done, _ = await asyncio.wait(waits, timeout=seconds,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+            if not done:
+                return False
+        await asyncio.sleep(random.uniform(0.0, WAKE_SPREAD_S))
+        return True
 
     async def _post(self, url: str, message_id: str, body: bytes) -> bool:
         outcome = "unreachable"
@@ -182,6 +193,7 @@ class WebhookSender:
         self.deliveries.labels(outcome).inc()
         if outcome != "delivered":
             return False
+        self._answered_at[url] = time.monotonic()
         back_up = self._back_up.pop(url, None)
         if back_up is not None:
             back_up.set()
