@@ -14,7 +14,7 @@ class Holdable(Protocol):
 
 class Holds:
     """The connections held until the sink drains; each is held once however many of
-    its events were refused meanwhile."""
+    its events found the sink busy meanwhile."""
 
     __slots__ = ("_held",)
 

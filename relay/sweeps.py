@@ -110,7 +110,6 @@ class Sweeps:
             if pending_elsewhere(pending, relay_id):
                 shard.stranded = True
 
-
     async def end_rooms(self, shards: Iterable[Shard]) -> None:
         """Rooms whose deadline passed end. A deadline that passed while no relay held the
         shard is found by the first sweep of the relay that takes it; one that the app
