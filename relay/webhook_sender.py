@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -129,9 +130,12 @@ class WebhookSender:
         if self._http is not None:
             await self._http.close()
 
-    async def deliver(self, pending: Pending) -> None:
+    async def deliver(self, pending: Pending,
+                      stopping: Callable[[], bool] = lambda: False) -> bool:
         """POST the event to every URL until each answered 2xx, retrying with backoff
-        until the retry window (from the event's time) is over: then it is dropped."""
+        until the retry window (from the event's time) is over: then it is dropped. True
+        when done with it (delivered or dropped); False when `stopping` said no retry
+        is to start (the shard is being given away: its next holder sends the event)."""
         head = delivery_decoder.decode(pending.body)
         waiting = self.urls
         backoff = Backoff(first=FIRST_RETRY_S, most=LAST_RETRY_S)
@@ -145,19 +149,22 @@ class WebhookSender:
             now_ms = time.time() * 1000
             if not waiting:
                 self.latency.observe(max(now_ms - head.at, 0) / 1000)
-                return
+                return True
             delay = backoff.next()
             if now_ms + delay * 1000 > head.at + self.retry_ms:
                 self.dropped.labels("retry_window").inc()
                 log.warning("webhook %s (%s) not delivered within the retry window: "
                             "dropped", head.id, head.type)
-                return
+                return True
             if may_wake:
                 may_wake = not await self._until_back_up(waiting, delay, tried_at)
             else:
                 await asyncio.sleep(delay)
+            if stopping():
+                return False  # the shard's next holder sends it
         log.warning("webhook %s (%s) pushed out of a full outbox while it was retried: "
                     "dropped", head.id, head.type)
+        return True
 
     async def _until_back_up(self, urls: list[str], seconds: float, since: float) -> bool:
         """Wait `seconds`, or until one of `urls` answers another event 2xx (or has since
@@ -305,7 +312,8 @@ class Outbox:
         try:
             while queue and not self.finishing:
                 pending = queue[0]
-                await sender.deliver(pending)
+                if not await sender.deliver(pending, lambda: self.finishing):
+                    return
                 queue.popleft()
                 self.held -= 1
                 if self.held == sender.bound - 1:
