@@ -26,6 +26,16 @@ async def _exchange(port: int, raw: bytes) -> tuple[int, bytes, bytes]:
     return int(head.split(b" ")[1]), head, body
 
 
+async def _send_then_end(port: int, raw: bytes) -> bytes:
+    """Send `raw`, end the sending side, read whatever answer comes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    writer.write_eof()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return answer
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[int, list[Request]]]:
     seen: list[Request] = []
@@ -76,11 +86,8 @@ async def test_a_bad_request_is_refused_before_the_handler(
 async def test_a_request_cut_short_is_dropped_and_the_port_serves_on(
         server: tuple[int, list[Request]]) -> None:
     port, seen = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
-    writer.write_eof()
-    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing answered
-    writer.close()
+    answer = await _send_then_end(port, b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    assert answer == b""  # closed, nothing answered
     assert (await _exchange(port, b"GET / HTTP/1.1\r\n\r\n"))[0] == 201
     assert len(seen) == 1
 
@@ -118,11 +125,9 @@ async def test_a_probe_port_answers_on_the_request_line(
 async def test_a_probe_port_answers_a_line_the_client_ended_without_a_newline(
         probe_port: tuple[int, list[Request]]) -> None:
     port, seen = probe_port
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /healthz HTTP/1.0")
-    writer.write_eof()
-    assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200 ")
-    writer.close()
+    answer = await _send_then_end(port, b"GET /healthz HTTP/1.0")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert len(seen) == 1
 
 
 @pytest.mark.parametrize(("raw", "status"), [(b"GARBAGE\n", 400),
