@@ -41,7 +41,7 @@ _HEAD_MAX = 8192
 _ONCE_ONLY = ("Host", "Origin")
 # A control character (or DEL) in a request line: no valid HTTP request has one.
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
-_CONTROL_TEXT = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_TEXT = re.compile(_CONTROL.pattern.decode())  # the same, in a decoded URL
 # How long the closing handshake may take before TCP is closed anyway.
 CLOSE_TIMEOUT_S = 10.0
 

@@ -130,8 +130,7 @@ class WebhookSender:
         if self._http is not None:
             await self._http.close()
 
-    async def deliver(self, pending: Pending,
-                      stopping: Callable[[], bool] = lambda: False) -> bool:
+    async def deliver(self, pending: Pending, stopping: Callable[[], bool]) -> bool:
         """POST the event to every URL until each answered 2xx, retrying with backoff
         until the retry window (from the event's time) is over: then it is dropped. True
         when done with it (delivered or dropped); False when `stopping` said no retry

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import NamedTuple
 
-import orjson
+from shared.admin_replies import error_body
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def error_response(status: int, text: str) -> Response:
-    return Response(status, orjson.dumps({"error": text}))
+    return Response(status, error_body(text))
 
 
 class _Refused(Exception):
